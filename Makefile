@@ -1,0 +1,96 @@
+# pionrl build. `make` builds ./pionrl (CPU, OpenBLAS); `make test` runs the test suite;
+# `make bench` runs the benchmarks; `make CUDA=1` adds the CUDA backend; `make asan` runs the
+# tests under AddressSanitizer + UBSan. BUILD=dir puts objects elsewhere (parallel work trees).
+
+BUILD   ?= build
+CUDA    ?= 0
+CC      ?= cc
+CXX     ?= c++
+NVCC    ?= /usr/local/cuda/bin/nvcc
+OPT     ?= -O3 -march=native
+SAN     ?=
+
+CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+           -fopenmp $(OPT) $(SAN) -MMD -MP -Isrc -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CXXFLAGS = -std=c++17 -Wall -fopenmp $(OPT) $(SAN) -MMD -MP -Isrc
+LDLIBS   = -lopenblas -lcjson -lcurl -lpcre2-8 -lutf8proc -lsentencepiece -lstdc++ -lm -lpthread -ldl
+LDFLAGS  = -fopenmp $(SAN)
+
+SRC_DIRS = src/core src/policy src/rl src/optim src/reward
+LIB_C    = $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+LIB_CXX  = $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.cc))
+CLI_C    = $(wildcard src/cli/*.c)
+
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= /usr/local/cuda
+  LIB_CU   = $(wildcard src/*/cuda/*.cu)
+  CFLAGS  += -DPIONRL_CUDA=1 -I$(CUDA_HOME)/include
+  CXXFLAGS+= -DPIONRL_CUDA=1 -I$(CUDA_HOME)/include
+  NVFLAGS  = -O3 -std=c++17 -Isrc -DPIONRL_CUDA=1 -gencode arch=compute_80,code=sm_80 \
+             -gencode arch=compute_90,code=sm_90 -MMD -MP
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt
+endif
+
+LIB_OBJ  = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_C:%.c=$(BUILD)/%.o)
+LIB      = $(BUILD)/libpionrl.a
+BIN      = $(BUILD)/pionrl
+
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC= $(wildcard bench/bench_*.c)
+BENCH_BIN= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test asan bench demo clean
+
+all: pionrl
+
+# ./pionrl is always the default (CPU or CUDA=1) build of the current tree.
+pionrl: $(BIN)
+	@if [ "$(BUILD)" = "build" ]; then cp $(BIN) pionrl; fi
+
+deps:
+	@bash tools/install-deps.sh
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+test: deps $(BIN) $(TEST_BIN)
+	@bash tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+bench: deps $(BIN) $(BENCH_BIN)
+	@bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build build-* pionrl
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

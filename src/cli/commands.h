@@ -1,0 +1,7 @@
+// Each `pionrl <command>` is one function in src/cli/cmd_<command>.c. It parses its own arguments,
+// prints errors to stderr and returns the process exit code (0 ok, 1 runtime error, 2 usage error).
+#ifndef PIONRL_COMMANDS_H
+#define PIONRL_COMMANDS_H
+
+
+#endif

@@ -1,0 +1,48 @@
+// pionrl: RL post-training (RLVR) of Qwen-style models with the Pion optimizer family.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+#define PIONRL_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command COMMANDS[] = {
+    // One line per command, kept in the order `pionrl --help` shows them.
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "pionrl %s: reinforcement learning with verifiable rewards for Qwen2/Qwen3 models\n\n"
+            "usage: pionrl <command> [options]   (pionrl <command> --help for a command's options)\n\n"
+            "commands:\n",
+            PIONRL_VERSION);
+    for (size_t i = 0; COMMANDS[i].name; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nDocumentation: README.md and docs/ in the source tree.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("pionrl %s\n", PIONRL_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; COMMANDS[i].name; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "pionrl: unknown command '%s' (see pionrl --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,5 @@
+#ifndef PIONRL_TIMER_H
+#define PIONRL_TIMER_H
+// Monotonic wall-clock seconds.
+double time_now(void);
+#endif

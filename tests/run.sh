@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every built test program (BUILD/tests/test_*) from the repository root and adds up their
+# summaries into one closing line: "N passed, N failed, N skipped". A program that crashes or
+# exits non-zero without failing a test counts as one failure.
+set -u
+build=${1:-build}
+cd "$(dirname "$0")/.."
+pass=0; fail=0; skip=0
+for t in "$build"/tests/test_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  out=$("$t" 2>&1); rc=$?
+  printf '%s\n' "$out" | grep -E '^(FAIL|SKIP) |: [0-9]+ passed, ' || true
+  line=$(printf '%s\n' "$out" | grep -E "^$name: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$" | tail -1)
+  if [ -z "$line" ]; then
+    echo "FAIL $name: exited with status $rc before printing its summary"
+    printf '%s\n' "$out" | tail -20
+    fail=$((fail+1)); continue
+  fi
+  p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1/' <<<"$line")
+  f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\2/' <<<"$line")
+  s=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\3/' <<<"$line")
+  pass=$((pass+p)); fail=$((fail+f)); skip=$((skip+s))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then echo "FAIL $name: exit status $rc"; fail=$((fail+1)); fi
+done
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

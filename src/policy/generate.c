@@ -1,0 +1,167 @@
+#include "policy/generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/qwen_decode.h"
+
+void gen_seqs_free(GenSeq *seqs, int n) {
+    for (int i = 0; i < n; i++) {
+        free(seqs[i].tokens);
+        free(seqs[i].logps);
+        seqs[i].tokens = NULL;
+        seqs[i].logps = NULL;
+    }
+}
+
+static int is_eos(const GenerateParams *gp, int tok) {
+    for (int i = 0; i < gp->num_eos; i++)
+        if (gp->eos_ids[i] == tok) return 1;
+    return 0;
+}
+
+// Prefills every prompt into slot p*G, in chunks of at most max_tok tokens, and samples the first
+// token of each of its G sequences from the last prompt position's logits.
+static int prefill(const QwenModel *m, QwenKVCache *kv, const int *const *prompts, const int *lens, int P, int G,
+                   int max_tok, float *logits, int *slot, int *tok, unsigned char *want, int *owner, Error *err) {
+    int V = m->cfg.vocab_size;
+    int p = 0, off = 0;
+    while (p < P) {
+        int n = 0, nw = 0;
+        while (p < P && n < max_tok) {
+            int take = lens[p] - off;
+            if (take > max_tok - n) take = max_tok - n;
+            for (int i = 0; i < take; i++) {
+                slot[n] = p * G;
+                tok[n] = prompts[p][off + i];
+                want[n] = (off + i == lens[p] - 1);
+                if (want[n]) owner[nw++] = p;
+                n++;
+            }
+            off += take;
+            if (off == lens[p]) {
+                p++;
+                off = 0;
+            }
+        }
+        if (qwen_decode(m, kv, slot, tok, n, want, logits, err)) return -1;
+        // keep the last-position logits of each finished prompt in its row p of the logits area
+        for (int i = 0; i < nw; i++)
+            memmove(logits + (size_t)(max_tok + owner[i]) * V, logits + (size_t)i * V, sizeof(float) * V);
+    }
+    return 0;
+}
+
+int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prompt_lens, int P, int G,
+                  const GenerateParams *gp, GenSeq *out, Error *err) {
+    const QwenConfig *c = &m->cfg;
+    int S = P * G, V = c->vocab_size;
+    int n_valid = gp->n_valid > 0 && gp->n_valid < V ? gp->n_valid : V;
+    if (P <= 0 || G <= 0) return error_set(err, "generate: need at least one prompt and one sample");
+    if (gp->max_new_tokens <= 0) return error_set(err, "generate: max_new_tokens must be positive");
+    if (sampling_params_validate(&gp->sampling, "generate", err)) return -1;
+    int max_prompt = 0;
+    for (int p = 0; p < P; p++) {
+        if (prompt_lens[p] <= 0) return error_set(err, "generate: prompt %d is empty", p);
+        if (prompt_lens[p] > max_prompt) max_prompt = prompt_lens[p];
+    }
+    int max_len = max_prompt + gp->max_new_tokens;
+    if (max_len > c->max_position_embeddings)
+        return error_set(err, "generate: prompt (%d tokens) + max_new_tokens (%d) exceeds max_position_embeddings %d",
+                         max_prompt, gp->max_new_tokens, c->max_position_embeddings);
+    int max_tok = gp->max_batch_tokens > 0 ? gp->max_batch_tokens : 512;
+    if (max_tok < S) max_tok = S;  // one decode step carries every live sequence
+    memset(out, 0, sizeof(GenSeq) * S);
+    QwenKVCache kv;
+    Sampler smp;
+    if (qwen_kv_alloc(&kv, c, S, max_len, max_tok, err)) return -1;
+    if (sampler_init(&smp, V, err)) {
+        qwen_kv_free(&kv);
+        return -1;
+    }
+    float *logits = malloc(sizeof(float) * (size_t)(max_tok + P) * V);
+    int *slot = malloc(sizeof(int) * max_tok), *tok = malloc(sizeof(int) * max_tok);
+    int *owner = malloc(sizeof(int) * (max_tok > P ? max_tok : P)), *live = malloc(sizeof(int) * S);
+    unsigned char *want = malloc(max_tok);
+    Rng *rng = malloc(sizeof(Rng) * S);
+    int rc = -1;
+    if (!logits || !slot || !tok || !owner || !live || !want || !rng) {
+        error_set(err, "generate: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < S; i++) {
+        out[i].prompt = i / G;
+        out[i].tokens = malloc(sizeof(int) * gp->max_new_tokens);
+        out[i].logps = malloc(sizeof(float) * gp->max_new_tokens);
+        if (!out[i].tokens || !out[i].logps) {
+            error_set(err, "generate: out of memory");
+            goto done;
+        }
+        // independent stream per sequence: seed mixed with the sequence index
+        rng_seed(&rng[i], gp->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1)));
+    }
+    if (prefill(m, &kv, prompts, prompt_lens, P, G, max_tok, logits, slot, tok, want, owner, err)) goto done;
+    for (int p = 0; p < P; p++)
+        for (int g = 1; g < G; g++) qwen_kv_copy(&kv, p * G + g, p * G);
+    // first token of each sequence from its prompt's logits
+    int nlive = 0;
+    for (int i = 0; i < S; i++) {
+        const float *lg = logits + (size_t)(max_tok + i / G) * V;
+        live[nlive++] = i;
+        float lp;
+        int t = sampler_sample(&smp, lg, n_valid, &gp->sampling, &rng[i], &lp);
+        out[i].tokens[0] = t;
+        out[i].logps[0] = lp;
+        out[i].n = 1;
+    }
+    for (;;) {
+        // retire finished sequences, then feed the last token of each live one
+        int n = 0;
+        for (int j = 0; j < nlive; j++) {
+            int i = live[j];
+            GenSeq *sq = &out[i];
+            int last = sq->tokens[sq->n - 1];
+            if (gp->on_token) gp->on_token(gp->on_token_ctx, i, last);
+            if (is_eos(gp, last)) {
+                sq->finish = FINISH_EOS;
+                continue;
+            }
+            if (gp->stop_fn && gp->stop_fn(gp->stop_ctx, i, sq->tokens, sq->n)) {
+                sq->finish = FINISH_STOP;
+                continue;
+            }
+            if (sq->n >= gp->max_new_tokens) {
+                sq->finish = FINISH_LENGTH;
+                continue;
+            }
+            live[n] = i;
+            slot[n] = i;
+            tok[n] = last;
+            n++;
+        }
+        nlive = n;
+        if (nlive == 0) break;
+        if (qwen_decode(m, &kv, slot, tok, n, NULL, logits, err)) goto done;
+        for (int j = 0; j < n; j++) {
+            int i = live[j];
+            float lp;
+            int t = sampler_sample(&smp, logits + (size_t)j * V, n_valid, &gp->sampling, &rng[i], &lp);
+            out[i].tokens[out[i].n] = t;
+            out[i].logps[out[i].n] = lp;
+            out[i].n++;
+        }
+    }
+    rc = 0;
+done:
+    if (rc) gen_seqs_free(out, S);
+    free(logits);
+    free(slot);
+    free(tok);
+    free(owner);
+    free(live);
+    free(want);
+    free(rng);
+    sampler_free(&smp);
+    qwen_kv_free(&kv);
+    return rc;
+}

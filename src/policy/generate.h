@@ -1,0 +1,44 @@
+// Batched generation: P prompts x G samples each, decoded together with a KV cache. Each prompt is
+// prefilled once and its cache copied to its G sample slots. Every sequence draws from its own RNG
+// stream (seed, sequence index), so results do not depend on which sequences share a batch.
+#ifndef PIONRL_GENERATE_H
+#define PIONRL_GENERATE_H
+
+#include <stdint.h>
+
+#include "policy/qwen.h"
+#include "policy/sampler.h"
+
+typedef enum { FINISH_LENGTH = 0, FINISH_EOS = 1, FINISH_STOP = 2 } FinishReason;
+
+typedef struct {
+    SamplingParams sampling;
+    int max_new_tokens;
+    const int *eos_ids;  // stop (and keep the token) when one of these is sampled
+    int num_eos;
+    int n_valid;         // sample only ids < n_valid (the tokenizer's range); 0 = vocab_size
+    uint64_t seed;
+    // Optional stop check after each new token (e.g. stop strings on the decoded text):
+    // returns nonzero to finish sequence `seq` with FINISH_STOP.
+    int (*stop_fn)(void *ctx, int seq, const int *tokens, int n);
+    void *stop_ctx;
+    // Optional callback after each decode step (progress, streaming output).
+    void (*on_token)(void *ctx, int seq, int token);
+    void *on_token_ctx;
+    int max_batch_tokens;  // cap on tokens per model call during prefill (0 = 512)
+} GenerateParams;
+
+typedef struct {
+    int prompt;      // index of the prompt it continues
+    int *tokens;     // generated ids (malloc'd), n of them, EOS included when FINISH_EOS
+    float *logps;    // sampling log-prob of each generated token (see sampler_sample)
+    int n;
+    FinishReason finish;
+} GenSeq;
+
+// out must hold P * G entries; sequence i continues prompt i / G. Free with gen_seqs_free.
+int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prompt_lens, int P, int G,
+                  const GenerateParams *gp, GenSeq *out, Error *err);
+void gen_seqs_free(GenSeq *seqs, int n);
+
+#endif

@@ -1,0 +1,41 @@
+// Per-operation forward and backward kernels of the Qwen decoder on CPU (fp32). Each op is one
+// function; backward functions accumulate (+=) into parameter gradients and write input gradients.
+// Row-major throughout; N is a number of token rows.
+#ifndef PIONRL_OPS_H
+#define PIONRL_OPS_H
+
+// out[N, O] = in[N, I] @ W[O, I]^T (+ b[O])
+void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O);
+// din[N, I] (+)= dout @ W (accumulate when din_accumulate), dW[O, I] += dout^T @ in, db[O] += sum dout.
+void linear_backward(float *din, int din_accumulate, float *dW, float *db, const float *dout, const float *in,
+                     const float *W, int N, int I, int O);
+
+// y = x * rstd * w over rows of width C; rstd[N] saved for backward.
+void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps);
+// dx (+)= d/dx, dw += d/dw. dx may alias nothing; set accumulate to add into dx.
+void rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
+                      const float *rstd, int N, int C);
+
+// Rotary embedding, rotate-half convention: for i < hd/2 the pair (x[i], x[i + hd/2]) is rotated
+// by angle pos * theta^(-2i/hd). x is [N, H, hd] in place; pos[N] gives each row's position.
+void rope_forward(float *x, const int *pos, int N, int H, int hd, double theta);
+// The inverse rotation applied to a gradient (rotation matrices are orthogonal).
+void rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta);
+
+// h = silu(g) * u elementwise over n values.
+void swiglu_forward(float *h, const float *g, const float *u, long n);
+void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n);
+
+// Causal grouped-query attention over B right-padded sequences of length T.
+// q [B*T, Hq, hd], k/v [B*T, Hkv, hd]; probs [B, Hq, T, T] saved; out [B*T, Hq, hd].
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
+                       int Hq, int Hkv, int hd);
+// dq, dk, dv are overwritten.
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd);
+
+// Log-softmax of one row of logits (n values) at the target, and the entropy of the softmax.
+// Returns logp[target]; *entropy (if non-NULL) gets -sum p log p. probs (if non-NULL) gets softmax.
+float logsoftmax_row(const float *logits, int n, int target, float *entropy, float *probs);
+
+#endif

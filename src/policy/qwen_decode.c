@@ -1,0 +1,178 @@
+#include "policy/qwen_decode.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "policy/ops.h"
+
+size_t qwen_kv_bytes(const QwenConfig *c, int num_slots, int max_len, int max_tokens) {
+    size_t KD = (size_t)c->num_kv_heads * c->head_dim, QD = (size_t)c->num_heads * c->head_dim;
+    size_t cache = 2 * (size_t)c->num_layers * num_slots * max_len * KD;
+    size_t scratch = (size_t)max_tokens * (3 * c->hidden_size + 2 * QD + 2 * KD + 2 * (size_t)c->intermediate_size);
+    return (cache + scratch) * sizeof(float);
+}
+
+int qwen_kv_alloc(QwenKVCache *kv, const QwenConfig *c, int num_slots, int max_len, int max_tokens, Error *err) {
+    memset(kv, 0, sizeof *kv);
+    if (num_slots <= 0 || max_len <= 0 || max_tokens <= 0)
+        return error_set(err, "kv cache: slots %d, length %d, tokens %d must be positive", num_slots, max_len,
+                         max_tokens);
+    if (max_len > c->max_position_embeddings)
+        return error_set(err, "kv cache: length %d exceeds max_position_embeddings %d", max_len,
+                         c->max_position_embeddings);
+    size_t KD = (size_t)c->num_kv_heads * c->head_dim, QD = (size_t)c->num_heads * c->head_dim;
+    size_t D = c->hidden_size, F = c->intermediate_size, M = max_tokens;
+    kv->num_slots = num_slots;
+    kv->max_len = max_len;
+    kv->max_tokens = max_tokens;
+    kv->L = c->num_layers;
+    kv->KD = (int)KD;
+    size_t cache = (size_t)c->num_layers * num_slots * max_len * KD;
+    kv->len = calloc(num_slots, sizeof(int));
+    kv->k = malloc(sizeof(float) * cache);
+    kv->v = malloc(sizeof(float) * cache);
+    kv->x = malloc(sizeof(float) * M * D);
+    kv->ln = malloc(sizeof(float) * M * D);
+    kv->in = malloc(sizeof(float) * M * D);
+    kv->q = malloc(sizeof(float) * M * QD);
+    kv->att = malloc(sizeof(float) * M * QD);
+    kv->kk = malloc(sizeof(float) * M * KD);
+    kv->vv = malloc(sizeof(float) * M * KD);
+    kv->gate = malloc(sizeof(float) * M * F);
+    kv->up = malloc(sizeof(float) * M * F);
+    kv->pos = malloc(sizeof(int) * M);
+    if (!kv->len || !kv->k || !kv->v || !kv->x || !kv->ln || !kv->in || !kv->q || !kv->att || !kv->kk || !kv->vv ||
+        !kv->gate || !kv->up || !kv->pos) {
+        size_t need = qwen_kv_bytes(c, num_slots, max_len, max_tokens);
+        qwen_kv_free(kv);
+        return error_set(err, "kv cache: out of memory (%d slots x %d tokens need %.1f MB)", num_slots, max_len,
+                         need / 1e6);
+    }
+    return 0;
+}
+
+void qwen_kv_free(QwenKVCache *kv) {
+    void *p[] = {kv->len, kv->k, kv->v, kv->x, kv->ln, kv->in, kv->q, kv->att, kv->kk, kv->vv, kv->gate, kv->up,
+                 kv->pos};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    memset(kv, 0, sizeof *kv);
+}
+
+void qwen_kv_reset(QwenKVCache *kv, int slot) { kv->len[slot] = 0; }
+
+void qwen_kv_copy(QwenKVCache *kv, int dst, int src) {
+    size_t n = (size_t)kv->len[src] * kv->KD;
+    for (int l = 0; l < kv->L; l++) {
+        size_t base = (size_t)l * kv->num_slots * kv->max_len * kv->KD;
+        memcpy(kv->k + base + (size_t)dst * kv->max_len * kv->KD, kv->k + base + (size_t)src * kv->max_len * kv->KD,
+               sizeof(float) * n);
+        memcpy(kv->v + base + (size_t)dst * kv->max_len * kv->KD, kv->v + base + (size_t)src * kv->max_len * kv->KD,
+               sizeof(float) * n);
+    }
+    kv->len[dst] = kv->len[src];
+}
+
+// Attention of n query rows against their slots' caches (positions 0..pos[i] inclusive).
+static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int Hq, int Hkv, int hd) {
+    int group = Hq / Hkv, KD = kv->KD, QD = Hq * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t base = (size_t)l * kv->num_slots * kv->max_len * KD;
+#pragma omp parallel
+    {
+        float *sc = malloc(sizeof(float) * kv->max_len);
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int i = 0; i < n; i++) {
+            for (int h = 0; h < Hq; h++) {
+                int g = h / group, len = kv->pos[i] + 1;
+                const float *qi = kv->q + (size_t)i * QD + h * hd;
+                const float *K = kv->k + base + (size_t)slot[i] * kv->max_len * KD + g * hd;
+                const float *Vv = kv->v + base + (size_t)slot[i] * kv->max_len * KD + g * hd;
+                float mx = -INFINITY;
+                for (int s = 0; s < len; s++) {
+                    const float *ks = K + (size_t)s * KD;
+                    float dot = 0;
+                    for (int d = 0; d < hd; d++) dot += qi[d] * ks[d];
+                    sc[s] = dot * scale;
+                    if (sc[s] > mx) mx = sc[s];
+                }
+                float sum = 0;
+                for (int s = 0; s < len; s++) {
+                    sc[s] = expf(sc[s] - mx);
+                    sum += sc[s];
+                }
+                float inv = 1.0f / sum;
+                float *o = kv->att + (size_t)i * QD + h * hd;
+                for (int d = 0; d < hd; d++) o[d] = 0;
+                for (int s = 0; s < len; s++) {
+                    const float *vs = Vv + (size_t)s * KD;
+                    float p = sc[s] * inv;
+                    for (int d = 0; d < hd; d++) o[d] += p * vs[d];
+                }
+            }
+        }
+        free(sc);
+    }
+}
+
+int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int *token, int n,
+                const unsigned char *want, float *logits, Error *err) {
+    const QwenConfig *c = &m->cfg;
+    const QwenWeights *w = &m->w;
+    if (n <= 0 || n > kv->max_tokens) return error_set(err, "decode: %d tokens (1..%d allowed per call)", n, kv->max_tokens);
+    int D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
+    int QD = Hq * hd, KD = kv->KD;
+    // positions: continue each slot from its length, in call order
+    for (int i = 0; i < n; i++) {
+        if (slot[i] < 0 || slot[i] >= kv->num_slots) return error_set(err, "decode: slot %d out of range", slot[i]);
+        if (token[i] < 0 || token[i] >= c->vocab_size)
+            return error_set(err, "decode: token id %d is outside the vocabulary [0, %d)", token[i], c->vocab_size);
+    }
+    for (int i = 0; i < n; i++) {
+        int p = kv->len[slot[i]]++;
+        if (p >= kv->max_len) {
+            for (int j = 0; j <= i; j++) kv->len[slot[j]]--;
+            return error_set(err, "decode: slot %d is full (%d tokens)", slot[i], kv->max_len);
+        }
+        kv->pos[i] = p;
+        memcpy(kv->x + (size_t)i * D, w->embed + (size_t)token[i] * D, sizeof(float) * D);
+    }
+    float *rstd = malloc(sizeof(float) * (size_t)n * (Hq > 1 ? Hq : 1));
+    if (!rstd) return error_set(err, "decode: out of memory");
+    for (int l = 0; l < c->num_layers; l++) {
+        rmsnorm_forward(kv->ln, rstd, kv->x, w->attn_norm + (size_t)l * D, n, D, c->rms_norm_eps);
+        linear_forward(kv->q, kv->ln, w->wq + (size_t)l * QD * D, w->bq ? w->bq + (size_t)l * QD : NULL, n, D, QD);
+        linear_forward(kv->kk, kv->ln, w->wk + (size_t)l * KD * D, w->bk ? w->bk + (size_t)l * KD : NULL, n, D, KD);
+        linear_forward(kv->vv, kv->ln, w->wv + (size_t)l * KD * D, w->bv ? w->bv + (size_t)l * KD : NULL, n, D, KD);
+        if (c->qk_norm) {
+            rmsnorm_forward(kv->q, rstd, kv->q, w->q_norm + (size_t)l * hd, n * Hq, hd, c->rms_norm_eps);
+            rmsnorm_forward(kv->kk, rstd, kv->kk, w->k_norm + (size_t)l * hd, n * Hkv, hd, c->rms_norm_eps);
+        }
+        rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta);
+        rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta);
+        size_t base = (size_t)l * kv->num_slots * kv->max_len * KD;
+        for (int i = 0; i < n; i++) {
+            size_t at = base + ((size_t)slot[i] * kv->max_len + kv->pos[i]) * KD;
+            memcpy(kv->k + at, kv->kk + (size_t)i * KD, sizeof(float) * KD);
+            memcpy(kv->v + at, kv->vv + (size_t)i * KD, sizeof(float) * KD);
+        }
+        cached_attention(kv, l, slot, n, Hq, Hkv, hd);
+        sgemm(0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + (size_t)l * D * QD, QD, 1.0f, kv->x, D);
+        rmsnorm_forward(kv->ln, rstd, kv->x, w->mlp_norm + (size_t)l * D, n, D, c->rms_norm_eps);
+        linear_forward(kv->gate, kv->ln, w->w_gate + (size_t)l * F * D, NULL, n, D, F);
+        linear_forward(kv->up, kv->ln, w->w_up + (size_t)l * F * D, NULL, n, D, F);
+        swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F);
+        sgemm(0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + (size_t)l * D * F, F, 1.0f, kv->x, D);
+    }
+    // final norm + lm_head only on the rows that want logits
+    int nw = 0;
+    for (int i = 0; i < n; i++)
+        if (!want || want[i]) memcpy(kv->in + (size_t)nw++ * D, kv->x + (size_t)i * D, sizeof(float) * D);
+    if (nw > 0) {
+        rmsnorm_forward(kv->ln, rstd, kv->in, w->final_norm, nw, D, c->rms_norm_eps);
+        sgemm(0, 1, nw, c->vocab_size, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
+    }
+    free(rstd);
+    return 0;
+}

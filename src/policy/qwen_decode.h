@@ -1,0 +1,32 @@
+// Incremental decoding with a KV cache for many sequences at once (rollouts, generation).
+// The cache has `num_slots` sequence slots of up to `max_len` tokens each. One call processes any
+// mix of tokens: prompt prefill (many tokens of one slot) and decode steps (one token per slot).
+#ifndef PIONRL_QWEN_DECODE_H
+#define PIONRL_QWEN_DECODE_H
+
+#include "policy/qwen.h"
+
+typedef struct {
+    int num_slots, max_len, max_tokens;  // max_tokens: tokens one qwen_decode call may take
+    int L, KD;                           // layers, kv width (Hkv * hd)
+    int *len;                            // [num_slots] tokens stored per slot
+    float *k, *v;                        // [L, num_slots, max_len, KD]
+    // per-call scratch, max_tokens rows
+    float *x, *ln, *q, *kk, *vv, *att, *gate, *up, *in;
+    int *pos;
+} QwenKVCache;
+
+int qwen_kv_alloc(QwenKVCache *kv, const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, Error *err);
+void qwen_kv_free(QwenKVCache *kv);
+size_t qwen_kv_bytes(const QwenConfig *cfg, int num_slots, int max_len, int max_tokens);
+void qwen_kv_reset(QwenKVCache *kv, int slot);
+// Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).
+void qwen_kv_copy(QwenKVCache *kv, int dst, int src);
+
+// Appends token[i] to slot[i] (tokens of one slot in order; positions continue from the slot's
+// length) and runs the model over them. For each i with want[i] (want NULL = all), writes the
+// next-token logits [vocab_size] to consecutive rows of logits. n <= max_tokens.
+int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int *token, int n,
+                const unsigned char *want, float *logits, Error *err);
+
+#endif

@@ -1,0 +1,286 @@
+#include "policy/qwen_train.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "policy/ops.h"
+
+// Rows of the vocabulary GEMM done at once: bounds the logits buffer to LOGIT_CHUNK x V floats.
+#define LOGIT_CHUNK 64
+
+typedef struct {
+    size_t N, D, F, QD, KD, L;
+} Dims;
+
+static Dims dims_of(const QwenConfig *c, int B, int T) {
+    Dims d;
+    d.N = (size_t)B * T;
+    d.D = c->hidden_size;
+    d.F = c->intermediate_size;
+    d.QD = (size_t)c->num_heads * c->head_dim;
+    d.KD = (size_t)c->num_kv_heads * c->head_dim;
+    d.L = c->num_layers;
+    return d;
+}
+
+static size_t scratch_floats(const QwenConfig *c, Dims d) {
+    size_t rows = 4 * d.D + 2 * d.QD + 2 * d.KD + 3 * d.F;
+    return d.N * rows + (size_t)LOGIT_CHUNK * (c->vocab_size + 2 * d.D);
+}
+
+size_t qwen_acts_bytes(const QwenConfig *c, int B, int T) {
+    Dims d = dims_of(c, B, T);
+    size_t per_layer = d.N * (5 * d.D + 2 + 3 * d.QD + 4 * d.KD + c->num_heads + c->num_kv_heads + 3 * d.F) +
+                       (size_t)B * c->num_heads * T * T;
+    size_t floats = d.L * per_layer + d.N * (2 * d.D + 1) + scratch_floats(c, d);
+    return floats * sizeof(float) + 3 * d.N * sizeof(int);
+}
+
+int qwen_acts_alloc(QwenActs *a, const QwenConfig *c, int B, int T, Error *err) {
+    memset(a, 0, sizeof *a);
+    if (B <= 0 || T <= 0) return error_set(err, "activations: batch %d x length %d must be positive", B, T);
+    Dims d = dims_of(c, B, T);
+    a->B = B;
+    a->T = T;
+    struct {
+        float **p;
+        size_t n;
+    } f[] = {
+        {&a->x, d.L * d.N * d.D},       {&a->ln1, d.L * d.N * d.D},
+        {&a->rstd1, d.L * d.N},         {&a->q_raw, d.L * d.N * d.QD},
+        {&a->k_raw, d.L * d.N * d.KD},  {&a->rstd_q, d.L * d.N * c->num_heads},
+        {&a->rstd_k, d.L * d.N * c->num_kv_heads},
+        {&a->q, d.L * d.N * d.QD},      {&a->k, d.L * d.N * d.KD},
+        {&a->v, d.L * d.N * d.KD},      {&a->probs, d.L * (size_t)B * c->num_heads * T * T},
+        {&a->att, d.L * d.N * d.QD},    {&a->x_mid, d.L * d.N * d.D},
+        {&a->ln2, d.L * d.N * d.D},     {&a->rstd2, d.L * d.N},
+        {&a->gate, d.L * d.N * d.F},    {&a->up, d.L * d.N * d.F},
+        {&a->act, d.L * d.N * d.F},     {&a->x_out, d.N * d.D},
+        {&a->lnf, d.N * d.D},           {&a->rstdf, d.N},
+        {&a->scratch, scratch_floats(c, d)},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        *f[i].p = malloc(sizeof(float) * (f[i].n ? f[i].n : 1));
+        if (!*f[i].p) {
+            qwen_acts_free(a);
+            return error_set(err, "out of memory for activations (batch %d x length %d needs %.1f MB)", B, T,
+                             qwen_acts_bytes(c, B, T) / 1e6);
+        }
+    }
+    a->scratch_size = scratch_floats(c, d);
+    a->pos = malloc(sizeof(int) * d.N);
+    a->tokens = malloc(sizeof(int) * d.N);
+    a->rows = malloc(sizeof(int) * d.N);
+    if (!a->pos || !a->tokens || !a->rows) {
+        qwen_acts_free(a);
+        return error_set(err, "out of memory for activations");
+    }
+    return 0;
+}
+
+void qwen_acts_free(QwenActs *a) {
+    float **f[] = {&a->x,     &a->ln1,   &a->rstd1, &a->q_raw, &a->k_raw, &a->rstd_q, &a->rstd_k, &a->q,
+                   &a->k,     &a->v,     &a->probs, &a->att,   &a->x_mid, &a->ln2,    &a->rstd2,  &a->gate,
+                   &a->up,    &a->act,   &a->x_out, &a->lnf,   &a->rstdf, &a->scratch};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(*f[i]);
+    free(a->pos);
+    free(a->tokens);
+    free(a->rows);
+    memset(a, 0, sizeof *a);
+}
+
+// Embedding through the final norm; fills every saved activation.
+static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int B, int T, Error *err) {
+    const QwenConfig *c = &m->cfg;
+    const QwenWeights *w = &m->w;
+    if (B <= 0 || T <= 0 || (size_t)B * T > (size_t)a->B * a->T || (size_t)B * T * T > (size_t)a->B * a->T * a->T)
+        return error_set(err, "forward: batch %d x %d exceeds the activation capacity %d x %d", B, T, a->B, a->T);
+    if (T > c->max_position_embeddings)
+        return error_set(err, "forward: sequence length %d exceeds max_position_embeddings %d", T,
+                         c->max_position_embeddings);
+    Dims d = dims_of(c, B, T);
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
+    a->batch = B;
+    a->len = T;
+    for (size_t n = 0; n < d.N; n++) {
+        if (tokens[n] < 0 || tokens[n] >= c->vocab_size)
+            return error_set(err, "forward: token id %d at position %zu is outside the vocabulary [0, %d)", tokens[n],
+                             n, c->vocab_size);
+        a->tokens[n] = tokens[n];
+        a->pos[n] = (int)(n % T);
+    }
+    for (size_t n = 0; n < d.N; n++) memcpy(a->x + n * d.D, w->embed + (size_t)tokens[n] * d.D, sizeof(float) * d.D);
+    for (size_t l = 0; l < d.L; l++) {
+        float *x = a->x + l * d.N * d.D, *ln1 = a->ln1 + l * d.N * d.D;
+        float *q_raw = a->q_raw + l * d.N * d.QD, *k_raw = a->k_raw + l * d.N * d.KD;
+        float *q = a->q + l * d.N * d.QD, *k = a->k + l * d.N * d.KD, *v = a->v + l * d.N * d.KD;
+        float *att = a->att + l * d.N * d.QD, *x_mid = a->x_mid + l * d.N * d.D, *ln2 = a->ln2 + l * d.N * d.D;
+        float *gate = a->gate + l * d.N * d.F, *up = a->up + l * d.N * d.F, *act = a->act + l * d.N * d.F;
+        float *probs = a->probs + l * (size_t)B * Hq * T * T;
+        rmsnorm_forward(ln1, a->rstd1 + l * d.N, x, w->attn_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
+        linear_forward(q_raw, ln1, w->wq + l * d.QD * d.D, w->bq ? w->bq + l * d.QD : NULL, d.N, d.D, d.QD);
+        linear_forward(k_raw, ln1, w->wk + l * d.KD * d.D, w->bk ? w->bk + l * d.KD : NULL, d.N, d.D, d.KD);
+        linear_forward(v, ln1, w->wv + l * d.KD * d.D, w->bv ? w->bv + l * d.KD : NULL, d.N, d.D, d.KD);
+        if (c->qk_norm) {
+            // per-head RMSNorm over head_dim: rows of width hd
+            rmsnorm_forward(q, a->rstd_q + l * d.N * Hq, q_raw, w->q_norm + l * hd, d.N * Hq, hd, c->rms_norm_eps);
+            rmsnorm_forward(k, a->rstd_k + l * d.N * Hkv, k_raw, w->k_norm + l * hd, d.N * Hkv, hd,
+                            c->rms_norm_eps);
+        } else {
+            memcpy(q, q_raw, sizeof(float) * d.N * d.QD);
+            memcpy(k, k_raw, sizeof(float) * d.N * d.KD);
+        }
+        rope_forward(q, a->pos, d.N, Hq, hd, c->rope_theta);
+        rope_forward(k, a->pos, d.N, Hkv, hd, c->rope_theta);
+        attention_forward(att, probs, q, k, v, B, T, Hq, Hkv, hd);
+        memcpy(x_mid, x, sizeof(float) * d.N * d.D);
+        sgemm(0, 1, d.N, d.D, d.QD, 1.0f, att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, x_mid, d.D);
+        rmsnorm_forward(ln2, a->rstd2 + l * d.N, x_mid, w->mlp_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
+        linear_forward(gate, ln2, w->w_gate + l * d.F * d.D, NULL, d.N, d.D, d.F);
+        linear_forward(up, ln2, w->w_up + l * d.F * d.D, NULL, d.N, d.D, d.F);
+        swiglu_forward(act, gate, up, (long)(d.N * d.F));
+        float *x_next = (l + 1 < d.L) ? a->x + (l + 1) * d.N * d.D : a->x_out;
+        memcpy(x_next, x_mid, sizeof(float) * d.N * d.D);
+        sgemm(0, 1, d.N, d.D, d.F, 1.0f, act, d.F, w->w_down + l * d.D * d.F, d.F, 1.0f, x_next, d.D);
+    }
+    rmsnorm_forward(a->lnf, a->rstdf, a->x_out, w->final_norm, d.N, d.D, c->rms_norm_eps);
+    return 0;
+}
+
+// logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM.
+static void chunk_logits(const QwenModel *m, const QwenActs *a, int r0, int nr, float *in, float *logits) {
+    size_t D = m->cfg.hidden_size;
+    for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
+    sgemm(0, 1, nr, m->cfg.vocab_size, D, 1.0f, in, D, m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+}
+
+int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsigned char *need, int B, int T,
+                 float *logp, float *entropy, Error *err) {
+    if (T < 2) return error_set(err, "forward: sequences need at least 2 tokens to score (got %d)", T);
+    if (forward_trunk(m, a, tokens, B, T, err)) return -1;
+    int V = m->cfg.vocab_size;
+    size_t D = m->cfg.hidden_size;
+    a->num_rows = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T - 1; t++) {
+            size_t i = (size_t)b * (T - 1) + t;
+            logp[i] = 0;
+            if (entropy) entropy[i] = 0;
+            if (!need || need[i]) a->rows[a->num_rows++] = b * T + t;
+        }
+    float *in = a->scratch, *logits = a->scratch + LOGIT_CHUNK * D;
+    for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
+        int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
+        chunk_logits(m, a, r0, nr, in, logits);
+#pragma omp parallel for
+        for (int i = 0; i < nr; i++) {
+            int row = a->rows[r0 + i], b = row / T, t = row % T;
+            size_t o = (size_t)b * (T - 1) + t;
+            logp[o] = logsoftmax_row(logits + (size_t)i * V, V, tokens[row + 1], entropy ? &entropy[o] : NULL, NULL);
+        }
+    }
+    return 0;
+}
+
+int qwen_forward_logits(const QwenModel *m, QwenActs *a, const int *tokens, int B, int T, float *logits,
+                        Error *err) {
+    if (forward_trunk(m, a, tokens, B, T, err)) return -1;
+    size_t D = m->cfg.hidden_size;
+    sgemm(0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->lnf, D, m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+    return 0;
+}
+
+void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *grads) {
+    const QwenConfig *c = &m->cfg;
+    const QwenWeights *w = &m->w;
+    QwenWeights g;
+    qwen_weights_point(c, grads, &g);
+    int B = a->batch, T = a->len;
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, V = c->vocab_size;
+    size_t D = c->hidden_size;
+    Dims d = dims_of(c, B, T);
+    float *s = a->scratch;
+    float *dx = s;                 s += d.N * d.D;  // gradient of the residual stream
+    float *dln = s;                s += d.N * d.D;
+    float *dx_mid = s;             s += d.N * d.D;
+    float *dtmp = s;               s += d.N * d.D;
+    float *dq = s;                 s += d.N * d.QD;
+    float *datt = s;               s += d.N * d.QD;
+    float *dk = s;                 s += d.N * d.KD;
+    float *dv = s;                 s += d.N * d.KD;
+    float *dgate = s;              s += d.N * d.F;
+    float *dup = s;                s += d.N * d.F;
+    float *dact = s;               s += d.N * d.F;
+    float *in = s;                 s += (size_t)LOGIT_CHUNK * D;
+    float *dlnf_rows = s;          s += (size_t)LOGIT_CHUNK * D;
+    float *logits = s;
+
+    // lm_head and the final norm: dlnf only on scored rows.
+    memset(dln, 0, sizeof(float) * d.N * d.D);
+    for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
+        int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
+        chunk_logits(m, a, r0, nr, in, logits);
+#pragma omp parallel for
+        for (int i = 0; i < nr; i++) {
+            int row = a->rows[r0 + i], b = row / T, t = row % T;
+            float wt = wgt[(size_t)b * (T - 1) + t];
+            float *lg = logits + (size_t)i * V;
+            logsoftmax_row(lg, V, 0, NULL, lg);  // lg <- softmax
+            // d(w * logp[target]) / d logits = w * (onehot(target) - p)
+            for (int v = 0; v < V; v++) lg[v] = -wt * lg[v];
+            lg[a->tokens[row + 1]] += wt;
+        }
+        sgemm(0, 0, nr, D, V, 1.0f, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
+        sgemm(1, 0, V, D, nr, 1.0f, logits, V, in, D, 1.0f, g.lm_head, D);
+        for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
+    }
+    rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);
+
+    for (size_t l = d.L; l-- > 0;) {
+        float *x = a->x + l * d.N * d.D, *ln1 = a->ln1 + l * d.N * d.D;
+        float *q_raw = a->q_raw + l * d.N * d.QD, *k_raw = a->k_raw + l * d.N * d.KD;
+        float *q = a->q + l * d.N * d.QD, *k = a->k + l * d.N * d.KD, *v = a->v + l * d.N * d.KD;
+        float *att = a->att + l * d.N * d.QD, *x_mid = a->x_mid + l * d.N * d.D, *ln2 = a->ln2 + l * d.N * d.D;
+        float *gate = a->gate + l * d.N * d.F, *up = a->up + l * d.N * d.F, *act = a->act + l * d.N * d.F;
+        float *probs = a->probs + l * (size_t)B * Hq * T * T;
+        // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
+        linear_backward(dact, 0, g.w_down + l * d.D * d.F, NULL, dx, act, w->w_down + l * d.D * d.F, d.N, d.F, d.D);
+        swiglu_backward(dgate, dup, dact, gate, up, (long)(d.N * d.F));
+        linear_backward(dln, 0, g.w_gate + l * d.F * d.D, NULL, dgate, ln2, w->w_gate + l * d.F * d.D, d.N, d.D, d.F);
+        linear_backward(dln, 1, g.w_up + l * d.F * d.D, NULL, dup, ln2, w->w_up + l * d.F * d.D, d.N, d.D, d.F);
+        memcpy(dx_mid, dx, sizeof(float) * d.N * d.D);
+        rmsnorm_backward(dx_mid, 1, g.mlp_norm + l * d.D, dln, x_mid, w->mlp_norm + l * d.D, a->rstd2 + l * d.N, d.N,
+                         d.D);
+        // attention: x_mid = x + o_proj(att)
+        linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D);
+        attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd);
+        rope_backward(dq, a->pos, d.N, Hq, hd, c->rope_theta);
+        rope_backward(dk, a->pos, d.N, Hkv, hd, c->rope_theta);
+        if (c->qk_norm) {
+            // dq/dk are w.r.t. the normed values: map back to the raw projections (reuse datt / dtmp)
+            rmsnorm_backward(datt, 0, g.q_norm + l * hd, dq, q_raw, w->q_norm + l * hd, a->rstd_q + l * d.N * Hq,
+                             d.N * Hq, hd);
+            memcpy(dq, datt, sizeof(float) * d.N * d.QD);
+            rmsnorm_backward(dtmp, 0, g.k_norm + l * hd, dk, k_raw, w->k_norm + l * hd, a->rstd_k + l * d.N * Hkv,
+                             d.N * Hkv, hd);
+            memcpy(dk, dtmp, sizeof(float) * d.N * d.KD);
+        }
+        linear_backward(dln, 0, g.wq + l * d.QD * d.D, g.bq ? g.bq + l * d.QD : NULL, dq, ln1, w->wq + l * d.QD * d.D,
+                        d.N, d.D, d.QD);
+        linear_backward(dln, 1, g.wk + l * d.KD * d.D, g.bk ? g.bk + l * d.KD : NULL, dk, ln1, w->wk + l * d.KD * d.D,
+                        d.N, d.D, d.KD);
+        linear_backward(dln, 1, g.wv + l * d.KD * d.D, g.bv ? g.bv + l * d.KD : NULL, dv, ln1, w->wv + l * d.KD * d.D,
+                        d.N, d.D, d.KD);
+        memcpy(dx, dx_mid, sizeof(float) * d.N * d.D);
+        rmsnorm_backward(dx, 1, g.attn_norm + l * d.D, dln, x, w->attn_norm + l * d.D, a->rstd1 + l * d.N, d.N, d.D);
+    }
+    // embedding rows (tied: the same buffer as lm_head's gradient)
+    for (size_t n = 0; n < d.N; n++) {
+        float *ge = g.embed + (size_t)a->tokens[n] * D;
+        const float *dr = dx + n * D;
+        for (size_t i = 0; i < D; i++) ge[i] += dr[i];
+    }
+}

@@ -1,0 +1,127 @@
+#include "policy/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sampling_params_validate(const SamplingParams *sp, const char *where, Error *err) {
+    if (!(sp->temperature >= 0) || !isfinite(sp->temperature))
+        return error_set(err, "%s: temperature must be >= 0 (got %g)", where, sp->temperature);
+    if (sp->top_k < 0) return error_set(err, "%s: top_k must be >= 0 (got %d)", where, sp->top_k);
+    if (!(sp->top_p > 0 && sp->top_p <= 1)) return error_set(err, "%s: top_p must be in (0, 1] (got %g)", where, sp->top_p);
+    if (!(sp->min_p >= 0 && sp->min_p < 1)) return error_set(err, "%s: min_p must be in [0, 1) (got %g)", where, sp->min_p);
+    return 0;
+}
+
+int sampler_init(Sampler *s, int n_vocab, Error *err) {
+    s->n = n_vocab;
+    s->prob = malloc(sizeof(float) * n_vocab);
+    s->idx = malloc(sizeof(int) * n_vocab);
+    if (!s->prob || !s->idx) {
+        sampler_free(s);
+        return error_set(err, "sampler: out of memory");
+    }
+    return 0;
+}
+
+void sampler_free(Sampler *s) {
+    free(s->prob);
+    free(s->idx);
+    s->prob = NULL;
+    s->idx = NULL;
+}
+
+static int by_prob_desc(const void *a, const void *b, void *ctx) {
+    const float *prob = ctx;
+    float pa = prob[*(const int *)a], pb = prob[*(const int *)b];
+    if (pa != pb) return pa > pb ? -1 : 1;
+    return *(const int *)a - *(const int *)b;  // ties: lower id first, deterministic
+}
+
+// Candidates with prob >= thr, sorted by descending probability; returns their count.
+static int collect_sorted(Sampler *s, int n, float thr) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (s->prob[i] >= thr) s->idx[k++] = i;
+    qsort_r(s->idx, k, sizeof(int), by_prob_desc, s->prob);
+    return k;
+}
+
+// Draws from the candidates idx[0..k) proportionally to prob.
+static int draw(const Sampler *s, int k, Rng *rng) {
+    double mass = 0;
+    for (int i = 0; i < k; i++) mass += s->prob[s->idx[i]];
+    double u = rng_uniform_double(rng) * mass, acc = 0;
+    for (int i = 0; i < k; i++) {
+        acc += s->prob[s->idx[i]];
+        if (u < acc) return s->idx[i];
+    }
+    return s->idx[k - 1];
+}
+
+int sampler_sample(Sampler *s, const float *logits, int n, const SamplingParams *sp, Rng *rng, float *logp) {
+    float temp = sp->temperature > 0 ? sp->temperature : 1.0f;
+    int best = 0;
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > mx) {
+            mx = logits[i];
+            best = i;
+        }
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        float p = expf((logits[i] - mx) / temp);
+        s->prob[i] = p;
+        sum += p;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) s->prob[i] *= inv;
+    if (sp->temperature <= 0) {
+        if (logp) *logp = logf(s->prob[best]);
+        return best;
+    }
+    int k, tok;
+    if (sp->top_k <= 0 && sp->top_p >= 1.0f) {
+        // no ranking needed: every token, or those within min_p of the most likely one
+        float floor_p = sp->min_p * s->prob[best];
+        k = 0;
+        for (int i = 0; i < n; i++)
+            if (s->prob[i] >= floor_p) s->idx[k++] = i;
+        tok = draw(s, k, rng);
+    } else {
+        // The k largest / the nucleus are a prefix of the tokens sorted by probability; sort only
+        // those above a threshold, lowering it until that prefix is surely inside (exact, and the
+        // sort stays small for peaked distributions).
+        float thr = 1.0f / (float)n;
+        for (;;) {
+            k = collect_sorted(s, n, thr);
+            double mass = 0;
+            for (int i = 0; i < k; i++) mass += s->prob[s->idx[i]];
+            // with top-k, top-p acts on the renormalised top-k set (as HF's warpers chain)
+            int enough = sp->top_k > 0 ? k >= sp->top_k : mass >= sp->top_p;
+            if (enough || thr == 0.0f) break;
+            thr = thr > 1e-30f ? thr / 16.0f : 0.0f;
+        }
+        if (sp->top_k > 0 && k > sp->top_k) k = sp->top_k;
+        if (sp->top_p < 1.0f) {
+            double kept = 0, cum = 0;
+            for (int i = 0; i < k; i++) kept += s->prob[s->idx[i]];
+            for (int i = 0; i < k; i++) {
+                cum += s->prob[s->idx[i]];
+                if (cum >= sp->top_p * kept) {
+                    k = i + 1;
+                    break;
+                }
+            }
+        }
+        if (sp->min_p > 0) {
+            float floor_p = sp->min_p * s->prob[s->idx[0]];
+            int keep = 1;
+            while (keep < k && s->prob[s->idx[keep]] >= floor_p) keep++;
+            k = keep;
+        }
+        tok = draw(s, k, rng);
+    }
+    if (logp) *logp = logf(s->prob[tok]);
+    return tok;
+}

@@ -3,7 +3,7 @@
 #   tools/install-deps.sh          build + test dependencies
 #   tools/install-deps.sh --bench  also what the benchmarks compare against (PyTorch, Node.js)
 set -euo pipefail
-pkgs=(build-essential pkg-config libopenblas-dev libcjson-dev libcurl4-openssl-dev libpcre2-dev
+pkgs=(build-essential pkg-config libopenblas-dev libopenblas-openmp-dev libcjson-dev libcurl4-openssl-dev libpcre2-dev
       libutf8proc-dev libsentencepiece-dev sentencepiece python3)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(python3-torch python3-numpy nodejs npm); fi
 missing=()

@@ -4,4 +4,12 @@
 #define PIONRL_COMMANDS_H
 
 
+int cmd_generate(int argc, char **argv);
+int cmd_download(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_spectrum(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_reward(int argc, char **argv);
+
 #endif

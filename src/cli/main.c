@@ -14,6 +14,13 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     // One line per command, kept in the order `pionrl --help` shows them.
+    {"generate", cmd_generate, "sample completions from a checkpoint (--model DIR --prompt TEXT | --prompts F.jsonl)"},
+    {"download", cmd_download, "fetch a model from the Hugging Face Hub, or gsm8k/math/math500 as JSONL"},
+    {"spectrum", cmd_spectrum, "measure the singular-value map f(sigma) of Muon / Pion (--optimizer, --kp, --svg)"},
+    {"inspect", cmd_inspect, "describe a checkpoint: architecture, sizes, dtypes, memory (--model DIR)"},
+    {"report", cmd_report, "compare runs: one HTML page of metric charts with collapse flags (RUN_DIR...)"},
+    {"tokenize", cmd_tokenize, "text <-> token ids with a model's tokenizer (--tokenizer DIR --text T | --jsonl F)"},
+    {"reward", cmd_reward, "score completions with answer checkers: math, gsm8k, format, plug-ins (--checker --jsonl)"},
     {NULL, NULL, NULL},
 };
 

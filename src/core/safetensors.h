@@ -36,6 +36,14 @@ void st_close(StFile *f);
 const StTensor *st_find(const StFile *f, const char *name);
 size_t st_dtype_size(StDtype dt);
 const char *st_dtype_name(StDtype dt);
+// Parses a header dtype name ("F32", "BF16", ...); -1 when unknown.
+int st_dtype_from_name(const char *name, StDtype *out);
+// Scalar conversions. fp32 -> bf16/f16 round to nearest, ties to even; NaN stays NaN (quiet),
+// values beyond the half range become Inf (as torch does).
+float st_bf16_to_f32(uint16_t h);
+uint16_t st_f32_to_bf16(float f);
+float st_f16_to_f32(uint16_t h);
+uint16_t st_f32_to_f16(float f);
 // Converts a floating tensor (F32/F16/BF16/F64) to fp32 into out (numel floats); integer tensors
 // are converted by value too. Fails on NaN/Inf when check_finite, naming file and tensor.
 int st_read_f32(const StFile *f, const StTensor *t, float *out, int check_finite, Error *err);

@@ -115,6 +115,10 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
     }
 }
 
+// Per (sequence, head) the scores, softmax and weighted sum are three small GEMM-shaped steps;
+// OpenBLAS called inside an OpenMP region runs single-threaded, so heads parallelise cleanly.
+// The causal half of each score matrix is computed and discarded (2x on a minor cost) to keep
+// whole-matrix GEMMs.
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
                        int Hq, int Hkv, int hd) {
     int group = Hq / Hkv;
@@ -128,19 +132,11 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             const float *kb = k + (size_t)b * T * ks + g * hd;
             const float *vb = v + (size_t)b * T * ks + g * hd;
             float *P = probs + ((size_t)b * Hq + h) * T * T;
-            float *ob = out + (size_t)b * T * qs + h * hd;
+            sgemm(0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T);
             for (int t = 0; t < T; t++) {
-                const float *qt = qb + (size_t)t * qs;
                 float *Pt = P + (size_t)t * T;
                 float mx = -INFINITY;
-                for (int s = 0; s <= t; s++) {
-                    const float *ks_ = kb + (size_t)s * ks;
-                    float dot = 0;
-                    for (int d = 0; d < hd; d++) dot += qt[d] * ks_[d];
-                    dot *= scale;
-                    Pt[s] = dot;
-                    if (dot > mx) mx = dot;
-                }
+                for (int s = 0; s <= t; s++) mx = Pt[s] > mx ? Pt[s] : mx;
                 float sum = 0;
                 for (int s = 0; s <= t; s++) {
                     Pt[s] = expf(Pt[s] - mx);
@@ -149,14 +145,8 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                 float inv = 1.0f / sum;
                 for (int s = 0; s <= t; s++) Pt[s] *= inv;
                 for (int s = t + 1; s < T; s++) Pt[s] = 0;
-                float *ot = ob + (size_t)t * qs;
-                for (int d = 0; d < hd; d++) ot[d] = 0;
-                for (int s = 0; s <= t; s++) {
-                    const float *vs = vb + (size_t)s * ks;
-                    float p = Pt[s];
-                    for (int d = 0; d < hd; d++) ot[d] += p * vs[d];
-                }
             }
+            sgemm(0, 0, T, hd, T, 1.0f, P, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
         }
     }
 }
@@ -172,45 +162,30 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++) {
         for (int g = 0; g < Hkv; g++) {
-            float *dP = malloc(sizeof(float) * T);
+            float *dS = malloc(sizeof(float) * (size_t)T * T);
+            const float *kb = k + (size_t)b * T * ks + g * hd;
+            const float *vb = v + (size_t)b * T * ks + g * hd;
+            float *dkb = dk + (size_t)b * T * ks + g * hd;
+            float *dvb = dv + (size_t)b * T * ks + g * hd;
             for (int h = g * group; h < (g + 1) * group; h++) {
                 const float *qb = q + (size_t)b * T * qs + h * hd;
-                const float *kb = k + (size_t)b * T * ks + g * hd;
-                const float *vb = v + (size_t)b * T * ks + g * hd;
                 const float *P = probs + ((size_t)b * Hq + h) * T * T;
                 const float *dob = dout + (size_t)b * T * qs + h * hd;
                 float *dqb = dq + (size_t)b * T * qs + h * hd;
-                float *dkb = dk + (size_t)b * T * ks + g * hd;
-                float *dvb = dv + (size_t)b * T * ks + g * hd;
-                for (int t = 0; t < T; t++) {
+                sgemm(0, 1, T, T, hd, 1.0f, dob, qs, vb, ks, 0.0f, dS, T);   // dP = dO V^T
+                sgemm(1, 0, T, hd, T, 1.0f, P, T, dob, qs, 1.0f, dvb, ks);  // dV += P^T dO
+                for (int t = 0; t < T; t++) {                             // softmax backward
                     const float *Pt = P + (size_t)t * T;
-                    const float *dot_ = dob + (size_t)t * qs;
-                    const float *qt = qb + (size_t)t * qs;
-                    float *dqt = dqb + (size_t)t * qs;
+                    float *dSt = dS + (size_t)t * T;
                     float rowdot = 0;
-                    for (int s = 0; s <= t; s++) {
-                        const float *vs = vb + (size_t)s * ks;
-                        float acc = 0;
-                        for (int d = 0; d < hd; d++) acc += dot_[d] * vs[d];
-                        dP[s] = acc;
-                        rowdot += acc * Pt[s];
-                        float p = Pt[s];
-                        float *dvs = dvb + (size_t)s * ks;
-                        for (int d = 0; d < hd; d++) dvs[d] += p * dot_[d];
-                    }
-                    for (int d = 0; d < hd; d++) dqt[d] = 0;
-                    for (int s = 0; s <= t; s++) {
-                        float dS = Pt[s] * (dP[s] - rowdot) * scale;
-                        const float *ks_ = kb + (size_t)s * ks;
-                        float *dks = dkb + (size_t)s * ks;
-                        for (int d = 0; d < hd; d++) {
-                            dqt[d] += dS * ks_[d];
-                            dks[d] += dS * qt[d];
-                        }
-                    }
+                    for (int s = 0; s <= t; s++) rowdot += dSt[s] * Pt[s];
+                    for (int s = 0; s <= t; s++) dSt[s] = Pt[s] * (dSt[s] - rowdot) * scale;
+                    for (int s = t + 1; s < T; s++) dSt[s] = 0;
                 }
+                sgemm(0, 0, T, hd, T, 1.0f, dS, T, kb, ks, 0.0f, dqb, qs);  // dQ = dS K
+                sgemm(1, 0, T, hd, T, 1.0f, dS, T, qb, qs, 1.0f, dkb, ks);  // dK += dS^T Q
             }
-            free(dP);
+            free(dS);
         }
     }
 }
@@ -220,13 +195,13 @@ float logsoftmax_row(const float *logits, int n, int target, float *entropy, flo
     for (int i = 0; i < n; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)(logits[i] - mx));
+    for (int i = 0; i < n; i++) sum += expf(logits[i] - mx);
     double lse = mx + log(sum);
     if (entropy || probs) {
         double ent = 0;
         for (int i = 0; i < n; i++) {
             double lp = logits[i] - lse;
-            double p = exp(lp);
+            double p = expf((float)lp);
             if (probs) probs[i] = (float)p;
             ent -= p * lp;
         }

@@ -27,12 +27,28 @@ int tokenizer_token_id(const Tokenizer *t, const char *token);
 // End-of-sequence ids to stop generation on (e.g. <|im_end|> and <|endoftext|> for Qwen3).
 int tokenizer_eos_ids(const Tokenizer *t, const int **ids);
 
+// Additions beyond the first contract (same conventions):
+// Padding / beginning-of-sequence id from tokenizer_config.json or generation_config.json, or -1.
+int tokenizer_pad_id(const Tokenizer *t);
+int tokenizer_bos_id(const Tokenizer *t);
+// 1 when id is a special token (skipped by decode with skip_special), else 0.
+int tokenizer_is_special(const Tokenizer *t, int id);
+// "bpe" (tokenizer.json) or "sentencepiece" (tokenizer.model).
+const char *tokenizer_kind_name(const Tokenizer *t);
+// Raw bytes of one id, not NUL-terminated (byte-level BPE only; NULL for SentencePiece or a bad id).
+const char *tokenizer_id_bytes(const Tokenizer *t, int id, int *len);
+
 // Streaming decode: feed ids one at a time, get back only complete UTF-8 text.
 typedef struct TokenStream TokenStream;
 TokenStream *token_stream_new(const Tokenizer *t);
 // Appends id; returns a pointer to newly completed text (valid until the next call), "" if none.
 const char *token_stream_push(TokenStream *s, int id);
 void token_stream_free(TokenStream *s);
+// Special tokens give no text when on (default off: they come out as their text).
+void token_stream_set_skip_special(TokenStream *s, int skip_special);
+// End of the sequence: an unfinished character left over becomes U+FFFD, as tokenizer_decode does.
+// Push ids that are out of range give "" and are otherwise ignored.
+const char *token_stream_flush(TokenStream *s);
 
 // Chat template (ChatML family). Renders messages (role/content pairs) into text, optionally
 // adding the generation prompt "<|im_start|>assistant\n" and, when enable_thinking is 0 on a
@@ -44,5 +60,8 @@ typedef struct {
 } ChatMessage;
 int chat_template_render(const Tokenizer *t, const ChatMessage *msgs, int n, int add_generation_prompt,
                          int enable_thinking, char **text, Error *err);
+// "chatml-qwen3" (ChatML with the enable_thinking switch), "chatml", "plain" (no template) or
+// "unsupported" (a template of another family: chat_template_render fails and says why).
+const char *chat_template_family(const Tokenizer *t);
 
 #endif

@@ -1,0 +1,138 @@
+// Model throughput on CPU: forward+backward tokens/s of sum(w * logp) and batched decode tokens/s
+// for a ~10M-parameter Qwen3, next to the same work in PyTorch eager (tools/bench_model_torch.py)
+// run in the same process tree. Writes bench/results/model.json.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/timer.h"
+#include "policy/generate.h"
+#include "policy/qwen.h"
+#include "policy/qwen_train.h"
+
+enum { V = 8192, D = 256, F = 768, L = 10, HQ = 4, HKV = 2, HD = 64, B = 8, T = 256, P = 32, NEW = 128 };
+
+static double bench_train(QwenModel *m, float *grads) {
+    QwenActs a;
+    Error e;
+    if (qwen_acts_alloc(&a, &m->cfg, B, T, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 0;
+    }
+    int *tok = malloc(sizeof(int) * B * T);
+    float *w = malloc(sizeof(float) * B * (T - 1)), *logp = malloc(sizeof(float) * B * (T - 1));
+    Rng rng;
+    rng_seed(&rng, 1);
+    for (int i = 0; i < B * T; i++) tok[i] = (int)rng_below(&rng, V);
+    for (int i = 0; i < B * (T - 1); i++) w[i] = (float)rng_normal(&rng);
+    int reps = 3;
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = time_now();
+        memset(grads, 0, sizeof(float) * m->num_params);
+        if (qwen_forward(m, &a, tok, NULL, B, T, logp, NULL, &e)) fprintf(stderr, "%s\n", e.msg);
+        qwen_backward(m, &a, w, grads);
+        double dt = time_now() - t0;
+        if (r > 0 && dt < best) best = dt;  // first run warms up
+    }
+    free(tok);
+    free(w);
+    free(logp);
+    qwen_acts_free(&a);
+    return B * T / best;
+}
+
+static double bench_decode(QwenModel *m, int batch) {
+    Rng rng;
+    rng_seed(&rng, 2);
+    int **prompts = malloc(sizeof(int *) * batch), *lens = malloc(sizeof(int) * batch);
+    for (int i = 0; i < batch; i++) {
+        prompts[i] = malloc(sizeof(int) * P);
+        lens[i] = P;
+        for (int t = 0; t < P; t++) prompts[i][t] = (int)rng_below(&rng, V);
+    }
+    GenerateParams gp = {{1.0f, 0, 1.0f, 0.0f}, NEW, NULL, 0, 0, 7, NULL, NULL, NULL, NULL, 0};
+    GenSeq *out = calloc(batch, sizeof(GenSeq));
+    Error e;
+    double t0 = time_now();
+    if (qwen_generate(m, (const int *const *)prompts, lens, batch, 1, &gp, out, &e)) fprintf(stderr, "%s\n", e.msg);
+    double dt = time_now() - t0;
+    gen_seqs_free(out, batch);
+    free(out);
+    for (int i = 0; i < batch; i++) free(prompts[i]);
+    free(prompts);
+    free(lens);
+    return (double)batch * NEW / dt;
+}
+
+static double json_number(const char *json, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? atof(p + strlen(pat)) : 0.0;
+}
+
+int main(void) {
+    QwenConfig c = {0};
+    c.arch = ARCH_QWEN3;
+    c.vocab_size = V;
+    c.hidden_size = D;
+    c.intermediate_size = F;
+    c.num_layers = L;
+    c.num_heads = HQ;
+    c.num_kv_heads = HKV;
+    c.head_dim = HD;
+    c.max_position_embeddings = 1024;
+    c.rms_norm_eps = 1e-6f;
+    c.rope_theta = 1e6;
+    c.tie_word_embeddings = 1;
+    c.qk_norm = 1;
+    QwenModel m;
+    Error e;
+    if (qwen_model_init(&m, &c, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    qwen_model_init_random(&m, 1, 0.02f);
+    float *grads = malloc(sizeof(float) * m.num_params);
+    printf("model: %.2fM parameters (V %d, D %d, F %d, L %d, heads %d/%d x %d)\n", m.num_params / 1e6, V, D, F, L, HQ,
+           HKV, HD);
+    double train = bench_train(&m, grads);
+    double dec16 = bench_decode(&m, 16), dec64 = bench_decode(&m, 64);
+    printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
+
+    char cmd[256], buf[4096] = {0};
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_model_torch.py %d %d %d %d %d %d %d %d %d %d %d 2", V, D,
+             F, L, HQ, HKV, HD, B, T, P, NEW);
+    // PIONRL_BENCH_NO_PEER=1 skips the PyTorch run (quick iterations on our side only).
+    FILE *f = getenv("PIONRL_BENCH_NO_PEER") ? NULL : popen(cmd, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    int torch_ok = f && pclose(f) == 0 && n > 0;
+    double t_train = torch_ok ? json_number(buf, "train_tokens_per_s") : 0;
+    double t16 = torch_ok ? json_number(buf, "decode_b16_tokens_per_s") : 0;
+    double t64 = torch_ok ? json_number(buf, "decode_b64_tokens_per_s") : 0;
+    if (torch_ok)
+        printf("pytorch: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", t_train, t16, t64);
+    else
+        printf("pytorch: not available (%s)\n", cmd);
+    if (!torch_ok && getenv("PIONRL_BENCH_NO_PEER")) return 0;
+    FILE *o = fopen("bench/results/model.json", "w");
+    if (!o) return 1;
+    fprintf(o,
+            "{\n  \"machine\": \"CPU, 2 cores (project machine)\",\n  \"model\": {\"params\": %zu, \"vocab\": %d, "
+            "\"hidden\": %d, \"intermediate\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d},\n"
+            "  \"train\": {\"batch\": %d, \"seq_len\": %d, \"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, "
+            "\"speedup\": %.2f},\n"
+            "  \"decode\": {\"prompt\": %d, \"new_tokens\": %d,\n"
+            "    \"b16\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f},\n"
+            "    \"b64\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f}},\n"
+            "  \"pytorch\": %s\n}\n",
+            m.num_params, V, D, F, L, HQ, HKV, HD, B, T, train, t_train, t_train > 0 ? train / t_train : 0, P, NEW,
+            dec16, t16, t16 > 0 ? dec16 / t16 : 0, dec64, t64, t64 > 0 ? dec64 / t64 : 0,
+            torch_ok ? buf : "null");
+    fclose(o);
+    free(grads);
+    qwen_model_free(&m);
+    return 0;
+}

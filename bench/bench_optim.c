@@ -1,0 +1,208 @@
+// Optimizer benchmark: one Muon / Pion step (whole matrix and per head) on Qwen3-0.6B/1.7B matrix
+// shapes, against (a) the time of the GEMMs the step consists of at this machine's measured SGEMM
+// rate and (b) one AdamW step on the same shape. Writes bench/results/optim.json.
+// PIONRL_BENCH_QUICK=1 uses smaller shapes (for a smoke run).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "optim/optim.h"
+
+typedef struct {
+    const char *name;
+    int rows, cols;
+    HeadSplit heads;
+    int num_heads, head_dim;
+} Shape;
+
+static void fill(float *x, size_t n, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_uniform(&r) - 0.5f);
+}
+
+// Best-of-reps SGEMM rate for an m x n x k product.
+static double sgemm_gflops(int m, int n, int k, int reps) {
+    float *A = malloc(sizeof(float) * m * k), *B = malloc(sizeof(float) * k * n), *C = malloc(sizeof(float) * m * n);
+    fill(A, (size_t)m * k, 1);
+    fill(B, (size_t)k * n, 2);
+    sgemm(0, 0, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);  // warm-up
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = time_now();
+        sgemm(0, 0, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
+        double t = time_now() - t0;
+        if (t < best) best = t;
+    }
+    free(A), free(B), free(C);
+    return 2.0 * m * n * k / best / 1e9;
+}
+
+// Seconds of the bare GEMMs one step consists of (5 x [X X^T, A A, B X] on each r x c block, r the
+// short side), best of reps: the same shapes measured right beside the step, so load from other
+// processes affects both alike.
+static double time_gemms(int batch, int rows, int cols, int reps) {
+    int r = rows < cols ? rows : cols, c = rows < cols ? cols : rows;
+    float *X = malloc(sizeof(float) * r * c), *Y = malloc(sizeof(float) * r * c);
+    float *A = malloc(sizeof(float) * r * r), *B = malloc(sizeof(float) * r * r);
+    fill(X, (size_t)r * c, 5);
+    fill(A, (size_t)r * r, 6);
+    double best = 1e30;
+    for (int rep = 0; rep < reps; rep++) {
+        double t0 = time_now();
+        for (int h = 0; h < batch; h++)
+            for (int t = 0; t < 5; t++) {
+                sgemm(0, 1, r, r, c, 1.0f, X, c, X, c, 0.0f, A, r);
+                sgemm(0, 0, r, r, r, 1.0f, A, r, A, r, 0.0f, B, r);
+                sgemm(0, 0, r, c, r, 1.0f, B, r, X, c, 0.0f, Y, c);
+            }
+        double dt = time_now() - t0;
+        if (dt < best) best = dt;
+    }
+    free(X), free(Y), free(A), free(B);
+    return best;
+}
+
+// Seconds of the fastest of `reps` optimizer steps (after one warm-up step).
+static double time_step(OptimKind kind, int per_head, const Shape *s, int reps, double *gemm_flops) {
+    ParamInfo t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", s->name);
+    t.ndim = 2, t.rows = s->rows, t.cols = s->cols, t.role = ROLE_MATRIX;
+    t.heads = s->heads, t.num_heads = s->num_heads, t.head_dim = s->head_dim;
+    OptimConfig c;
+    optimizer_config_default(&c);
+    c.kind = kind;
+    c.per_head = per_head;
+    c.lr = 1e-3f;
+    Optimizer *o;
+    Error err;
+    size_t n = (size_t)s->rows * s->cols;
+    if (optimizer_create(&c, &t, 1, n, &o, &err)) {
+        fprintf(stderr, "bench_optim: %s\n", err.msg);
+        exit(1);
+    }
+    float *W = malloc(n * sizeof(float)), *G = malloc(n * sizeof(float));
+    fill(W, n, 3);
+    fill(G, n, 4);
+    optimizer_step(o, W, G, 1.0f, &err);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = time_now();
+        if (optimizer_step(o, W, G, 1.0f, &err)) {
+            fprintf(stderr, "bench_optim: %s\n", err.msg);
+            exit(1);
+        }
+        double dt = time_now() - t0;
+        if (dt < best) best = dt;
+    }
+    NsSchedule sch;
+    ns_schedule_muon(&sch);  // Muon and Pion both run 5 steps: same GEMM count
+    if (gemm_flops) {
+        if (per_head && s->heads == HEADS_ROWS)
+            *gemm_flops = s->num_heads * ns_gemm_flops(&sch, s->head_dim, s->cols);
+        else if (per_head && s->heads == HEADS_COLS)
+            *gemm_flops = s->num_heads * ns_gemm_flops(&sch, s->rows, s->head_dim);
+        else
+            *gemm_flops = ns_gemm_flops(&sch, s->rows, s->cols);
+    }
+    optimizer_free(o);
+    free(W), free(G);
+    return best;
+}
+
+int main(void) {
+    int quick = getenv("PIONRL_BENCH_QUICK") != NULL;
+    int big = quick ? 512 : 2048, mlp = quick ? 1536 : 6144, small = quick ? 256 : 1024;
+    int hd = quick ? 32 : 128, H = 16;
+    Shape shapes[] = {
+        {"0.6B q/o-sized", small, small, HEADS_NONE, 0, 0},
+        {"1.7B q_proj", big, big, HEADS_NONE, 0, 0},
+        {"1.7B gate/up_proj", mlp, big, HEADS_NONE, 0, 0},
+        {"1.7B down_proj", big, mlp, HEADS_NONE, 0, 0},
+        {"1.7B q_proj per-head", H * hd, big, HEADS_ROWS, H, hd},
+        {"1.7B o_proj per-head", big, H * hd, HEADS_COLS, H, hd},
+    };
+    // Labels with the actual dimensions (quick mode shrinks them).
+    static char labels[6][80];
+    for (int i = 0; i < 6; i++) {
+        Shape *sh = &shapes[i];
+        if (sh->heads == HEADS_ROWS)
+            snprintf(labels[i], sizeof labels[i], "%dx(%dx%d) %s", sh->num_heads, sh->head_dim, sh->cols, sh->name);
+        else if (sh->heads == HEADS_COLS)
+            snprintf(labels[i], sizeof labels[i], "%dx(%dx%d) %s", sh->num_heads, sh->rows, sh->head_dim, sh->name);
+        else
+            snprintf(labels[i], sizeof labels[i], "%dx%d %s", sh->rows, sh->cols, sh->name);
+        sh->name = labels[i];
+    }
+    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    double peak = 0;
+    int sizes[] = {1024, 2048};
+    double rates[2];
+    for (int i = 0; i < 2; i++) {
+        int n = quick ? sizes[i] / 4 : sizes[i];
+        rates[i] = sgemm_gflops(n, n, n, 3);
+        if (rates[i] > peak) peak = rates[i];
+        printf("sgemm %dx%dx%d: %.1f GFLOP/s\n", n, n, n, rates[i]);
+    }
+    double head_rate = sgemm_gflops(hd, big, hd, 5);
+    double mlp_rate = sgemm_gflops(big, mlp, big, 2);
+    if (mlp_rate > peak) peak = mlp_rate;
+    printf("sgemm %dx%dx%d: %.1f GFLOP/s\n", big, mlp, big, mlp_rate);
+    printf("sgemm %dx%dx%d (per-head B X): %.1f GFLOP/s\n", hd, big, hd, head_rate);
+    printf("peak (best measured) %.1f GFLOP/s\n\n", peak);
+
+    FILE *f = fopen("bench/results/optim.json", "w");
+    if (!f) {
+        fprintf(stderr, "bench_optim: cannot write bench/results/optim.json (run from the repository root)\n");
+        return 1;
+    }
+    fprintf(f, "{\n  \"benchmark\": \"optim\",\n  \"quick\": %s,\n  \"sgemm_gflops\": {\"1024\": %.2f, \"2048\": %.2f, "
+               "\"head_%dx%dx%d\": %.2f, \"peak\": %.2f},\n  \"rows\": [\n",
+            quick ? "true" : "false", rates[0], rates[1], hd, big, hd, head_rate, peak);
+    printf("%-40s %-6s %9s %9s %8s %9s %8s %9s %8s\n", "shape", "opt", "step ms", "bound ms", "eff %", "gemms ms",
+           "eff2 %", "adamw ms", "x adamw");
+    int first = 1;
+    for (int i = 0; i < nshapes; i++) {
+        const Shape *s = &shapes[i];
+        int per_head = s->heads != HEADS_NONE;
+        int reps = quick ? 3 : ((size_t)s->rows * s->cols > (size_t)4 << 20 ? 1 : 2);
+        double adamw = time_step(OPT_ADAMW, 0, s, 3, NULL);
+        OptimKind kinds[2] = {OPT_MUON, OPT_PION};
+        for (int k = 0; k < 2; k++) {
+            double flops = 0, t = time_step(kinds[k], per_head, s, reps, &flops);
+            double bound = flops / (peak * 1e9);
+            double g = per_head && s->heads == HEADS_ROWS   ? time_gemms(s->num_heads, s->head_dim, s->cols, reps)
+                       : per_head && s->heads == HEADS_COLS ? time_gemms(s->num_heads, s->rows, s->head_dim, reps)
+                                                            : time_gemms(1, s->rows, s->cols, reps);
+            printf("%-40s %-6s %9.1f %9.1f %8.1f %9.1f %8.1f %9.2f %8.1f\n", s->name, optimizer_kind_name(kinds[k]),
+                   t * 1e3, bound * 1e3, 100 * bound / t, g * 1e3, 100 * g / t, adamw * 1e3, t / adamw);
+            fprintf(f, "%s    {\"shape\": \"%s\", \"rows\": %d, \"cols\": %d, \"per_head\": %s, \"optimizer\": \"%s\", "
+                       "\"step_ms\": %.3f, \"gemm_gflop\": %.3f, \"gemm_bound_ms\": %.3f, \"efficiency\": %.3f, "
+                       "\"bare_gemms_ms\": %.3f, \"efficiency_vs_bare_gemms\": %.3f, "
+                       "\"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f}",
+                    first ? "" : ",\n", s->name, s->rows, s->cols, per_head ? "true" : "false",
+                    optimizer_kind_name(kinds[k]), t * 1e3, flops / 1e9, bound * 1e3, bound / t, g * 1e3, g / t,
+                    adamw * 1e3, t / adamw);
+            first = 0;
+        }
+    }
+    // Spectrum-preserving Pion on the smallest shape (no GEMM bound: it is LU-solve bound).
+    double sp = time_step(OPT_SPECTRAL, 0, &shapes[0], 1, NULL), adamw0 = time_step(OPT_ADAMW, 0, &shapes[0], 3, NULL);
+    printf("%-40s %-6s %9.1f %9s %8s %9s %8s %9.2f %8.1f\n", shapes[0].name, "sp", sp * 1e3, "-", "-", "-", "-",
+           adamw0 * 1e3,
+           sp / adamw0);
+    fprintf(f, ",\n    {\"shape\": \"%s\", \"rows\": %d, \"cols\": %d, \"per_head\": false, \"optimizer\": \"spectral\", "
+               "\"step_ms\": %.3f, \"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f}",
+            shapes[0].name, shapes[0].rows, shapes[0].cols, sp * 1e3, adamw0 * 1e3, sp / adamw0);
+    // The machine is shared: re-measure the SGEMM rate after the run and keep the best.
+    double post = sgemm_gflops(quick ? 512 : 2048, quick ? 512 : 2048, quick ? 512 : 2048, 3);
+    printf("sgemm rate after the run: %.1f GFLOP/s (peak used above: %.1f)\n", post, peak);
+    fprintf(f, "\n  ],\n  \"sgemm_gflops_after\": %.2f\n}\n", post);
+    fclose(f);
+    printf("\nwrote bench/results/optim.json\n");
+    return 0;
+}

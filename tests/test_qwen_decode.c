@@ -108,7 +108,7 @@ static void test_forward_logp_matches_logits(void) {
     float logp[B * (T - 1)], ent[B * (T - 1)];
     unsigned char need[B * (T - 1)];
     for (int i = 0; i < B * (T - 1); i++) need[i] = i % 3 != 0;
-    CHECK(qwen_forward(&m, &a, tok, need, B, T, logp, ent, &e) == 0);
+    CHECK(qwen_forward(&m, &a, tok, need, B, T, 1.0f, logp, ent, &e) == 0);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T - 1; t++) {
             int i = b * (T - 1) + t;
@@ -129,7 +129,7 @@ static void test_forward_logp_matches_logits(void) {
         }
     // bad token id is reported
     tok[3] = -1;
-    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, logp, NULL, &e) == -1 && strstr(e.msg, "token id -1"));
+    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, 1.0f, logp, NULL, &e) == -1 && strstr(e.msg, "token id -1"));
     free(lg);
     qwen_acts_free(&a);
     qwen_model_free(&m);
@@ -160,7 +160,7 @@ static void test_sampler_filters(void) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int count[V] = {0}, n = 40000;
-        for (int i = 0; i < n; i++) count[sampler_sample(&s, logits, cases[k].n_valid, &cases[k].sp, &rng, NULL)]++;
+        for (int i = 0; i < n; i++) count[sampler_sample(&s, logits, V, cases[k].n_valid, &cases[k].sp, &rng, NULL)]++;
         for (int v = 0; v < V; v++)
             CHECK_MSG(fabs(count[v] / (double)n - cases[k].expect[v]) < 0.012, "case %zu token %d: freq %.4f want %.4f",
                       k, v, count[v] / (double)n, cases[k].expect[v]);
@@ -168,12 +168,16 @@ static void test_sampler_filters(void) {
     // greedy and its log-prob; temperature scales the reported log-prob
     SamplingParams greedy = {0.0f, 0, 1.0f, 0.0f};
     float lp;
-    CHECK(sampler_sample(&s, logits, V, &greedy, &rng, &lp) == 0);
+    CHECK(sampler_sample(&s, logits, V, V, &greedy, &rng, &lp) == 0);
     CHECK_NEAR(lp, logf(0.4f), 1e-5);
     SamplingParams hot = {2.0f, 0, 1.0f, 0.0f};
-    int t = sampler_sample(&s, logits, V, &hot, &rng, &lp);
+    int t = sampler_sample(&s, logits, V, V, &hot, &rng, &lp);
     double z = 0;
     for (int v = 0; v < V; v++) z += sqrt(p[v]);
+    CHECK_NEAR(lp, log(sqrt(p[t]) / z), 1e-5);
+    // restricted to 3 valid ids, the reported log-prob is still over all 6 rows
+    t = sampler_sample(&s, logits, V, 3, &hot, &rng, &lp);
+    CHECK(t < 3);
     CHECK_NEAR(lp, log(sqrt(p[t]) / z), 1e-5);
     SamplingParams bad = {1.0f, 0, 0.0f, 0.0f};
     CHECK(sampling_params_validate(&bad, "cfg", &e) == -1 && strstr(e.msg, "top_p"));
@@ -219,7 +223,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
     QwenActs act;
     CHECK(qwen_acts_alloc(&act, &c, 1, 16, &e) == 0);
     float logp[15];
-    CHECK(qwen_forward(&m, &act, seq, NULL, 1, 16, logp, NULL, &e) == 0);
+    CHECK(qwen_forward(&m, &act, seq, NULL, 1, 16, 1.0f, logp, NULL, &e) == 0);
     for (int j = 0; j < 12; j++) CHECK_NEAR(logp[3 + j], g[0].logps[j], 1e-4);
     float *lg = malloc(sizeof(float) * 16 * c.vocab_size);
     CHECK(qwen_forward_logits(&m, &act, seq, 1, 16, lg, &e) == 0);
@@ -231,6 +235,17 @@ static void test_generate_deterministic_and_batch_independent(void) {
         CHECK_MSG(best == g[0].tokens[j], "greedy token %d: %d vs argmax %d", j, g[0].tokens[j], best);
     }
     free(lg);
+    // sampled at temperature 1.3: the recorded log-probs are the forward's at the same temperature
+    GenerateParams hot = gp;
+    hot.sampling.temperature = 1.3f;
+    hot.sampling.top_p = 1.0f;
+    hot.num_eos = 0;
+    GenSeq h[1];
+    CHECK(qwen_generate(&m, prompts, lens, 1, 1, &hot, h, &e) == 0);
+    memcpy(seq + 4, h[0].tokens, sizeof(int) * 12);
+    CHECK(qwen_forward(&m, &act, seq, NULL, 1, 16, 1.3f, logp, NULL, &e) == 0);
+    for (int j = 0; j < 12; j++) CHECK_NEAR(logp[3 + j], h[0].logps[j], 1e-4);
+    gen_seqs_free(h, 1);
     qwen_acts_free(&act);
     // too long for the model's positions is an error
     GenerateParams big = gp;

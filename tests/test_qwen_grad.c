@@ -31,7 +31,7 @@ enum { B = 2, T = 7 };
 static double loss_of(QwenModel *m, QwenActs *a, const int *tok, const unsigned char *need, const float *w) {
     float logp[B * (T - 1)];
     Error e;
-    if (qwen_forward(m, a, tok, need, B, T, logp, NULL, &e)) return NAN;
+    if (qwen_forward(m, a, tok, need, B, T, 0.7f, logp, NULL, &e)) return NAN;  // exercises 1/temperature
     double s = 0;
     for (int i = 0; i < B * (T - 1); i++) s += (double)w[i] * logp[i];
     return s;

@@ -52,7 +52,7 @@ static void check_fixture(const char *dir) {
     printf("  %s: logits max abs err %.2e\n", dir, worst);
 
     float *logp = malloc(sizeof(float) * B * (T - 1)), *ent = malloc(sizeof(float) * B * (T - 1));
-    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, logp, ent, &e) == 0);
+    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, 1.0f, logp, ent, &e) == 0);
     double wl = 0, we = 0, loss = 0;
     for (int i = 0; i < B * (T - 1); i++) {
         wl = fmax(wl, fabs(logp[i] - logp_ref[i]));
@@ -104,9 +104,12 @@ static void check_fixture(const char *dir) {
 
 static void test_reference_qwen3(void) { check_fixture("tests/fixtures/qwen3-tiny"); }
 static void test_reference_qwen2(void) { check_fixture("tests/fixtures/qwen2-tiny"); }
+// heads x head_dim != hidden (as in Qwen3-0.6B), 4 query heads per kv head, untied, theta 5e6
+static void test_reference_qwen3_wide(void) { check_fixture("tests/fixtures/qwen3-tiny-wide"); }
 
 int main(void) {
     RUN(test_reference_qwen3);
     RUN(test_reference_qwen2);
+    RUN(test_reference_qwen3_wide);
     return test_summary("test_qwen_reference");
 }

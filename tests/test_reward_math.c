@@ -110,6 +110,13 @@ static const EquivCase EQUIV_CASES[] = {
     {"a_1+a_2", "a_2+a_1", 1},
     {"2y", "2x", 0},
     {"|x|", "|-x|", 1},
+    {"|x|", "x", 0},
+    {"\\sqrt{x^2}", "|x|", 1},
+    {"\\sqrt{x}\\sqrt{x}", "x", 1},  // equal wherever both are defined
+    {"\\frac{x^2-1}{x-1}", "x+1", 1},
+    {"\\binom{n}{2}", "\\frac{n(n-1)}{2}", 1},
+    {"\\ln(x^2)", "2\\ln x", 1},
+    {"x^3", "x^2", 0},
     // equations
     {"y=2x+1", "2x+1=y", 1},
     {"2y=4x+2", "y=2x+1", 1},
@@ -133,6 +140,12 @@ static const EquivCase EQUIV_CASES[] = {
     {"3, 5, 7", "3,5", 0},
     {"\\{1,2\\}", "2,1", 1},
     {"x=1, x=2", "1,2", 1},
+    // plus-minus
+    {"2\\pm\\sqrt{3}", "2+\\sqrt3, 2-\\sqrt3", 1},
+    {"2 \\pm \\sqrt{3}", "2-\\sqrt{3},2+\\sqrt{3}", 1},
+    {"\\pm 3", "3,-3", 1},
+    {"2\\pm\\sqrt{3}", "2+\\sqrt3", 0},
+    {"\\boxed{7}", "7", 1},
     // matrices
     {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1},
     {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", 1},
@@ -239,6 +252,7 @@ static const ScoreCase MATH_CASES[] = {
     {"\\boxed{x=3}", "3", 1},
     {"\\boxed{3}", "We get $\\boxed{3}$.", 1},  // reference given as a solution
     {"\\boxed{3}", "", 0},
+    {"\\boxed{18}", "She sells 9 eggs for $2 each.\n#### 18", 1},  // GSM8K-style reference
 };
 
 static void run_score_cases(const ScoreCase *cases, int n, int math) {
@@ -398,6 +412,23 @@ static void test_hostile_inputs(void) {
         memcpy(box + 7, big, m);
         memcpy(box + 7 + m, "}", 2);
         reward_math(box, box + 7, &r);
+    }
+    // Nested unordered lists: pairwise matching is quadratic per level; the work budget bounds it.
+    {
+        char a[2048], b[2048];
+        size_t w = 0;
+        w += (size_t)sprintf(a + w, "\\{");
+        for (int i = 0; i < 20; i++) {
+            w += (size_t)sprintf(a + w, "%s\\{", i ? "," : "");
+            for (int j = 0; j < 20; j++) w += (size_t)sprintf(a + w, "%s1", j ? "," : "");
+            w += (size_t)sprintf(a + w, "\\}");
+        }
+        sprintf(a + w, "\\}");
+        memcpy(b, a, strlen(a) + 1);
+        b[strlen(b) - 6] = '2';  // one leaf differs
+        const char *rule;
+        CHECK(math_equivalent(a, strlen(a), b, strlen(b), &rule) == 0);
+        CHECK(math_equivalent(a, strlen(a), a, strlen(a), &rule) == 1);
     }
     // 3000 unbalanced braces in a 40 KB completion with a real answer at the end.
     size_t w = 0;

@@ -261,7 +261,7 @@ static void test_cmd_checker(void) {
 
 static pid_t server_pid;
 static int server_port;
-static int *flaky_counter;  // shared with the server processes
+static int *flaky_counter;  // shared with the server processes: [0] flaky calls, [1] active, [2] max active
 
 static void http_reply(int fd, int code, const char *body) {
     char head[256];
@@ -310,7 +310,15 @@ static void serve_one(int fd) {
         http_reply(fd, 503, "busy");
     } else {
         // /ok, /flaky (second try), /pause: score 1 when the completion contains the answer.
-        if (!strcmp(path, "/pause")) usleep(100 * 1000);
+        if (!strcmp(path, "/pause")) {  // record how many requests are in flight at once
+            int now = __atomic_add_fetch(&flaky_counter[1], 1, __ATOMIC_SEQ_CST);
+            int seen = __atomic_load_n(&flaky_counter[2], __ATOMIC_SEQ_CST);
+            while (now > seen && !__atomic_compare_exchange_n(&flaky_counter[2], &seen, now, 0, __ATOMIC_SEQ_CST,
+                                                              __ATOMIC_SEQ_CST)) {
+            }
+            usleep(100 * 1000);
+            __atomic_sub_fetch(&flaky_counter[1], 1, __ATOMIC_SEQ_CST);
+        }
         cJSON *o = cJSON_Parse(body);
         const cJSON *c = cJSON_GetObjectItem(o, "completion"), *a = cJSON_GetObjectItem(o, "answer");
         const cJSON *p = cJSON_GetObjectItem(o, "prompt");
@@ -330,9 +338,11 @@ static void serve_one(int fd) {
 }
 
 static int start_server(void) {
-    flaky_counter = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (flaky_counter == MAP_FAILED) return -1;
-    *flaky_counter = 0;
+    if (!flaky_counter) {
+        flaky_counter = mmap(NULL, 3 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (flaky_counter == MAP_FAILED) return -1;
+    }
+    memset(flaky_counter, 0, 3 * sizeof(int));
     int s = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -489,6 +499,9 @@ static void test_http_batch(void) {
     RewardCounts c;
     reward_set_counts(set, 0, &c);
     CHECK(c.calls == N && c.failures == 0);
+    // 48 requests of 100 ms each with 16 allowed at once: the server saw several in flight.
+    printf("  at most %d HTTP requests in flight at once\n", flaky_counter[2]);
+    CHECK(flaky_counter[2] >= 2 && flaky_counter[2] <= 16);
     reward_set_free(set);
     stop_server();
 }

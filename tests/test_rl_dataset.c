@@ -237,8 +237,12 @@ static void test_presets_on_shared_data(void) {
     CHECK(load_json_cfg("{\"preset\": \"math\", \"levels\": \"3-5\"}", &cfg, &err) == 0);
     CHECK_MSG(dataset_load(&cfg, &ds, &err) == 0, "%s", err.msg);
     CHECK(ds.num_train > 3000 && ds.num_train < 7500);
-    CHECK(ds.num_eval > 200 && ds.num_eval < 500);  // test500's numeric levels are filtered too
+    CHECK(ds.num_eval == 500);  // MATH-500 whole: the filters apply to training rows
     CHECK(ds.skipped_empty_answers <= 2);
+    dataset_free(&ds);
+    CHECK(load_json_cfg("{\"preset\": \"math\", \"levels\": \"3-5\", \"filter_eval\": true}", &cfg, &err) == 0);
+    CHECK_MSG(dataset_load(&cfg, &ds, &err) == 0, "%s", err.msg);
+    CHECK(ds.num_eval > 200 && ds.num_eval < 500);  // test500's numeric levels are filtered too
     dataset_free(&ds);
 }
 

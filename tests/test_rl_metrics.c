@@ -71,6 +71,36 @@ static void test_metrics_writer(void) {
     CHECK(metrics_open(&w, tmp_path("no_such_run"), &err) == -1 && strstr(err.msg, "no_such_run/metrics.jsonl"));
 }
 
+static void test_standard_keys(void) {
+    Error err;
+    MetricsLine line;
+    CHECK(metrics_line_init(&line, 7, &err) == 0);
+    LossStats ls;
+    loss_stats_init(&ls);
+    ls.loss = 0.5;
+    ls.policy_loss = 0.5;
+    ls.tokens = 10;
+    ls.seqs = 2;
+    ls.clip_low = 1;
+    ls.clip_high = 2;
+    ls.ratio_sum = 10;
+    ls.ratio_max = 1.3;
+    loss_stats_finish(&ls);
+    CHECK(metrics_set_loss_stats(&line, &ls, 0, 0) == 0);
+    AdvantageStats as = {4, 1, 0.5, 0.25, 0.2, 0.8};
+    CHECK(metrics_set_advantage_stats(&line, &as) == 0);
+    char *text = metrics_line_text(&line);
+    CHECK_MSG(strcmp(text, "{\"step\":7,\"loss\":0.5,\"policy_loss\":0.5,\"clip_fraction\":0.3,"
+                           "\"clip_fraction_low\":0.1,\"clip_fraction_high\":0.2,\"ratio_mean\":1,"
+                           "\"ratio_max\":1.3,\"loss_tokens\":10,\"reward_mean\":0.5,\"reward_std\":0.25,"
+                           "\"reward_group_std_mean\":0.2,\"zero_variance_groups\":1,"
+                           "\"zero_variance_fraction\":0.25,\"advantage_abs_mean\":0.8}") == 0, "%s", text);
+    free(text);
+    CHECK(metrics_set_loss_stats(&line, &ls, 1, 1) == 0);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(line.obj, "kl")) && cJSON_GetObjectItem(line.obj, "seq_ratio_mean"));
+    metrics_line_free(&line);
+}
+
 static void test_progress(void) {
     char buf[256];
     progress_format(buf, sizeof buf, 12, 200, 0.5123, 0.484, 1234.4, 3725);
@@ -242,6 +272,7 @@ int main(void) {
         return 1;
     }
     RUN(test_metrics_writer);
+    RUN(test_standard_keys);
     RUN(test_progress);
     RUN(test_report_flags);
     RUN(test_report_html);

@@ -216,6 +216,24 @@ static void test_corrupt_files(void) {
                    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
                    x, 16, 0);
     CHECK(m && strstr(m, "overlapping"));
+    // An empty tensor sorted between two overlapping ones must not hide the overlap.
+    m = open_error("overlap-empty.st",
+                   "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                   "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+                   x, 16, 0);
+    CHECK(m && strstr(m, "overlapping") && strstr(m, "'a'") && strstr(m, "'b'"));
+    // Nested inside a longer range, after a shorter one.
+    m = open_error("overlap-nested.st",
+                   "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                   x, 16, 0);
+    CHECK(m && strstr(m, "overlapping"));
+    m = open_error("trailing.st",
+                   "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} xx", x, 16, 0);
+    CHECK(m && strstr(m, "not valid JSON"));
+    CHECK(open_error("padded.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}     ",
+                     x, 16, 0) == NULL);
     m = open_error("dup.st",
                    "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                    "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",

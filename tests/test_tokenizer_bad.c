@@ -224,6 +224,104 @@ static void test_tiny_encode(void) {
     tokenizer_free(t);
 }
 
+static void e_string_merges(cJSON *r) {
+    // Older files write merges as "left right" strings.
+    cJSON *merges = cJSON_GetObjectItemCaseSensitive(model(r), "merges");
+    cJSON *strs = cJSON_CreateArray();
+    for (cJSON *m = merges->child; m; m = m->next) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s %s", m->child->valuestring, m->child->next->valuestring);
+        cJSON_AddItemToArray(strs, cJSON_CreateString(buf));
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(model(r), "merges", strs);
+}
+
+static void e_gpt2_pretokenizer(cJSON *r) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "ByteLevel");
+    cJSON_AddBoolToObject(p, "add_prefix_space", 1);
+    cJSON_AddBoolToObject(p, "use_regex", 1);
+    cJSON_ReplaceItemInObjectCaseSensitive(r, "pre_tokenizer", p);
+}
+
+static int *encode_in_dir(const char *text, int *n) {
+    Tokenizer *t;
+    Error err;
+    int *ids = NULL;
+    if (tokenizer_load(dir, &t, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    if (tokenizer_encode(t, text, strlen(text), &ids, n, &err)) ids = NULL;
+    tokenizer_free(t);
+    return ids;
+}
+
+static void test_other_valid_layouts(void) {
+    const char *text = "the abab in 12 the";
+    int n1, n2;
+    write_file("tokenizer.json", tiny_json);
+    int *a = encode_in_dir(text, &n1);
+    write_edited(e_string_merges);
+    int *b = encode_in_dir(text, &n2);
+    CHECK(a && b && n1 == n2 && !memcmp(a, b, n1 * sizeof *a));
+    free(a);
+    free(b);
+    // GPT-2 layout: ByteLevel with its own regex and a prefix space: "the" becomes " the" (one id).
+    write_edited(e_gpt2_pretokenizer);
+    a = encode_in_dir("the", &n1);
+    CHECK(a && n1 == 1);
+    free(a);
+    remove_file("tokenizer.json");
+}
+
+// Without ../shared: bad input and streaming on the tiny tokenizer, where every non-ASCII character
+// is several byte tokens.
+static void test_tiny_bad_input_and_stream(void) {
+    Tokenizer *t;
+    Error err;
+    CHECK_MSG(tokenizer_load("tests/fixtures/tokenizer/tiny", &t, &err) == 0, "%s", err.msg);
+    int *ids = NULL, n = -1;
+    const char *bad[] = {"abc\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "ok\xf5\x80\x80\x80", "\x80"};
+    for (int i = 0; i < 7; i++) {
+        CHECK(tokenizer_encode(t, bad[i], strlen(bad[i]), &ids, &n, &err) == -1);
+        CHECK(strstr(err.msg, "not valid UTF-8"));
+        CHECK(ids == NULL && n == 0);
+    }
+    const char *text = "caf\xc3\xa9 \xe4\xbd\xa0\xf0\x9f\x98\x80!";
+    CHECK(tokenizer_encode(t, text, strlen(text), &ids, &n, &err) == 0);
+    TokenStream *s = token_stream_new(t);
+    char acc[64] = "";
+    for (int i = 0; i < n; i++) {
+        const char *piece = token_stream_push(s, ids[i]);
+        // A piece never ends inside a character.
+        size_t k = strlen(piece);
+        if (k) CHECK(((unsigned char)piece[k - 1] & 0xC0) != 0xC0);
+        strcat(acc, piece);
+    }
+    CHECK(!strcmp(token_stream_flush(s), ""));
+    CHECK(!strcmp(acc, text));
+    token_stream_free(s);
+    // Cut after the first byte of the emoji: whole decode and stream + flush both end in U+FFFD.
+    int cut = n - 4;
+    char *whole;
+    CHECK(tokenizer_decode(t, ids, cut, 0, &whole, &err) == 0);
+    s = token_stream_new(t);
+    acc[0] = 0;
+    for (int i = 0; i < cut; i++) strcat(acc, token_stream_push(s, ids[i]));
+    strcat(acc, token_stream_flush(s));
+    CHECK(!strcmp(acc, whole));
+    CHECK(strstr(whole, "\xEF\xBF\xBD"));
+    free(whole);
+    token_stream_free(s);
+    free(ids);
+    int out_of_range[] = {5, 270};
+    char *txt = (char *)1;
+    CHECK(tokenizer_decode(t, out_of_range, 2, 0, &txt, &err) == -1);
+    CHECK(txt == NULL && strstr(err.msg, "270"));
+    tokenizer_free(t);
+}
+
 int main(void) {
     Error err;
     tiny_json = file_read_all("tests/fixtures/tokenizer/tiny/tokenizer.json", NULL, &err);
@@ -238,6 +336,8 @@ int main(void) {
     RUN(test_bad_config_files);
     RUN(test_missing_files);
     RUN(test_tiny_encode);
+    RUN(test_tiny_bad_input_and_stream);
+    RUN(test_other_valid_layouts);
     remove_file("tokenizer.json");
     remove_file("tokenizer_config.json");
     remove_file("generation_config.json");

@@ -2,13 +2,17 @@
 """Writes the tiny Qwen2/Qwen3 reference fixtures under tests/fixtures/ (run from the repo root with
 /usr/bin/python3, which has torch; no transformers or safetensors package is needed).
 
-For each model (qwen3-tiny, qwen2-tiny, qwen3-tiny-wide): config.json (Hugging Face format), model.safetensors (random fp32 weights) and
-reference.safetensors with tokens, logits, per-token log-probs and entropy, a weighted log-prob loss
+For each model (qwen3-tiny, qwen2-tiny, qwen3-tiny-wide): config.json (Hugging Face format),
+model.safetensors (random fp32 weights) and reference.safetensors with tokens, logits, per-token log-probs and entropy, a weighted log-prob loss
 and the gradient of that loss for every parameter, plus a few intermediate activations for
 debugging. The forward follows transformers' modeling_qwen3 / modeling_qwen2 and is computed in
 float64 on the fp32-rounded weights, so every reference is exact up to the final fp32 rounding.
 
 usage: /usr/bin/python3 tools/make_qwen_fixtures.py [--out tests/fixtures]
+       /usr/bin/python3 tools/make_qwen_fixtures.py --check DIR [--reference FIXTURE_DIR]
+The second form reads a model directory written by pionrl (config.json + model.safetensors, any
+float dtype), runs this file's PyTorch forward on the reference tokens and prints the largest logit
+difference from the fixture's reference (0 up to fp32 rounding for an F32 save of a fixture).
 """
 import argparse
 import json
@@ -51,6 +55,27 @@ def save_safetensors(path, tensors, metadata=None):
         for blob in blobs:
             f.write(blob)
     os.replace(tmp, path)
+
+
+def load_safetensors(path):
+    """Reads a safetensors file into a dict of torch tensors (strict about the basics only)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    base, out = 8 + n, {}
+    np_types = {"F32": "float32", "F64": "float64", "F16": "float16", "BF16": "int16", "I32": "int32",
+                "I64": "int64"}
+    import numpy as np
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        t = torch.from_numpy(np.frombuffer(data[base + b:base + e], dtype=np_types[info["dtype"]]).copy())
+        if info["dtype"] == "BF16":
+            t = t.view(torch.bfloat16)
+        out[name] = t.reshape(info["shape"])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,10 +257,34 @@ def write_model(out_dir, arch, seed, **overrides):
     return cfg, w32
 
 
+def check_saved(model_dir, fixture_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    w = {k: v.double() for k, v in load_safetensors(os.path.join(model_dir, "model.safetensors")).items()}
+    expected = {name for name, _, _ in param_shapes(cfg)}
+    if set(w) != expected:
+        raise SystemExit(f"tensor names differ: missing {sorted(expected - set(w))}, extra {sorted(set(w) - expected)}")
+    for name, shape, _ in param_shapes(cfg):
+        if tuple(w[name].shape) != shape:
+            raise SystemExit(f"{name}: shape {tuple(w[name].shape)}, expected {shape}")
+    ref = load_safetensors(os.path.join(fixture_dir, "reference.safetensors"))
+    with torch.no_grad():
+        logits = forward(cfg, w, ref["tokens"].long(), {})
+    diff = (logits - ref["logits"].double()).abs().max().item()
+    print(f"{model_dir}: {len(w)} tensors, torch_dtype {cfg.get('torch_dtype')}, "
+          f"max |logits - reference| = {diff:.3g}")
+    return diff
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/fixtures")
+    ap.add_argument("--check", metavar="DIR", help="check a saved model directory against a fixture")
+    ap.add_argument("--reference", metavar="FIXTURE_DIR", default="tests/fixtures/qwen3-tiny")
     args = ap.parse_args()
+    if args.check:
+        check_saved(args.check, args.reference)
+        return
     cfg3, w3 = write_model(os.path.join(args.out, "qwen3-tiny"), "qwen3", 1234)
     write_model(os.path.join(args.out, "qwen2-tiny"), "qwen2", 5678)
     # Shapes the two above do not cover, as in real Qwen3 checkpoints: Hq * head_dim != hidden_size

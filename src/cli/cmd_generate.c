@@ -10,9 +10,10 @@
 #include "core/timer.h"
 #include "policy/generate.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/stop_strings.h"
 #include "policy/tokenizer.h"
 
-#define MAX_STOPS 8
+#define MAX_STOPS STOP_STRINGS_MAX
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -35,26 +36,6 @@ static void usage(FILE *f) {
             "  --seed S               (default 0)\n"
             "  --json                 print JSON lines even for a single prompt\n",
             MAX_STOPS);
-}
-
-typedef struct {
-    const Tokenizer *tok;
-    const char *stops[MAX_STOPS];
-    int num_stops;
-} StopCtx;
-
-// Stop strings are matched on the decoded completion; only the tail can contain a new match.
-static int stop_on_strings(void *ctx, int seq, const int *tokens, int n) {
-    StopCtx *s = ctx;
-    if (!s->tok || s->num_stops == 0) return 0;
-    int from = n > 16 ? n - 16 : 0;
-    char *text = NULL;
-    Error e;
-    if (tokenizer_decode(s->tok, tokens + from, n - from, 0, &text, &e)) return 0;
-    int hit = 0;
-    for (int i = 0; i < s->num_stops && !hit; i++) hit = strstr(text, s->stops[i]) != NULL;
-    free(text);
-    return hit;
 }
 
 static const char *finish_name(FinishReason f) {
@@ -83,7 +64,7 @@ int cmd_generate(int argc, char **argv) {
                *system = NULL;
     int raw = 0, think = 0, G = 1, as_json = 0;
     GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0};
-    StopCtx stop = {0};
+    StopStrings stop = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -157,7 +138,7 @@ int cmd_generate(int argc, char **argv) {
         stop.tok = tok;
         gp.num_eos = tokenizer_eos_ids(tok, &gp.eos_ids);
         gp.n_valid = tokenizer_vocab_size(tok);
-        gp.stop_fn = stop_on_strings;
+        gp.stop_fn = stop_strings_check;
         gp.stop_ctx = &stop;
     }
     // collect prompt texts

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/fileio.h"
 #include "policy/qwen.h"
 #include "policy/qwen_checkpoint.h"
 
@@ -77,8 +78,10 @@ static void print_text(const char *dir, const QwenConfig *c, const QwenCheckpoin
     printf("tied embeddings %s, q/k norm %s, q/k/v bias %s, config dtype %s\n", c->tie_word_embeddings ? "yes" : "no",
            c->qk_norm ? "yes" : "no", c->attention_bias ? "yes" : "no", c->torch_dtype);
     human_bytes(a, sizeof a, (double)info->file_bytes);
-    printf("files          %d%s, %s\n", info->num_files, info->sharded ? " (sharded, index.json)" : " (model.safetensors)",
-           a);
+    if (info->num_files == 0) printf("files          none (config.json only; sizes below are from the config)\n");
+    else
+        printf("files          %d%s, %s\n", info->num_files,
+               info->sharded ? " (sharded, index.json)" : " (model.safetensors)", a);
     for (int k = 0; k < QWEN_CKPT_NUM_DTYPES; k++)
         if (info->tensors_by_dtype[k]) {
             human_bytes(a, sizeof a, (double)info->bytes_by_dtype[k]);
@@ -112,6 +115,8 @@ static void print_text(const char *dir, const QwenConfig *c, const QwenCheckpoin
     human_bytes(d, sizeof d, (double)m->adamw_state);
     human_bytes(e, sizeof e, (double)m->training_adamw);
     printf("  train (AdamW)  %s = weights %s + grads %s + AdamW m,v %s + logits and their grad\n", e, a, b, d);
+    human_bytes(a, sizeof a, (double)m->weights_bf16);
+    printf("  a bf16 copy of the weights (CUDA compute, bf16 checkpoint) is %s\n", a);
     printf("  Muon/Pion keep one momentum buffer per matrix (half of AdamW's state there); spectrum-preserving\n"
            "  Pion keeps out^2 + in^2 floats per matrix; a reference policy for KL adds one more weight copy.\n");
     if (verified) printf("verified       all tensors loaded, finite\n");
@@ -197,7 +202,27 @@ int cmd_inspect(int argc, char **argv) {
     QwenConfig cfg;
     QwenCheckpointInfo info;
     Error err;
-    if (verify) {
+    // A directory with config.json but no weights yet (e.g. sizing a model before downloading it):
+    // describe the config and say so.
+    char single[2048], index[2048], cfg_path[2048];
+    if (path_join(single, sizeof single, dir, "model.safetensors") ||
+        path_join(index, sizeof index, dir, "model.safetensors.index.json") ||
+        path_join(cfg_path, sizeof cfg_path, dir, "config.json")) {
+        fprintf(stderr, "pionrl inspect: %s: path too long\n", dir);
+        return 2;
+    }
+    int no_weights = file_exists(cfg_path) && !file_exists(single) && !file_exists(index);
+    if (no_weights && verify) {
+        fprintf(stderr, "pionrl inspect: %s: no model.safetensors or model.safetensors.index.json to verify\n", dir);
+        return 1;
+    }
+    if (no_weights) {
+        memset(&info, 0, sizeof info);
+        if (qwen_config_load(cfg_path, &cfg, &err)) {
+            fprintf(stderr, "pionrl inspect: %s\n", err.msg);
+            return 1;
+        }
+    } else if (verify) {
         QwenModel m;
         if (qwen_model_load_ex(dir, &m, &info, &err)) {
             fprintf(stderr, "pionrl inspect: %s\n", err.msg);

@@ -64,11 +64,11 @@ static void print_json(const char *name, int kp, const NsSchedule *s, int points
     printf("{\"optimizer\": \"%s\", ", name);
     if (strcmp(name, "pion") == 0) printf("\"kp\": %d, ", kp);
     printf("\"schedule\": [");
-    for (int i = 0; i < s->steps; i++)
-        printf("%s[%.9g, %.9g, %.9g]", i ? ", " : "", s->a[i], s->b[i], s->c[i]);
-    printf("], \"rows\": %d, \"cols\": %d, \"normalize\": %s, \"max_abs_error\": %.3g, \"max_offdiag\": %.3g, "
-           "\"points\": [",
-           points, points + points / 2, normalize ? "true" : "false", max_error(r), r->max_offdiag);
+    for (int i = 0; i < s->steps; i++) printf("%s[%.9g, %.9g, %.9g]", i ? ", " : "", s->a[i], s->b[i], s->c[i]);
+    printf(
+        "], \"rows\": %d, \"cols\": %d, \"normalize\": %s, \"max_abs_error\": %.3g, \"max_offdiag\": %.3g, "
+        "\"points\": [",
+        points, points + points / 2, normalize ? "true" : "false", max_error(r), r->max_offdiag);
     for (int i = 0; i < r->n; i++)
         printf("%s{\"sigma\": %.9g, \"measured\": %.9g, \"expected\": %.9g}", i ? ", " : "", r->sigma_in[i],
                r->sigma_out[i], r->expected[i]);
@@ -100,8 +100,10 @@ static int write_svg(const char *path, int points, int normalize, unsigned long 
         fprintf(stderr, "pionrl spectrum: cannot write %s\n", path);
         return 1;
     }
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     fprintf(f, "<text x=\"%g\" y=\"22\" font-size=\"15\">Newton-Schulz singular-value maps f(sigma)%s</text>\n", L,
             normalize ? " (after Frobenius normalisation)" : "");
@@ -116,9 +118,12 @@ static int write_svg(const char *path, int points, int normalize, unsigned long 
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, y + 4, i / 10.0);
     }
     fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#000\"/>\n", L, T, pw, ph);
-    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">input singular value sigma</text>\n", L + pw / 2, H - 18);
-    fprintf(f, "<text x=\"18\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 18 %g)\">output singular value"
-               "</text>\n", T + ph / 2, T + ph / 2);
+    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">input singular value sigma</text>\n", L + pw / 2,
+            H - 18);
+    fprintf(f,
+            "<text x=\"18\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 18 %g)\">output singular value"
+            "</text>\n",
+            T + ph / 2, T + ph / 2);
     for (int k = 0; k < 7; k++) {
         NsSchedule s;
         SpectrumResult r;
@@ -139,8 +144,8 @@ static int write_svg(const char *path, int points, int normalize, unsigned long 
                     colors[k]);
         }
         double ly = T + 14 + 20 * k;
-        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"2\"/>\n", L + pw + 12, ly,
-                L + pw + 36, ly, colors[k]);
+        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"2\"/>\n", L + pw + 12,
+                ly, L + pw + 36, ly, colors[k]);
         if (k == 0) fprintf(f, "<text x=\"%g\" y=\"%g\">Muon</text>\n", L + pw + 42, ly + 4);
         else fprintf(f, "<text x=\"%g\" y=\"%g\">Pion kp=%d</text>\n", L + pw + 42, ly + 4, k - 1);
         spectrum_result_free(&r);

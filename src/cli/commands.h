@@ -4,6 +4,7 @@
 #define PIONRL_COMMANDS_H
 
 
+int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

@@ -14,6 +14,7 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     // One line per command, kept in the order `pionrl --help` shows them.
+    {"train", cmd_train, "RLVR training: GRPO/GMPO with AdamW, Muon or Pion (CONFIG.json [--set k=v] [--resume])"},
     {"generate", cmd_generate, "sample completions from a checkpoint (--model DIR --prompt TEXT | --prompts F.jsonl)"},
     {"download", cmd_download, "fetch a model from the Hugging Face Hub, or gsm8k/math/math500 as JSONL"},
     {"spectrum", cmd_spectrum, "measure the singular-value map f(sigma) of Muon / Pion (--optimizer, --kp, --svg)"},

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,4 +114,19 @@ int dir_exists(const char *path) {
 int path_join(char *out, size_t n, const char *dir, const char *name) {
     int w = snprintf(out, n, "%s/%s", dir, name);
     return (w < 0 || (size_t)w >= n) ? -1 : 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int path_remove_recursive(const char *path, Error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return error_set(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
 }

@@ -12,6 +12,8 @@ char *file_read_all(const char *path, size_t *len, Error *err);
 int file_write_atomic(const char *path, const void *data, size_t len, Error *err);
 // Creates a directory and its parents (like mkdir -p).
 int dir_create(const char *path, Error *err);
+// Removes a file or a directory tree (like rm -rf); a missing path is not an error.
+int path_remove_recursive(const char *path, Error *err);
 int file_exists(const char *path);
 int dir_exists(const char *path);
 // snprintf into out (size n) of "dir/name"; -1 when it does not fit.

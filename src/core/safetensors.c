@@ -196,7 +196,8 @@ static int parse_tensor(const char *path, const cJSON *it, size_t data_size, con
 
 static int parse_header(StFile *f, const char *json, size_t data_size, const char *data, Error *err) {
     const char *path = f->path;
-    cJSON *root = cJSON_ParseWithLength(json, strlen(json));
+    // Only whitespace (the format's padding) may follow the JSON object.
+    cJSON *root = cJSON_ParseWithOpts(json, NULL, 1);
     if (!root) return error_set(err, "%s: header is not valid JSON", path);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -240,13 +241,18 @@ static int parse_header(StFile *f, const char *json, size_t data_size, const cha
             return -1;
         }
     qsort(order, n, sizeof *order, cmp_by_begin);
-    for (int i = 1; i < n; i++) {
-        const StTensor *a = order[i - 1], *b = order[i];
-        if (b->nbytes > 0 && (const char *)a->data + a->nbytes > (const char *)b->data) {
-            error_set(err, "%s: tensors '%s' and '%s' have overlapping data ranges", path, a->name, b->name);
+    // Compare each range with the furthest end seen so far, so an empty tensor sorted in between
+    // cannot hide an overlap.
+    const StTensor *reach = NULL;
+    for (int i = 0; i < n; i++) {
+        const StTensor *b = order[i];
+        if (b->nbytes == 0) continue;
+        if (reach && (const char *)reach->data + reach->nbytes > (const char *)b->data) {
+            error_set(err, "%s: tensors '%s' and '%s' have overlapping data ranges", path, reach->name, b->name);
             free(order);
             return -1;
         }
+        if (!reach || (const char *)b->data + b->nbytes > (const char *)reach->data + reach->nbytes) reach = b;
     }
     free(order);
     return 0;

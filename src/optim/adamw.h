@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct {
-    float lr;            // <= 0 in an OptimConfig means "use the top-level lr"
+    float lr;  // <= 0 in an OptimConfig means "use the top-level lr"
     float beta1, beta2;
     float eps;
     float weight_decay;  // < 0 in an OptimConfig means "use the top-level weight_decay"

@@ -24,8 +24,7 @@ int singular_values(const float *A, int rows, int cols, double *s, Error *err) {
     // Gram on the short side: rows <= cols -> A A^T, else A^T A.
     if (rows <= cols)
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, r, c, 1.0, Ad, cols, Ad, cols, 0.0, Gm, r);
-    else
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, r, c, 1.0, Ad, cols, Ad, cols, 0.0, Gm, r);
+    else cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, r, c, 1.0, Ad, cols, Ad, cols, 0.0, Gm, r);
     int lwork = 1 + 2 * r, liwork = 1, info = 0;
     work = malloc((size_t)lwork * sizeof(double));
     iwork = malloc(sizeof(int));

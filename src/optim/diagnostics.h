@@ -18,9 +18,9 @@ double effective_rank_from_sv(const double *s, int n);
 int effective_rank(const float *A, int rows, int cols, double *erank, Error *err);
 
 typedef struct {
-    double mean_sq;   // ||g||^2 of the mean gradient g
-    double var_sum;   // V = sum_k ||g_k - g||^2 / (K - 1) (unbiased total variance)
-    double snr;       // ||g||^2 / (sum_k ||g_k - g||^2 / K), the plain ratio
+    double mean_sq;       // ||g||^2 of the mean gradient g
+    double var_sum;       // V = sum_k ||g_k - g||^2 / (K - 1) (unbiased total variance)
+    double snr;           // ||g||^2 / (sum_k ||g_k - g||^2 / K), the plain ratio
     double snr_unbiased;  // (||g||^2 - V/K) / V, ||g||^2 bias-corrected by the noise in the mean
 } GradSnr;
 

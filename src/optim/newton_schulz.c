@@ -119,8 +119,8 @@ static void transpose_scaled(const float *in, int rows, int cols, int ldi, float
         }
 }
 
-int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, int ldg, float *out, int ldo,
-                     float eps, NsWork *w, Error *err) {
+int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, int ldg, float *out, int ldo, float eps,
+                     NsWork *w, Error *err) {
     if (check_fits(w, rows, cols, err)) return -1;
     double ss = 0.0;
     for (int i = 0; i < rows; i++)
@@ -147,8 +147,8 @@ int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, in
     return 0;
 }
 
-int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out,
-                             float eps, NsWork *w, Error *err) {
+int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out, float eps,
+                             NsWork *w, Error *err) {
     size_t n = (size_t)rows * cols;
     for (int h = 0; h < batch; h++)
         if (ns_orthogonalize(s, G + h * n, rows, cols, cols, out + h * n, cols, eps, w, err))

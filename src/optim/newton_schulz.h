@@ -44,12 +44,12 @@ int ns_iterate(const NsSchedule *s, float *X, int rows, int cols, NsWork *w, Err
 // Full orthogonalisation of one matrix: X = G / (||G||_F + eps), transposed to the short side,
 // iterated, written back in G's orientation. G is rows x cols with row stride ldg; out has row
 // stride ldo (so a column block of a wider matrix can be read and written in place).
-int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, int ldg, float *out, int ldo,
-                     float eps, NsWork *w, Error *err);
+int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, int ldg, float *out, int ldo, float eps,
+                     NsWork *w, Error *err);
 
 // Same for `batch` contiguous rows x cols matrices (e.g. per-head blocks), each on its own.
-int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out,
-                             float eps, NsWork *w, Error *err);
+int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out, float eps,
+                             NsWork *w, Error *err);
 
 // GEMM flops of ns_iterate on a rows x cols matrix (per step: 2r^2c for A, 2r^3 for A^2, 2r^2c for BX,
 // with r the short side and c the long side).

@@ -29,7 +29,8 @@ static int check_table(const OptimConfig *cfg, const ParamInfo *table, int n, si
     int per_head = cfg->per_head && (cfg->kind == OPT_MUON || cfg->kind == OPT_PION);
     for (int i = 0; i < n; i++) {
         const ParamInfo *p = &table[i];
-        if (p->ndim != 1 && p->ndim != 2) return error_set(err, "optimizer: %s: ndim must be 1 or 2, got %d", p->name, p->ndim);
+        if (p->ndim != 1 && p->ndim != 2)
+            return error_set(err, "optimizer: %s: ndim must be 1 or 2, got %d", p->name, p->ndim);
         if (p->rows < 1 || p->cols < 1)
             return error_set(err, "optimizer: %s: bad shape %d x %d", p->name, p->rows, p->cols);
         size_t numel = param_numel(p);
@@ -53,11 +54,13 @@ static int check_table(const OptimConfig *cfg, const ParamInfo *table, int n, si
 
 static int check_config(const OptimConfig *c, Error *err) {
     if (!(c->lr >= 0.0f) || !isfinite(c->lr)) return error_set(err, "optimizer: lr must be >= 0, got %g", c->lr);
-    if (!(c->weight_decay >= 0.0f)) return error_set(err, "optimizer: weight_decay must be >= 0, got %g", c->weight_decay);
+    if (!(c->weight_decay >= 0.0f))
+        return error_set(err, "optimizer: weight_decay must be >= 0, got %g", c->weight_decay);
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
         return error_set(err, "optimizer: momentum must be in [0, 1), got %g", c->momentum);
     if (c->kp < 0 || c->kp > 5) return error_set(err, "optimizer: kp must be in 0..5, got %d", c->kp);
-    if (!(c->scale_factor > 0.0f)) return error_set(err, "optimizer: pion_scale_factor must be > 0, got %g", c->scale_factor);
+    if (!(c->scale_factor > 0.0f))
+        return error_set(err, "optimizer: pion_scale_factor must be > 0, got %g", c->scale_factor);
     if (!(c->ns_eps > 0.0f)) return error_set(err, "optimizer: ns_eps must be > 0, got %g", c->ns_eps);
     if (c->ns_custom && (c->ns_schedule.steps < 1 || c->ns_schedule.steps > NS_MAX_STEPS))
         return error_set(err, "optimizer: ns_coefficients needs 1..%d steps", NS_MAX_STEPS);
@@ -69,7 +72,8 @@ static int check_config(const OptimConfig *c, Error *err) {
     if (!(s->beta1 >= 0.0f && s->beta1 < 1.0f && s->beta2 >= 0.0f && s->beta2 < 1.0f))
         return error_set(err, "optimizer: spectral.betas must be in [0, 1), got (%g, %g)", s->beta1, s->beta2);
     if (!(s->eps > 0.0f)) return error_set(err, "optimizer: spectral.eps must be > 0, got %g", s->eps);
-    if (!(s->update_rms > 0.0f)) return error_set(err, "optimizer: spectral.update_rms must be > 0, got %g", s->update_rms);
+    if (!(s->update_rms > 0.0f))
+        return error_set(err, "optimizer: spectral.update_rms must be > 0, got %g", s->update_rms);
     return 0;
 }
 
@@ -242,8 +246,8 @@ int optimizer_step(Optimizer *o, float *params, const float *grads, float lr_sca
             if (ns_param_step(o, p, s, W, G, lr, err)) return error_prefix(err, "optimizer: %s", p->name);
         } else {
             double d = 0.0;
-            if (sp_update(W, G, s->buf[0], s->buf[1], s->buf[2], s->buf[3], p->rows, p->cols, &c->spectral, lr, t,
-                          &d, err))
+            if (sp_update(W, G, s->buf[0], s->buf[1], s->buf[2], s->buf[3], p->rows, p->cols, &c->spectral, lr, t, &d,
+                          err))
                 return error_prefix(err, "optimizer: %s", p->name);
             s->update_rms = (float)sqrt(d / (double)n);
         }

@@ -20,13 +20,30 @@ void optimizer_config_default(OptimConfig *c) {
     c->ns_eps = 1e-7f;
     c->ns_custom = 0;
     sp_config_default(&c->spectral);
-    c->adamw.lr = 0.0f;             // use the top-level lr
+    c->adamw.lr = 0.0f;  // use the top-level lr
     c->adamw.beta1 = 0.9f;
     c->adamw.beta2 = 0.999f;
     c->adamw.eps = 1e-8f;
     c->adamw.weight_decay = -1.0f;  // use the top-level weight_decay
     lr_schedule_default(&c->schedule);
     c->max_grad_norm = 0.0f;
+}
+
+// A string key whose value must be one of `names`; *out becomes its index. Absent: *out unchanged.
+static int get_choice(const cJSON *obj, const char *key, const char *const *names, int *out, const char *what,
+                      const char *where, Error *err) {
+    char value[64] = "";
+    if (json_get_string(obj, key, 0, value, sizeof value, where, err)) return -1;
+    if (!value[0]) return 0;
+    char list[256] = "";
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(value, names[i])) {
+            *out = i;
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    }
+    return error_set(err, "%s: unknown %s '%s' (%s)", where, what, value, list);
 }
 
 // "betas": [b1, b2], each in [0, 1).
@@ -62,15 +79,14 @@ static int parse_adamw(const cJSON *obj, AdamWConfig *a, const char *where, Erro
 static int parse_spectral(const cJSON *obj, SpConfig *s, const char *where, Error *err) {
     static const char *const keys[] = {"betas", "eps", "update_rms", "map", "alternate", NULL};
     if (json_check_keys(obj, keys, where, err)) return -1;
-    char map[16] = "";
+    static const char *const maps[] = {"cayley", "exp2", NULL};  // order of SpMap
+    int map = (int)s->map;
     if (get_betas(obj, &s->beta1, &s->beta2, where, err) || json_get_float(obj, "eps", 0, &s->eps, where, err) ||
         json_get_float(obj, "update_rms", 0, &s->update_rms, where, err) ||
         json_get_bool(obj, "alternate", 0, &s->alternate, where, err) ||
-        json_get_string(obj, "map", 0, map, sizeof map, where, err))
+        get_choice(obj, "map", maps, &map, "map", where, err))
         return -1;
-    if (!strcmp(map, "cayley")) s->map = SP_MAP_CAYLEY;
-    else if (!strcmp(map, "exp2")) s->map = SP_MAP_EXP2;
-    else if (map[0]) return error_set(err, "%s: unknown map '%s' (cayley, exp2)", where, map);
+    s->map = (SpMap)map;
     if (!(s->eps > 0.0f)) return error_set(err, "%s: eps must be > 0, got %g", where, s->eps);
     if (!(s->update_rms > 0.0f)) return error_set(err, "%s: update_rms must be > 0, got %g", where, s->update_rms);
     return 0;
@@ -96,46 +112,40 @@ static int parse_coefficients(const cJSON *v, NsSchedule *s, const char *where, 
 }
 
 int optimizer_config_parse(const cJSON *obj, OptimConfig *c, const char *where, Error *err) {
-    static const char *const keys[] = {"name",      "lr",        "weight_decay",    "momentum",     "nesterov",
-                                       "momentum_form", "per_head", "kp",           "scale",        "pion_scale_factor",
-                                       "ns_eps",    "ns_coefficients", "spectral",  "adamw",        "schedule",
-                                       "max_grad_norm", NULL};
+    static const char *const keys[] = {
+        "name",     "lr",    "weight_decay", "momentum",          "nesterov", "momentum_form",
+        "per_head", "kp",    "scale",        "pion_scale_factor", "ns_eps",   "ns_coefficients",
+        "spectral", "adamw", "schedule",     "max_grad_norm",     NULL};
     if (json_check_keys(obj, keys, where, err)) return -1;
-    char name[32] = "", form[16] = "", scale[32] = "";
-    if (json_get_string(obj, "name", 0, name, sizeof name, where, err)) return -1;
-    if (!name[0]) {
-    } else if (!strcmp(name, "adamw")) c->kind = OPT_ADAMW;
-    else if (!strcmp(name, "muon")) c->kind = OPT_MUON;
-    else if (!strcmp(name, "pion")) c->kind = OPT_PION;
-    else if (!strcmp(name, "spectral")) c->kind = OPT_SPECTRAL;
-    else return error_set(err, "%s: unknown optimizer '%s' (adamw, muon, pion, spectral)", where, name);
+    static const char *const kinds[] = {"adamw", "muon", "pion", "spectral", NULL};  // order of OptimKind
+    static const char *const forms[] = {"sum", "ema", NULL};                          // order of MomentumForm
+    static const char *const scales[] = {"original", "match_rms_adamw", NULL};        // order of MuonScale
+    int kind = (int)c->kind, form = (int)c->momentum_form, scale = (int)c->scale;
+    if (get_choice(obj, "name", kinds, &kind, "optimizer", where, err) ||
+        get_choice(obj, "momentum_form", forms, &form, "momentum_form", where, err) ||
+        get_choice(obj, "scale", scales, &scale, "scale", where, err))
+        return -1;
+    c->kind = (OptimKind)kind;
+    c->momentum_form = (MomentumForm)form;
+    c->scale = (MuonScale)scale;
     if (json_get_float(obj, "lr", 0, &c->lr, where, err) ||
         json_get_float(obj, "weight_decay", 0, &c->weight_decay, where, err) ||
         json_get_float(obj, "momentum", 0, &c->momentum, where, err) ||
         json_get_bool(obj, "nesterov", 0, &c->nesterov, where, err) ||
-        json_get_string(obj, "momentum_form", 0, form, sizeof form, where, err) ||
         json_get_bool(obj, "per_head", 0, &c->per_head, where, err) || json_get_int(obj, "kp", 0, &c->kp, where, err) ||
-        json_get_string(obj, "scale", 0, scale, sizeof scale, where, err) ||
         json_get_float(obj, "pion_scale_factor", 0, &c->scale_factor, where, err) ||
         json_get_float(obj, "ns_eps", 0, &c->ns_eps, where, err) ||
         json_get_float(obj, "max_grad_norm", 0, &c->max_grad_norm, where, err))
         return -1;
     if (!(c->lr >= 0.0f)) return error_set(err, "%s: lr must be >= 0, got %g", where, c->lr);
-    if (!(c->weight_decay >= 0.0f)) return error_set(err, "%s: weight_decay must be >= 0, got %g", where, c->weight_decay);
+    if (!(c->weight_decay >= 0.0f))
+        return error_set(err, "%s: weight_decay must be >= 0, got %g", where, c->weight_decay);
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
         return error_set(err, "%s: momentum must be in [0, 1), got %g", where, c->momentum);
     if (c->kp < 0 || c->kp > 5) return error_set(err, "%s: kp must be in 0..5, got %d", where, c->kp);
     if (!(c->scale_factor > 0.0f))
         return error_set(err, "%s: pion_scale_factor must be > 0, got %g", where, c->scale_factor);
     if (!(c->ns_eps > 0.0f)) return error_set(err, "%s: ns_eps must be > 0, got %g", where, c->ns_eps);
-    if (!form[0]) {
-    } else if (!strcmp(form, "sum")) c->momentum_form = MOMENTUM_SUM;
-    else if (!strcmp(form, "ema")) c->momentum_form = MOMENTUM_EMA;
-    else return error_set(err, "%s: unknown momentum_form '%s' (sum, ema)", where, form);
-    if (!scale[0]) {
-    } else if (!strcmp(scale, "original")) c->scale = SCALE_ORIGINAL;
-    else if (!strcmp(scale, "match_rms_adamw")) c->scale = SCALE_MATCH_RMS_ADAMW;
-    else return error_set(err, "%s: unknown scale '%s' (original, match_rms_adamw)", where, scale);
 
     char sub[256];
     const cJSON *v;

@@ -63,8 +63,9 @@ int optimizer_state_load(Optimizer *o, const char *path, Error *err) {
         goto done;
     }
     if (got[1] != want[1] || got[2] != want[2] || got[3] != want[3] || got[4] != want[4]) {
-        rc = error_set(err, "%s: state is for optimizer %s (kp %d, per_head %d, %d parameters), this run is %s "
-                            "(kp %d, per_head %d, %d parameters)",
+        rc = error_set(err,
+                       "%s: state is for optimizer %s (kp %d, per_head %d, %d parameters), this run is %s "
+                       "(kp %d, per_head %d, %d parameters)",
                        path, got[1] >= 0 && got[1] <= OPT_SPECTRAL ? optimizer_kind_name((OptimKind)got[1]) : "?",
                        got[2], got[3], got[4], optimizer_kind_name(o->cfg.kind), want[2], want[3], want[4]);
         goto done;

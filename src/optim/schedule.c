@@ -36,7 +36,8 @@ int lr_schedule_parse(const cJSON *obj, LrSchedule *s, const char *where, Error 
     else return error_set(err, "%s: unknown schedule type '%s' (constant, linear_warmup, cosine)", where, type);
     if (warm < 0) return error_set(err, "%s: warmup_steps must be >= 0, got %d", where, warm);
     if (total < 0) return error_set(err, "%s: total_steps must be >= 0, got %d", where, total);
-    if (s->type == LR_COSINE && total <= warm)
+    // total_steps 0 means "the length of the run": the trainer fills it in.
+    if (s->type == LR_COSINE && total > 0 && total <= warm)
         return error_set(err, "%s: cosine needs total_steps (%d) > warmup_steps (%d)", where, total, warm);
     if (!(s->min_lr_ratio >= 0.0f && s->min_lr_ratio <= 1.0f))
         return error_set(err, "%s: min_lr_ratio must be in [0, 1], got %g", where, s->min_lr_ratio);
@@ -50,7 +51,8 @@ float lr_schedule_scale(const LrSchedule *s, long step) {
     if (s->warmup_steps > 0 && step < s->warmup_steps) return (float)((double)(step + 1) / (double)s->warmup_steps);
     if (s->type != LR_COSINE) return 1.0f;
     long span = s->total_steps - s->warmup_steps;
-    double t = span > 0 ? (double)(step - s->warmup_steps) / (double)span : 1.0;
+    if (span <= 0) return 1.0f;  // run length not known yet
+    double t = (double)(step - s->warmup_steps) / (double)span;
     if (t > 1.0) t = 1.0;
     double cosv = 0.5 * (1.0 + cos(M_PI * t));
     return (float)(s->min_lr_ratio + (1.0 - s->min_lr_ratio) * cosv);

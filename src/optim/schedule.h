@@ -13,6 +13,8 @@ typedef struct {
     LrScheduleType type;
     long warmup_steps;   // linear ramp from 1/warmup to 1 over the first warmup_steps (all types)
     long total_steps;    // cosine: decay from 1 to min_lr_ratio between warmup_steps and total_steps
+                         // (0 in a config: the run's length, filled in by the trainer; while still 0
+                         // or <= warmup_steps, cosine stays at 1 after the warm-up)
     float min_lr_ratio;  // cosine floor, in [0, 1]
 } LrSchedule;
 

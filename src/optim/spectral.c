@@ -119,10 +119,8 @@ int sp_update(float *W, const float *G, float *m_out, float *v_out, float *m_in,
 
     for (size_t i = 0; i < n; i++) Wd[i] = W[i];
     // D = A_out W + W A_in, the first-order change; its RMS sets the step length.
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rows, 1.0, Aout, rows, Wd, cols, 0.0, D,
-                cols);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0, Wd, cols, Ain, cols, 1.0, D,
-                cols);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rows, 1.0, Aout, rows, Wd, cols, 0.0, D, cols);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0, Wd, cols, Ain, cols, 1.0, D, cols);
     double ss = 0.0;
     for (size_t i = 0; i < n; i++) ss += D[i] * D[i];
     double rms = sqrt(ss / (double)n);

@@ -20,7 +20,7 @@ typedef struct {
     float beta1, beta2, eps;
     float update_rms;  // c in "RMS of the first-order change = lr * c" (0.2)
     SpMap map;
-    int alternate;     // 1: odd steps rotate the output side only, even steps the input side only
+    int alternate;  // 1: odd steps rotate the output side only, even steps the input side only
 } SpConfig;
 
 void sp_config_default(SpConfig *c);

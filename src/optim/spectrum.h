@@ -13,10 +13,10 @@
 #include "optim/newton_schulz.h"
 
 typedef struct {
-    int n;             // number of singular values = min(rows, cols)
-    double *sigma_in;  // the map's input per direction (sigma, or sigma / ||sigma|| when normalised)
-    double *sigma_out; // measured output along each input direction
-    double *expected;  // ns_schedule_eval(sigma_in)
+    int n;              // number of singular values = min(rows, cols)
+    double *sigma_in;   // the map's input per direction (sigma, or sigma / ||sigma|| when normalised)
+    double *sigma_out;  // measured output along each input direction
+    double *expected;   // ns_schedule_eval(sigma_in)
     double max_offdiag;
 } SpectrumResult;
 

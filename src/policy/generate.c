@@ -109,7 +109,7 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         const float *lg = logits + (size_t)(max_tok + i / G) * V;
         live[nlive++] = i;
         float lp;
-        int t = sampler_sample(&smp, lg, n_valid, &gp->sampling, &rng[i], &lp);
+        int t = sampler_sample(&smp, lg, V, n_valid, &gp->sampling, &rng[i], &lp);
         out[i].tokens[0] = t;
         out[i].logps[0] = lp;
         out[i].n = 1;
@@ -145,7 +145,7 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         for (int j = 0; j < n; j++) {
             int i = live[j];
             float lp;
-            int t = sampler_sample(&smp, logits + (size_t)j * V, n_valid, &gp->sampling, &rng[i], &lp);
+            int t = sampler_sample(&smp, logits + (size_t)j * V, V, n_valid, &gp->sampling, &rng[i], &lp);
             out[i].tokens[out[i].n] = t;
             out[i].logps[out[i].n] = lp;
             out[i].n++;

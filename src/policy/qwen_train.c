@@ -151,16 +151,21 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
 }
 
 // logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM.
+// Logits are divided by the forward's temperature here (alpha of the GEMM).
 static void chunk_logits(const QwenModel *m, const QwenActs *a, int r0, int nr, float *in, float *logits) {
     size_t D = m->cfg.hidden_size;
     for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
-    sgemm(0, 1, nr, m->cfg.vocab_size, D, 1.0f, in, D, m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+    sgemm(0, 1, nr, m->cfg.vocab_size, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f, logits,
+          m->cfg.vocab_size);
 }
 
 int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsigned char *need, int B, int T,
-                 float *logp, float *entropy, Error *err) {
+                 float temperature, float *logp, float *entropy, Error *err) {
     if (T < 2) return error_set(err, "forward: sequences need at least 2 tokens to score (got %d)", T);
+    if (!(temperature > 0) || !isfinite(temperature))
+        return error_set(err, "forward: temperature must be positive (got %g)", temperature);
     if (forward_trunk(m, a, tokens, B, T, err)) return -1;
+    a->temperature = temperature;
     int V = m->cfg.vocab_size;
     size_t D = m->cfg.hidden_size;
     a->num_rows = 0;
@@ -188,6 +193,7 @@ int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsig
 int qwen_forward_logits(const QwenModel *m, QwenActs *a, const int *tokens, int B, int T, float *logits,
                         Error *err) {
     if (forward_trunk(m, a, tokens, B, T, err)) return -1;
+    a->temperature = 1.0f;
     size_t D = m->cfg.hidden_size;
     sgemm(0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->lnf, D, m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
     return 0;
@@ -233,8 +239,9 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
             for (int v = 0; v < V; v++) lg[v] = -wt * lg[v];
             lg[a->tokens[row + 1]] += wt;
         }
-        sgemm(0, 0, nr, D, V, 1.0f, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
-        sgemm(1, 0, V, D, nr, 1.0f, logits, V, in, D, 1.0f, g.lm_head, D);
+        float inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
+        sgemm(0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
+        sgemm(1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g.lm_head, D);
         for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
     }
     rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);

@@ -14,6 +14,7 @@
 typedef struct {
     int B, T;          // capacity this was allocated for
     int batch, len;    // shape of the last forward call (batch <= B, len <= T, batch*len <= B*T)
+    float temperature; // logits were divided by it in the last forward call
     // per layer (L blocks each), N = B*T rows
     float *x;       // [L, N, D] residual stream entering layer l
     float *ln1;     // [L, N, D]
@@ -50,9 +51,11 @@ void qwen_acts_free(QwenActs *a);
 size_t qwen_acts_bytes(const QwenConfig *cfg, int B, int T);
 
 // tokens [B, T]; need [B, T-1] (NULL = all positions); logp, entropy [B, T-1] (entropy may be NULL).
-// Positions not needed get logp = entropy = 0. Fails on token ids outside [0, vocab_size).
+// Log-probs are of softmax(logits / temperature) (TRL scores completions at the sampling
+// temperature; pass 1 for the plain model). Positions not needed get logp = entropy = 0. Fails on
+// token ids outside [0, vocab_size).
 int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsigned char *need, int B, int T,
-                 float *logp, float *entropy, Error *err);
+                 float temperature, float *logp, float *entropy, Error *err);
 // Accumulates (+=) d(sum w * logp)/d params into grads (same layout as m->params). w is [B, T-1];
 // only positions marked in the forward's `need` contribute. Call after qwen_forward on the same acts.
 void qwen_backward(const QwenModel *m, QwenActs *a, const float *w, float *grads);

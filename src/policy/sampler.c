@@ -59,25 +59,30 @@ static int draw(const Sampler *s, int k, Rng *rng) {
     return s->idx[k - 1];
 }
 
-int sampler_sample(Sampler *s, const float *logits, int n, const SamplingParams *sp, Rng *rng, float *logp) {
+int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, const SamplingParams *sp, Rng *rng,
+                   float *logp) {
+    int n = n_valid > 0 && n_valid < n_vocab ? n_valid : n_vocab;
     float temp = sp->temperature > 0 ? sp->temperature : 1.0f;
-    int best = 0;
     float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (logits[i] > mx) {
-            mx = logits[i];
-            best = i;
-        }
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double full = 0;  // softmax mass over every row, for the reported log-prob
+    for (int i = n; i < n_vocab; i++) full += expf((logits[i] - mx) / temp);
+    int best = 0;
     double sum = 0;
     for (int i = 0; i < n; i++) {
         float p = expf((logits[i] - mx) / temp);
         s->prob[i] = p;
         sum += p;
+        if (p > s->prob[best]) best = i;
     }
+    full += sum;
+    double log_full = log(full);
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) s->prob[i] *= inv;
+#define FULL_LOGP(tok) ((float)((double)(logits[tok] - mx) / temp - log_full))
     if (sp->temperature <= 0) {
-        if (logp) *logp = logf(s->prob[best]);
+        if (logp) *logp = FULL_LOGP(best);
         return best;
     }
     int k, tok;
@@ -122,6 +127,7 @@ int sampler_sample(Sampler *s, const float *logits, int n, const SamplingParams 
         }
         tok = draw(s, k, rng);
     }
-    if (logp) *logp = logf(s->prob[tok]);
+    if (logp) *logp = FULL_LOGP(tok);
     return tok;
+#undef FULL_LOGP
 }

@@ -25,10 +25,12 @@ typedef struct {
 int sampler_init(Sampler *s, int n_vocab, Error *err);
 void sampler_free(Sampler *s);
 
-// Samples a token among ids [0, n_valid) (padded vocabulary rows beyond the tokenizer are never
-// drawn). *logp gets the token's log-probability under the temperature-scaled distribution before
-// top-k/top-p/min-p filtering (temperature 0: the plain softmax), which is what a policy scored at
-// the same temperature reproduces.
-int sampler_sample(Sampler *s, const float *logits, int n_valid, const SamplingParams *sp, Rng *rng, float *logp);
+// Samples a token among ids [0, n_valid) of logits[0 .. n_vocab): padded vocabulary rows beyond the
+// tokenizer are never drawn, and the filters act on the distribution renormalised over the valid
+// ids. *logp gets the token's log-probability under the temperature-scaled softmax over all n_vocab
+// rows before top-k/top-p/min-p filtering (temperature 0: the plain softmax): exactly what the
+// model's scoring forward computes at the same temperature, so the GRPO ratio starts at 1.
+int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, const SamplingParams *sp, Rng *rng,
+                   float *logp);
 
 #endif

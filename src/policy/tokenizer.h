@@ -15,7 +15,9 @@ int tokenizer_load(const char *dir, Tokenizer **out, Error *err);
 void tokenizer_free(Tokenizer *t);
 
 // Encodes UTF-8 text (special tokens such as <|im_start|> in the text are matched as HF does).
-// *ids is malloc'd; the caller frees it.
+// *ids is malloc'd; the caller frees it. Text that is not valid UTF-8 is an error. Thread-safe: one
+// Tokenizer may be shared by threads (encode, decode, streams, rendering never modify it, apart
+// from an internal locked word cache).
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int **ids, int *n, Error *err);
 // Decodes ids to a malloc'd NUL-terminated UTF-8 string (special tokens included as text unless
 // skip_special).

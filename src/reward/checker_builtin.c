@@ -31,10 +31,11 @@ static void trim_span(const char *s, size_t *start, size_t *len) {
     while (*len > 0 && is_space(s[*start + *len - 1])) (*len)--;
 }
 
-// The reference: the content of a \boxed{} when the answer is a full solution, else all of it.
+// The reference: the content of a \boxed{} when the answer is a full solution, the text after
+// "####" for a GSM8K-style solution, else all of it.
 static void reference_span(const char *answer, size_t *start, size_t *len) {
     size_t n = strlen(answer);
-    if (!answer_last_boxed(answer, n, start, len)) {
+    if (!answer_last_boxed(answer, n, start, len) && !answer_after_hashes(answer, n, start, len)) {
         *start = 0;
         *len = n;
     }

@@ -20,11 +20,16 @@ typedef struct {
     size_t n;
 } Span;
 
+// Comparisons allowed per answer pair: nested unordered lists cost (items^2)^depth pairwise checks,
+// so a hostile 2 KB answer could otherwise take seconds. Realistic answers use a few dozen.
+#define WORK_BUDGET 20000
+
 typedef struct {
     int pred_percent, ref_percent;
+    int budget;  // equiv_span calls left
 } Ctx;
 
-static int equiv_span(Span a, Span b, int depth, const Ctx *ctx, const char **rule);
+static int equiv_span(Span a, Span b, int depth, Ctx *ctx, const char **rule);
 
 
 static int starts(Span a, size_t at, const char *lit) {
@@ -123,7 +128,12 @@ static int expr_compare(const MathExpr *ea, const MathExpr *eb, const MathVars *
     int valid = 0;
     double k = NAN;
     for (int p = 0; p < 4 * N_POINTS && valid < N_POINTS; p++) {
-        for (int i = 0; i < vars->n; i++) v[i] = 0.3 + 2.2 * rng_uniform_double(&rng);
+        // Both signs, so |x| is not x and \sqrt{x^2} is |x|; points where a side is undefined
+        // (\sqrt{x} at x < 0) are skipped below.
+        for (int i = 0; i < vars->n; i++) {
+            double m = 0.3 + 2.2 * rng_uniform_double(&rng);
+            v[i] = (rng_u32(&rng) & 1) ? -m : m;
+        }
         double a = math_expr_eval(ea, v), b = math_expr_eval(eb, v);
         if (!isfinite(a) || !isfinite(b)) continue;
         if (k_free) {
@@ -141,7 +151,7 @@ static int expr_compare(const MathExpr *ea, const MathExpr *eb, const MathVars *
     return valid >= 2;
 }
 
-static int numeric_or_symbolic(Span a, Span b, const Ctx *ctx, const char **rule) {
+static int numeric_or_symbolic(Span a, Span b, Ctx *ctx, const char **rule) {
     MathVars vars = {0};
     MathExpr ea, eb;
     if (math_expr_parse(a.s, a.n, &vars, &ea) || math_expr_parse(b.s, b.n, &vars, &eb)) return 0;
@@ -182,7 +192,7 @@ static int equation_equiv(Span a, Span b) {
 }
 
 // Pairwise equivalence in order.
-static int items_ordered(Span *x, Span *y, int n, int depth, const Ctx *ctx) {
+static int items_ordered(Span *x, Span *y, int n, int depth, Ctx *ctx) {
     const char *r;
     for (int i = 0; i < n; i++)
         if (!equiv_span(x[i], y[i], depth + 1, ctx, &r)) return 0;
@@ -190,7 +200,7 @@ static int items_ordered(Span *x, Span *y, int n, int depth, const Ctx *ctx) {
 }
 
 // Multiset equivalence: every item of x matches a distinct item of y.
-static int items_unordered(Span *x, Span *y, int n, int depth, const Ctx *ctx) {
+static int items_unordered(Span *x, Span *y, int n, int depth, Ctx *ctx) {
     char used[MAX_ITEMS] = {0};
     const char *r;
     for (int i = 0; i < n; i++) {
@@ -255,8 +265,29 @@ static int simple_lhs(Span a) {
     return 0;
 }
 
-static int equiv_span(Span a, Span b, int depth, const Ctx *ctx, const char **rule) {
+// Rewrites "L\pm R" (one top-level \pm) as "L+R,L-R" in buf. Returns 1 when it did.
+static int expand_pm(Span a, char *buf, size_t cap, Span *out) {
+    Span parts[3];
+    if (split_top(a, "\\pm", parts, 3) != 2) return 0;
+    Span l = parts[0], r = parts[1];
+    if (r.n == 0 || 2 * (l.n + r.n) + 4 > cap) return 0;
+    size_t w = 0;
+    for (int sign = 0; sign < 2; sign++) {
+        if (sign) buf[w++] = ',';
+        memcpy(buf + w, l.s, l.n), w += l.n;
+        buf[w++] = sign ? '-' : '+';
+        if (l.n == 0 && !sign) w--;  // "\pm 3" alone: 3 and -3
+        buf[w++] = '(';
+        memcpy(buf + w, r.s, r.n), w += r.n;
+        buf[w++] = ')';
+    }
+    *out = (Span){buf, w};
+    return 1;
+}
+
+static int equiv_span(Span a, Span b, int depth, Ctx *ctx, const char **rule) {
     *rule = "string";
+    if (--ctx->budget < 0) return *rule = "too complex", 0;
     if (a.n == b.n && memcmp(a.s, b.s, a.n) == 0) return 1;
     if (a.n == 0 || b.n == 0) return *rule = "different", 0;
     if (is_alpha_only(a) && is_alpha_only(b) && a.n > 1 && b.n > 1) {
@@ -278,6 +309,12 @@ static int equiv_span(Span a, Span b, int depth, const Ctx *ctx, const char **ru
     }
     if (eqa == 2 && eqb == 1 && simple_lhs(xa[0])) return equiv_span(xa[1], b, depth + 1, ctx, rule);
     if (eqb == 2 && eqa == 1 && simple_lhs(xb[0])) return equiv_span(a, xb[1], depth + 1, ctx, rule);
+
+    // a \pm b is the list a+b, a-b (2\pm\sqrt{3} against 2+\sqrt3, 2-\sqrt3).
+    char pa[2 * MATH_NORM_CAP + 8], pb[2 * MATH_NORM_CAP + 8];
+    Span ea = a, eb = b;
+    int pma = expand_pm(a, pa, sizeof pa, &ea), pmb = expand_pm(b, pb, sizeof pb, &eb);
+    if (pma || pmb) return equiv_span(ea, eb, depth + 1, ctx, rule);
 
     int ra, ca, rb, cb;
     int na = matrix_cells(a, xa, MAX_ITEMS, &ra, &ca), nb = matrix_cells(b, xb, MAX_ITEMS, &rb, &cb);
@@ -331,6 +368,6 @@ int math_equivalent(const char *pred, size_t pred_len, const char *ref, size_t r
         *rule = "different";
         return 0;  // too long to normalise, and not byte-equal
     }
-    Ctx ctx = {ia.had_percent, ib.had_percent};
+    Ctx ctx = {ia.had_percent, ib.had_percent, WORK_BUDGET};
     return equiv_span((Span){na, strlen(na)}, (Span){nb, strlen(nb)}, 0, &ctx, rule);
 }

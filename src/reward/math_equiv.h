@@ -9,7 +9,7 @@
 
 // 1 when equivalent, 0 otherwise. *rule (may be NULL) gets a static name of the deciding rule:
 // "string", "numeric", "symbolic", "tuple", "set", "list", "interval", "union", "equation",
-// "matrix", "text", or "different".
+// "matrix", "text", "too complex" (the work budget ran out: nested lists), or "different".
 int math_equivalent(const char *pred, size_t pred_len, const char *ref, size_t ref_len, const char **rule);
 
 #endif

@@ -226,11 +226,6 @@ static const char *const GREEK[] = {"alpha", "beta",  "gamma", "delta", "epsilon
                                     "psi",   "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma",
                                     "Phi",   "Psi",   "Omega", NULL};
 
-static int parse_func_arg(Parser *ps) {
-    if (peek(ps) == '(' || peek(ps) == '{' || peek(ps) == '[') return parse_unary(ps);
-    return parse_unary(ps);
-}
-
 // A number in another base with letter digits: A5_{12}, 1B_{16}. Returns -1 (nothing consumed)
 // when the text is not one, so "A_1" stays a variable.
 static int parse_letter_base_number(Parser *ps) {
@@ -382,7 +377,7 @@ static int parse_primary(Parser *ps) {
             op = OP_LOGB;
         }
         if (accept(ps, '^')) power = parse_arg(ps);  // \sin^2 x
-        int arg = parse_func_arg(ps);
+        int arg = parse_unary(ps);  // \sin x, \sin(x), \sin{x}
         int r = op == OP_LOGB ? node(ps, OP_LOGB, base, arg, 0) : node(ps, op, arg, -1, 0);
         if (power >= 0) r = node(ps, OP_POW, r, power, 0);
         return r;

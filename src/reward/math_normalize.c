@@ -91,10 +91,9 @@ static void strip_text(char *s, MathNormInfo *info) {
         while (s[rest] == ' ' || (s[rest] == '^' && is_digit(s[rest + 1]))) rest += s[rest] == '^' ? 2 : 1;
         int has_digit = 0;
         for (long i = 0; i < last; i++) has_digit |= is_digit(s[i]);
-        char prev = s[last - 1];
         long q = last - 1;
         while (q > 0 && s[q] == ' ') q--;
-        prev = s[q];
+        char prev = s[q];  // what the unit follows: a number, a group, a variable
         if (s[rest] == 0 && has_digit && (is_digit(prev) || prev == '}' || prev == ')' || prev == '.' ||
                                           is_alpha(prev))) {
             s[last] = 0;
@@ -300,6 +299,9 @@ int math_normalize(const char *in, size_t len, char *out, MathNormInfo *info) {
         s[n - 1] = 0;
         trim(s);
     }
+    // A \boxed{} left inside the answer (\boxed{\boxed{7}}) is only decoration.
+    replace(s, "\\boxed", "", 1);
+    replace(s, "\\fbox", "", 1);
     // Sizing and spacing.
     replace(s, "\\left.", "", 0);
     replace(s, "\\right.", "", 0);

@@ -3,8 +3,9 @@
 //
 // Checker specs (the keys of the run config's reward weights, e.g. {"math": 1.0, "format": 0.1}):
 //   gsm8k          reference after "####"; prediction = \boxed{} / "####" / last number; numeric
-//   math           last \boxed{} vs reference (a bare answer or a solution with \boxed{}),
-//                  LaTeX-normalised, numeric / symbolic / structural equivalence
+//   math           last \boxed{} vs reference (a bare answer, a solution with \boxed{},
+//                  or the text after "####"), LaTeX-normalised, numeric / symbolic / structural
+//                  equivalence
 //   format         the completion has a non-empty \boxed{} answer (and a closed <think> when
 //                  options.thinking); format:hash also accepts "#### answer"
 //   plugin:PATH    a shared library exporting pionrl_reward_score (reward_plugin.h)

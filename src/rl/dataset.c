@@ -78,9 +78,10 @@ static char *field_text(const cJSON *v) {
     return NULL;
 }
 
-static int parse_row(const DatasetConfig *cfg, const cJSON *row, const char *where, ExampleList *out, Error *err) {
+static int parse_row(const DatasetConfig *cfg, const cJSON *row, int filter, const char *where, ExampleList *out,
+                     Error *err) {
     if (!cJSON_IsObject(row)) return error_set(err, "%s: expected a JSON object", where);
-    if (!keep_example(cfg, row)) return 0;
+    if (filter && !keep_example(cfg, row)) return 0;
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(row, cfg->question_field);
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(row, cfg->answer_field);
     if (!q) return error_set(err, "%s: missing field '%s'", where, cfg->question_field);
@@ -113,8 +114,9 @@ static int parse_row(const DatasetConfig *cfg, const cJSON *row, const char *whe
     return 0;
 }
 
-// Reads every non-blank line of a JSONL file; errors name path:line.
-static int read_jsonl(const DatasetConfig *cfg, const char *path, ExampleList *out, Error *err) {
+// Reads every non-blank line of a JSONL file (keeping the rows that pass the level/subject filters
+// when filter is set); errors name path:line.
+static int read_jsonl(const DatasetConfig *cfg, const char *path, int filter, ExampleList *out, Error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text) return -1;
@@ -137,7 +139,7 @@ static int read_jsonl(const DatasetConfig *cfg, const char *path, ExampleList *o
                 rc = -1;
             } else {
                 int before = out->n;
-                rc = parse_row(cfg, row, where, out, err);
+                rc = parse_row(cfg, row, filter, where, out, err);
                 if (rc == 0 && out->n > before) out->items[out->n - 1].line = line;
                 cJSON_Delete(row);
             }
@@ -195,14 +197,16 @@ int dataset_load(const DatasetConfig *cfg, Dataset *ds, Error *err) {
     if (cfg->eval_count < 0 || cfg->max_examples < 0)
         return error_set(err, "dataset: eval_count and max_examples must be >= 0");
     ExampleList train = {0}, eval = {0};
-    if (read_jsonl(cfg, cfg->path, &train, err)) goto fail;
+    if (read_jsonl(cfg, cfg->path, 1, &train, err)) goto fail;
     if (train.n == 0) {
         error_set(err, "%s: no examples%s", cfg->path,
                   cfg->levels || cfg->num_subjects ? " left after the level/subject filters" : "");
         goto fail;
     }
     if (cfg->eval_path[0]) {
-        if (read_jsonl(cfg, cfg->eval_path, &eval, err)) goto fail;
+        // A separate eval file is used whole unless filter_eval: the usual recipe trains on MATH
+        // levels 3-5 and reports MATH-500 over all levels.
+        if (read_jsonl(cfg, cfg->eval_path, cfg->filter_eval, &eval, err)) goto fail;
         if (cfg->eval_count > 0 && eval.n > cfg->eval_count) {
             for (int i = cfg->eval_count; i < eval.n; i++) free_example(&eval.items[i]);
             eval.n = cfg->eval_count;

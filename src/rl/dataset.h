@@ -25,6 +25,7 @@ typedef struct {
     char path[1024];            // training JSONL
     char eval_path[1024];       // held-out JSONL; "" = take eval_count examples from path
     int eval_count;             // size of the held-out split (0 = none; with eval_path: a cap, 0 = all)
+    int filter_eval;            // apply the level/subject filters to eval_path too (default 0)
     char question_field[64];
     char answer_field[64];
     AnswerExtract answer_extract;
@@ -56,7 +57,7 @@ int dataset_config_preset(DatasetConfig *cfg, const char *name, Error *err);
 // Reads a "dataset" config object. Keys: preset (applied first), path, eval_path, eval_count,
 // question_field, answer_field, answer_extract ("none"|"gsm8k"|"boxed"), level_field, levels
 // (array of 3 / "Level 3", or a range string "3-5"), subject_field, subjects (array of strings),
-// prompt_template, system_prompt, seed, shuffle, max_examples. Unknown keys are errors.
+// filter_eval, prompt_template, system_prompt, seed, shuffle, max_examples. Unknown keys are errors.
 int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *where, Error *err);
 
 typedef struct {

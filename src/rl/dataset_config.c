@@ -83,7 +83,7 @@ static int parse_levels(const cJSON *v, uint32_t *out, const char *where, Error 
 int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *where, Error *err) {
     static const char *const KEYS[] = {"preset", "path", "eval_path", "eval_count", "question_field",
                                        "answer_field", "answer_extract", "level_field", "levels",
-                                       "subject_field", "subjects", "prompt_template", "system_prompt",
+                                       "subject_field", "subjects", "filter_eval", "prompt_template", "system_prompt",
                                        "seed", "shuffle", "max_examples", NULL};
     if (json_check_keys(obj, KEYS, where, err)) return -1;
     dataset_config_default(cfg);
@@ -103,6 +103,7 @@ int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *w
                         err) ||
         json_get_string(obj, "system_prompt", 0, cfg->system_prompt, sizeof cfg->system_prompt, where, err) ||
         json_get_bool(obj, "shuffle", 0, &cfg->shuffle, where, err) ||
+        json_get_bool(obj, "filter_eval", 0, &cfg->filter_eval, where, err) ||
         json_get_int(obj, "max_examples", 0, &cfg->max_examples, where, err))
         return -1;
     if (extract[0]) {

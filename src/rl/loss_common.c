@@ -91,18 +91,24 @@ void loss_stats_finish(LossStats *s) {
     s->seq_ratio_mean = s->seqs > 0 ? s->seq_ratio_sum / s->seqs : NAN;
 }
 
-static int check_batch(const LossConfig *cfg, const LossNorm *norm, const LossBatchF64 *b, Error *err) {
+// Checks that do not depend on the values: configuration, shape, the reference, the normaliser.
+static int check_setup(const LossConfig *cfg, const LossNorm *norm, int num_seq, int max_len, int has_ref,
+                       Error *err) {
     if (loss_config_check(cfg, err)) return -1;
-    if (b->num_seq < 0 || b->max_len < 0)
-        return error_set(err, "loss: negative batch shape [%d, %d]", b->num_seq, b->max_len);
-    if (!b->logp || !b->old_logp || !b->mask || !b->adv)
-        return error_set(err, "loss: logp, old_logp, mask and adv are required");
-    if (cfg->beta != 0 && !b->ref_logp) return error_set(err, "loss: beta = %g needs ref_logp", cfg->beta);
-    if (!(norm->num_seqs >= b->num_seq) || !(norm->num_tokens >= 0))
+    if (num_seq < 0 || max_len < 0) return error_set(err, "loss: negative batch shape [%d, %d]", num_seq, max_len);
+    if (cfg->beta != 0 && !has_ref) return error_set(err, "loss: beta = %g needs ref_logp", cfg->beta);
+    if (!(norm->num_seqs >= num_seq) || !(norm->num_tokens >= 0))
         return error_set(err, "loss: LossNorm covers %g sequences but the micro-batch has %d (compute it "
-                         "from the whole batch)", norm->num_seqs, b->num_seq);
+                         "from the whole batch)", norm->num_seqs, num_seq);
     if (cfg->type == LOSS_DR_GRPO && norm->max_completion_length <= 0)
         return error_set(err, "loss: dr_grpo needs LossNorm.max_completion_length > 0");
+    return 0;
+}
+
+static int check_batch(const LossConfig *cfg, const LossNorm *norm, const LossBatchF64 *b, Error *err) {
+    if (!b->logp || !b->old_logp || !b->mask || !b->adv)
+        return error_set(err, "loss: logp, old_logp, mask and adv are required");
+    if (check_setup(cfg, norm, b->num_seq, b->max_len, b->ref_logp != NULL, err)) return -1;
     for (long i = 0; i < (long)b->num_seq * b->max_len; i++)
         if (!(b->mask[i] >= 0)) return error_set(err, "loss: mask[%ld] = %g is negative or NaN", i, b->mask[i]);
     return 0;
@@ -116,38 +122,37 @@ int loss_compute_f64(const LossConfig *cfg, const LossNorm *norm, const LossBatc
     return loss_grpo_f64(cfg, norm, batch, grad, stats);
 }
 
-static double *to_f64(const float *x, long n) {
-    double *y = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (y)
-        for (long i = 0; i < n; i++) y[i] = x[i];
-    return y;
-}
-
+// Float entry point: one sequence at a time is converted into a small double scratch and run
+// through the double kernel (the normalisers are global, so per-row calls add up to the batch);
+// the scratch stays in cache, unlike a whole-batch conversion.
 int loss_compute(const LossConfig *cfg, const LossNorm *norm, const LossBatch *batch, float *grad,
                  LossStats *stats, Error *err) {
     if (!batch->logp || !batch->old_logp || !batch->mask || !batch->adv)
         return error_set(err, "loss: logp, old_logp, mask and adv are required");
-    if (batch->num_seq < 0 || batch->max_len < 0)
-        return error_set(err, "loss: negative batch shape [%d, %d]", batch->num_seq, batch->max_len);
+    if (check_setup(cfg, norm, batch->num_seq, batch->max_len, batch->ref_logp != NULL, err)) return -1;
     long n = (long)batch->num_seq * batch->max_len;
-    double *logp = to_f64(batch->logp, n), *old = to_f64(batch->old_logp, n), *mask = to_f64(batch->mask, n);
-    double *adv = to_f64(batch->adv, batch->num_seq);
-    double *ref = batch->ref_logp ? to_f64(batch->ref_logp, n) : NULL;
-    double *g = grad ? malloc(sizeof(double) * (size_t)(n > 0 ? n : 1)) : NULL;
-    int rc;
-    if (!logp || !old || !mask || !adv || (batch->ref_logp && !ref) || (grad && !g)) {
-        rc = error_set(err, "loss: out of memory for a [%d, %d] batch", batch->num_seq, batch->max_len);
-    } else {
-        LossBatchF64 b = {logp, old, ref, mask, adv, batch->num_seq, batch->max_len};
-        rc = loss_compute_f64(cfg, norm, &b, g, stats, err);
+    for (long i = 0; i < n; i++)
+        if (!(batch->mask[i] >= 0))
+            return error_set(err, "loss: mask[%ld] = %g is negative or NaN", i, batch->mask[i]);
+    int T = batch->max_len;
+    double *scratch = malloc(sizeof(double) * (size_t)(5 * T + 1));
+    if (!scratch) return error_set(err, "loss: out of memory for a row of %d tokens", T);
+    double *logp = scratch, *old = logp + T, *mask = old + T, *ref = mask + T, *g = ref + T;
+    int rc = 0;
+    for (int i = 0; i < batch->num_seq && rc == 0; i++) {
+        long row = (long)i * T;
+        for (int t = 0; t < T; t++) {
+            logp[t] = batch->logp[row + t];
+            old[t] = batch->old_logp[row + t];
+            mask[t] = batch->mask[row + t];
+            if (batch->ref_logp) ref[t] = batch->ref_logp[row + t];
+        }
+        double adv = batch->adv[i];
+        LossBatchF64 b = {logp, old, batch->ref_logp ? ref : NULL, mask, &adv, 1, T};
+        rc = loss_compute_f64(cfg, norm, &b, grad ? g : NULL, stats, err);
         if (rc == 0 && grad)
-            for (long i = 0; i < n; i++) grad[i] = (float)g[i];
+            for (int t = 0; t < T; t++) grad[row + t] = (float)g[t];
     }
-    free(logp);
-    free(old);
-    free(mask);
-    free(adv);
-    free(ref);
-    free(g);
+    free(scratch);
     return rc;
 }

@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "rl/advantage.h"
+#include "rl/loss.h"
 
 // One line under construction. Keys keep insertion order; setting a key twice replaces it.
 typedef struct {
@@ -30,6 +32,15 @@ int metrics_set_in(MetricsLine *line, const char *group, const char *key, double
 // The line as compact JSON without the newline (malloc'd).
 char *metrics_line_text(const MetricsLine *line);
 
+// The standard keys for the loss and advantage statistics of a step (docs/RL.md), so every
+// trainer names them the way `pionrl report` reads them. Loss (stats after loss_stats_finish):
+// loss, policy_loss, clip_fraction, clip_fraction_low, clip_fraction_high, ratio_mean, ratio_max,
+// loss_tokens, and with a reference model (has_ref) kl and kl_loss; GMPO adds seq_ratio_mean.
+// Advantages: reward_mean, reward_std, reward_group_std_mean, zero_variance_groups,
+// zero_variance_fraction, advantage_abs_mean.
+int metrics_set_loss_stats(MetricsLine *line, const LossStats *stats, int has_ref, int is_gmpo);
+int metrics_set_advantage_stats(MetricsLine *line, const AdvantageStats *stats);
+
 typedef struct {
     int fd;
     char path[4096];
@@ -41,7 +52,8 @@ int metrics_open(MetricsWriter *w, const char *run_dir, Error *err);
 int metrics_write(MetricsWriter *w, const MetricsLine *line, Error *err);
 void metrics_close(MetricsWriter *w);
 // For --resume: rewrites run_dir/metrics.jsonl (atomically) keeping only lines with step <=
-// last_step, and drops an incomplete last line. A missing file is not an error. *kept (may be
+// last_step, and drops an incomplete last line (and any line that is not an object with a
+// numeric step). A missing file is not an error. *kept (may be
 // NULL) receives the number of lines kept.
 int metrics_truncate_after(const char *run_dir, long last_step, int *kept, Error *err);
 

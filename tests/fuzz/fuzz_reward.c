@@ -2,7 +2,7 @@
 // the first NUL into a completion and a reference answer; every built-in checker and the
 // equivalence rules run on it. Crashes, sanitizer reports and slow inputs (-timeout) are bugs.
 //
-// Build and run (from the repository root, <= 60 s):
+// Run: tools/reward_fuzz.sh [SECONDS] (builds into build-fuzz-reward/, seeds, runs; default 60 s), or by hand:
 //   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o /tmp/fuzz_reward tests/fuzz/fuzz_reward.c \
 //     src/reward/answer_extract.c src/reward/math_normalize.c src/reward/math_expr.c \
 //     src/reward/math_equiv.c src/reward/checker_builtin.c src/core/rng.c src/core/error.c -lm

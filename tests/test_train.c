@@ -4,7 +4,10 @@
 // continues bit-exactly, and bad configs fail with the key named.
 #include "test.h"
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "core/fileio.h"
 #include "core/json.h"
@@ -88,15 +91,17 @@ static cJSON *make_config(const char *run, const char *optimizer, const char *lo
     return json_parse_text(text, "test config", &e);
 }
 
-static int run(cJSON *j, int resume, Error *e) {
+static int run_with_stop(cJSON *j, int resume, volatile sig_atomic_t *stop, Error *e) {
     TrainConfig c;
     train_config_default(&c);
     int rc = train_config_parse(j, &c, "test config", e);
-    TrainOptions o = {resume, NULL, 1};
+    TrainOptions o = {resume, stop, 1};
     if (rc == 0) rc = trainer_run(&c, j, &o, e);
     train_config_free(&c);
     return rc;
 }
+
+static int run(cJSON *j, int resume, Error *e) { return run_with_stop(j, resume, NULL, e); }
 
 static int count_lines(const char *path) {
     char *s = file_read_all(path, NULL, NULL);
@@ -201,6 +206,107 @@ static void test_resume_is_bit_exact(void) {
     free(tb);
 }
 
+static int load_params(const char *run, float **out, size_t *n) {
+    char dir[600], ck[700];
+    Error e;
+    QwenModel m;
+    snprintf(dir, sizeof dir, "%s/%s", root, run);
+    if (trainer_latest_checkpoint(dir, ck, sizeof ck, &e) || qwen_model_load(ck, &m, &e)) return -1;
+    *out = m.params;
+    *n = m.num_params;
+    return 0;
+}
+
+// A process killed with SIGKILL at an arbitrary point resumes from its last complete checkpoint
+// and ends with exactly the weights of an uninterrupted run.
+static void test_kill9_then_resume_is_bit_exact(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e;
+    enum { STEPS = 12 };
+    cJSON *ref = make_config("kill-ref", "muon", "dapo", STEPS);
+    CHECK(train_config_apply_set(ref, "checkpoint.every=1", &e) == 0);
+    CHECK(run(ref, 0, &e) == 0);
+    cJSON *j = make_config("kill", "muon", "dapo", STEPS);
+    CHECK(train_config_apply_set(j, "checkpoint.every=1", &e) == 0);
+    // the real CLI in a fresh process (BUILD/pionrl beside BUILD/tests/): libgomp is not fork-safe
+    char exe[600], bin[700], cfg_path[600];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(len > 0);
+    exe[len] = 0;
+    *strrchr(exe, '/') = 0;
+    snprintf(bin, sizeof bin, "%s/../pionrl", exe);
+    if (access(bin, X_OK) != 0) {
+        test_skip("%s not built", bin);
+        return;
+    }
+    snprintf(cfg_path, sizeof cfg_path, "%s/kill.json", root);
+    char *text = cJSON_Print(j);
+    CHECK(file_write_atomic(cfg_path, text, strlen(text), &e) == 0);
+    free(text);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        execl(bin, bin, "train", cfg_path, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    // wait (bounded) until the child has written its second checkpoint, then kill it
+    char latest[700];
+    snprintf(latest, sizeof latest, "%s/kill/checkpoints/latest", root);
+    int killed_after = 0;
+    for (int i = 0; i < 20000; i++) {
+        char *s = file_read_all(latest, NULL, NULL);
+        int step = 0;
+        if (s) sscanf(s, "step-%d", &step);
+        free(s);
+        if (step >= 2) {
+            killed_after = step;
+            break;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("  killed (%s) after checkpoint step %d of %d\n", WIFSIGNALED(status) ? "SIGKILL" : "had exited",
+           killed_after, STEPS);
+    int rc = run(j, 1, &e);
+    CHECK_MSG(rc == 0, "resume after kill: %s", e.msg);
+    float *a, *b;
+    size_t na, nb;
+    CHECK(load_params("kill-ref", &a, &na) == 0 && load_params("kill", &b, &nb) == 0);
+    CHECK(na == nb);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * na) == 0, "weights after kill -9 + resume differ from the straight run");
+    free(a);
+    free(b);
+    char path[600];
+    snprintf(path, sizeof path, "%s/kill/metrics.jsonl", root);
+    CHECK(count_lines(path) == STEPS);
+    cJSON_Delete(ref);
+    cJSON_Delete(j);
+}
+
+// A stop request (Ctrl-C) finishes the step, writes a checkpoint and returns success.
+static void test_stop_request_checkpoints(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e;
+    cJSON *j = make_config("stop", "pion", "dapo", 50);
+    volatile sig_atomic_t stop = 1;
+    CHECK(run_with_stop(j, 0, &stop, &e) == 0);
+    char dir[600], ck[700];
+    snprintf(dir, sizeof dir, "%s/stop", root);
+    CHECK(trainer_latest_checkpoint(dir, ck, sizeof ck, &e) == 0 && strstr(ck, "step-00000001"));
+    cJSON_Delete(j);
+}
+
 static void test_bad_configs(void) {
     if (!setup()) {
         test_skip("could not build the test model or reward plug-in (needs cc)");
@@ -232,6 +338,8 @@ static void test_bad_configs(void) {
 int main(void) {
     RUN(test_every_optimizer_and_loss_trains);
     RUN(test_resume_is_bit_exact);
+    RUN(test_kill9_then_resume_is_bit_exact);
+    RUN(test_stop_request_checkpoints);
     RUN(test_bad_configs);
     if (ready > 0) {
         Error e;

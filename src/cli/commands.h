@@ -5,6 +5,8 @@
 
 
 int cmd_train(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

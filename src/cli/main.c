@@ -15,6 +15,8 @@ typedef struct {
 static const Command COMMANDS[] = {
     // One line per command, kept in the order `pionrl --help` shows them.
     {"train", cmd_train, "RLVR training: GRPO/GMPO with AdamW, Muon or Pion (CONFIG.json [--set k=v] [--resume])"},
+    {"compare", cmd_compare, "run one config per optimizer (adamw,muon,pion) and write the comparison report"},
+    {"eval", cmd_eval, "greedy pass@1 / sampled mean@k of a checkpoint on gsm8k, math or a JSONL file"},
     {"generate", cmd_generate, "sample completions from a checkpoint (--model DIR --prompt TEXT | --prompts F.jsonl)"},
     {"download", cmd_download, "fetch a model from the Hugging Face Hub, or gsm8k/math/math500 as JSONL"},
     {"spectrum", cmd_spectrum, "measure the singular-value map f(sigma) of Muon / Pion (--optimizer, --kp, --svg)"},

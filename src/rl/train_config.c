@@ -117,7 +117,7 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
     static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "dataset",
                                       "rollout", "loss", "num_iterations", "micro_batch_size", "optimizer",
                                       "reward", "reward_options", "accuracy_checker", "eval", "checkpoint",
-                                      "diagnostics", "max_bad_steps", "description", NULL};
+                                      "diagnostics", "max_bad_steps", "description", "compare", NULL};
     if (json_check_keys(root, top, file, err)) return -1;
     char where[1200];
     double seed = 0;

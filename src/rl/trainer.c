@@ -16,6 +16,7 @@
 #include "optim/optim.h"
 #include "policy/qwen_checkpoint.h"
 #include "policy/qwen_train.h"
+#include "rl/eval.h"
 #include "rl/metrics.h"
 #include "rl/rollout.h"
 
@@ -309,42 +310,22 @@ static int run_eval(Trainer *t, MetricsLine *line, Error *err) {
     const TrainConfig *c = t->cfg;
     int n = t->data.num_eval < c->eval_examples ? t->data.num_eval : c->eval_examples;
     if (n <= 0) return 0;
-    RolloutParams rp = {{0.0f, 0, 1.0f, 0.0f}, c->eval_max_new_tokens, c->chat_template, c->enable_thinking,
-                        NULL, 0, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL)};
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < c->num_stops; i++) stops[i] = c->stops[i];
-    rp.stops = stops;
-    rp.num_stops = c->num_stops;
+    RolloutParams rp = {c->sampling, c->eval_max_new_tokens, c->chat_template, c->enable_thinking, stops,
+                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL)};
     const DatasetExample **ex = malloc(sizeof(*ex) * n);
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &t->data.eval[i];
-    double correct = 0, sampled = 0, tokens = 0;
-    int chunk = 64;
-    for (int i0 = 0; i0 < n; i0 += chunk) {
-        int m = n - i0 < chunk ? n - i0 : chunk;
-        Rollout r;
-        if (rollout_run(&t->model, t->tok, t->rewards, &rp, ex + i0, m, 1, &r, err)) {
-            free(ex);
-            return error_prefix(err, "eval");
-        }
-        for (int s = 0; s < r.S; s++) correct += r.correct[s], tokens += r.seqs[s].n;
-        rollout_free(&r);
-        if (c->eval_samples > 0) {
-            RolloutParams sp = rp;
-            sp.sampling = c->sampling;
-            if (rollout_run(&t->model, t->tok, t->rewards, &sp, ex + i0, m, c->eval_samples, &r, err)) {
-                free(ex);
-                return error_prefix(err, "eval");
-            }
-            for (int s = 0; s < r.S; s++) sampled += r.correct[s];
-            rollout_free(&r);
-        }
-    }
+    EvalResult r;
+    int rc = eval_run(&t->model, t->tok, t->rewards, &rp, &c->sampling, c->eval_samples, ex, n, NULL, &r, err);
     free(ex);
-    metrics_set(line, "eval_accuracy", correct / n);
-    metrics_set(line, "eval_response_length_mean", tokens / n);
-    if (c->eval_samples > 0) metrics_set(line, "eval_mean_at_k", sampled / ((double)n * c->eval_samples));
+    if (rc) return -1;
+    metrics_set(line, "eval_accuracy", r.pass_at_1);
+    metrics_set(line, "eval_response_length_mean", r.response_length);
+    if (c->eval_samples > 0) metrics_set(line, "eval_mean_at_k", r.mean_at_k);
     metrics_set_int(line, "eval_examples", n);
+    metrics_set(line, "time_eval", r.seconds);
     return 0;
 }
 

@@ -592,8 +592,7 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
             if (r->seqs[s].n > len_max) len_max = r->seqs[s].n;
             trunc += r->seqs[s].finish == FINISH_LENGTH;
         }
-        metrics_set(&line, "reward_mean", astats.reward_mean);
-        metrics_set(&line, "reward_std", astats.reward_std);
+        metrics_set_advantage_stats(&line, &astats);
         for (int k = 0; k < r->K; k++) {
             double sum = 0;
             for (int s = 0; s < r->S; s++) sum += r->results[(size_t)s * r->K + k].score;
@@ -605,18 +604,11 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
                                (double)(rcnt.failures + rcnt.timeouts));
         }
         metrics_set(&line, "accuracy", acc / r->S);
-        metrics_set_int(&line, "zero_variance_groups", astats.zero_variance_groups);
         metrics_set(&line, "response_length_mean", len_sum / r->S);
         metrics_set(&line, "response_length_max", len_max);
         metrics_set(&line, "truncation_rate", trunc / r->S);
         if (c->mask_truncated) metrics_set_int(&line, "masked_truncated", masked);
-        metrics_set(&line, "loss", st.loss.loss);
-        metrics_set(&line, "clip_fraction", st.loss.clip_frac);
-        metrics_set(&line, "clip_fraction_low", st.loss.clip_frac_low);
-        metrics_set(&line, "clip_fraction_high", st.loss.clip_frac_high);
-        metrics_set(&line, "ratio_mean", st.loss.ratio_mean);
-        if (c->loss.type == LOSS_GMPO) metrics_set(&line, "seq_ratio_mean", st.loss.seq_ratio_mean);
-        if (t.has_ref) metrics_set(&line, "kl", st.loss.kl_mean);
+        metrics_set_loss_stats(&line, &st.loss, t.has_ref, c->loss.type == LOSS_GMPO);
         metrics_set(&line, "entropy", st.entropy_tokens > 0 ? st.entropy_sum / st.entropy_tokens : NAN);
         metrics_set(&line, "grad_norm", gnorm);
         metrics_set(&line, "lr", c->optim.lr * lr_scale);

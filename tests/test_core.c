@@ -1,6 +1,8 @@
 // Core utilities: errors, RNG, JSON helpers, atomic files, parameter layout.
 #include "test.h"
 
+#include "qwen_tiny.h"
+
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json.h"
@@ -75,24 +77,7 @@ static void test_atomic_write(void) {
     CHECK(file_read_all("/nonexistent/x", &n, &e) == NULL && strstr(e.msg, "/nonexistent/x"));
 }
 
-static QwenConfig tiny_config(int arch) {
-    QwenConfig c = {0};
-    c.arch = arch;
-    c.vocab_size = 50;
-    c.hidden_size = 16;
-    c.intermediate_size = 24;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.head_dim = 8;
-    c.max_position_embeddings = 64;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 10000;
-    c.tie_word_embeddings = arch == ARCH_QWEN3;
-    c.attention_bias = arch == ARCH_QWEN2;
-    c.qk_norm = arch == ARCH_QWEN3;
-    return c;
-}
+static QwenConfig tiny_config(int arch) { return qwen_tiny_config(arch, 50, 16, 24); }
 
 static void test_param_table_covers_buffer(void) {
     for (int arch = 2; arch <= 3; arch++) {

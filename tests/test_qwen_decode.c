@@ -2,6 +2,8 @@
 // definitions, and generation's determinism and stopping rules. Random tiny models, no fixtures.
 #include "test.h"
 
+#include "qwen_tiny.h"
+
 #include "core/rng.h"
 #include "policy/generate.h"
 #include "policy/qwen.h"
@@ -9,24 +11,7 @@
 #include "policy/qwen_train.h"
 #include "policy/sampler.h"
 
-static QwenConfig tiny(int arch) {
-    QwenConfig c = {0};
-    c.arch = arch;
-    c.vocab_size = 48;
-    c.hidden_size = 32;
-    c.intermediate_size = 40;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.head_dim = 8;
-    c.max_position_embeddings = 128;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 10000;
-    c.tie_word_embeddings = arch == ARCH_QWEN3;
-    c.attention_bias = arch == ARCH_QWEN2;
-    c.qk_norm = arch == ARCH_QWEN3;
-    return c;
-}
+static QwenConfig tiny(int arch) { return qwen_tiny_config(arch, 48, 32, 40); }
 
 static void decode_matches_forward(int arch) {
     QwenConfig c = tiny(arch);

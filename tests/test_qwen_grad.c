@@ -3,28 +3,13 @@
 // difference of the forward.
 #include "test.h"
 
+#include "qwen_tiny.h"
+
 #include "core/rng.h"
 #include "policy/qwen.h"
 #include "policy/qwen_train.h"
 
-static QwenConfig tiny(int arch) {
-    QwenConfig c = {0};
-    c.arch = arch;
-    c.vocab_size = 40;
-    c.hidden_size = 16;
-    c.intermediate_size = 24;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.head_dim = 8;
-    c.max_position_embeddings = 64;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 10000;
-    c.tie_word_embeddings = arch == ARCH_QWEN3;
-    c.attention_bias = arch == ARCH_QWEN2;
-    c.qk_norm = arch == ARCH_QWEN3;
-    return c;
-}
+static QwenConfig tiny(int arch) { return qwen_tiny_config(arch, 40, 16, 24); }
 
 enum { B = 2, T = 7 };
 

@@ -4,6 +4,8 @@
 // continues bit-exactly, and bad configs fail with the key named.
 #include "test.h"
 
+#include "qwen_tiny.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -40,20 +42,8 @@ static int setup(void) {
     snprintf(cmd, sizeof cmd, "cc -shared -fPIC -O1 -o %s/reward.so %s 2>&1", root, path);
     if (system(cmd) != 0) return 0;
     // tiny model over the tiny tokenizer's ids
-    QwenConfig c = {0};
-    c.arch = ARCH_QWEN3;
-    c.vocab_size = 272;
-    c.hidden_size = 32;
-    c.intermediate_size = 48;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.head_dim = 8;
+    QwenConfig c = qwen_tiny_config(ARCH_QWEN3, 272, 32, 48);  // the tiny tokenizer has 265 ids
     c.max_position_embeddings = 512;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 10000;
-    c.tie_word_embeddings = 1;
-    c.qk_norm = 1;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "float32");
     QwenModel m;
     if (qwen_model_init(&m, &c, &e)) return 0;

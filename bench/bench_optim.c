@@ -154,18 +154,25 @@ int main(void) {
         size_t numel = (size_t)s->rows * s->cols;
         int reps = quick ? 3 : numel > ((size_t)4 << 20) ? 2 : numel >= ((size_t)4 << 20) ? 3 : 8;
         double adamw = time_step(OPT_ADAMW, 0, s, 5, NULL);
-        OptimKind kinds[2] = {OPT_MUON, OPT_PION};
-        for (int k = 0; k < 2; k++) {
-            Row *r = &rows[nrows++];
-            r->s = s;
-            r->kind = kinds[k];
-            r->adamw = adamw;
-            r->step = time_step(kinds[k], per_head, s, reps, &r->flops);
-            r->gemms = per_head && s->heads == HEADS_ROWS   ? time_gemms(s->num_heads, s->head_dim, s->cols, reps)
-                       : per_head && s->heads == HEADS_COLS ? time_gemms(s->num_heads, s->rows, s->head_dim, reps)
-                                                            : time_gemms(1, s->rows, s->cols, reps);
-            fprintf(stderr, "  measured %s %s\n", s->name, optimizer_kind_name(kinds[k]));
+        // Muon, Pion and the bare GEMMs take turns, one run each per round, so a burst of load from
+        // other jobs hits all three alike; each keeps its best round.
+        Row *r = &rows[nrows];
+        nrows += 2;
+        r[0].kind = OPT_MUON, r[1].kind = OPT_PION;
+        double gemms = 1e30;
+        for (int k = 0; k < 2; k++) r[k].s = s, r[k].adamw = adamw, r[k].step = 1e30;
+        for (int rep = 0; rep < reps; rep++) {
+            for (int k = 0; k < 2; k++) {
+                double t = time_step(r[k].kind, per_head, s, 1, &r[k].flops);
+                if (t < r[k].step) r[k].step = t;
+            }
+            double g = per_head && s->heads == HEADS_ROWS   ? time_gemms(s->num_heads, s->head_dim, s->cols, 1)
+                       : per_head && s->heads == HEADS_COLS ? time_gemms(s->num_heads, s->rows, s->head_dim, 1)
+                                                            : time_gemms(1, s->rows, s->cols, 1);
+            if (g < gemms) gemms = g;
         }
+        r[0].gemms = r[1].gemms = gemms;
+        fprintf(stderr, "  measured %s\n", s->name);
     }
     // Spectrum-preserving Pion on the smallest shape (no GEMM bound: LU-solve bound, in double).
     double sp = time_step(OPT_SPECTRAL, 0, &shapes[0], quick ? 2 : 1, NULL);

@@ -230,6 +230,46 @@ static void test_per_head_equals_blocks(void) {
     }
 }
 
+static void test_per_head_parallel_large_blocks(void) {
+    // Blocks big enough that OpenBLAS would thread each GEMM: the parallel per-head path (one BLAS
+    // thread per block) must still equal ns_orthogonalize on each block with the default threads.
+    int H = 4, hd = 96, D = 640;
+    ParamInfo t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "o_proj");
+    t.ndim = 2, t.rows = D, t.cols = H * hd, t.role = ROLE_MATRIX;
+    t.heads = HEADS_COLS, t.num_heads = H, t.head_dim = hd;
+    size_t N = (size_t)D * H * hd;
+    OptimConfig c;
+    make_config(&c, OPT_PION, 1, 2);
+    c.weight_decay = 0.0f, c.nesterov = 0, c.momentum = 0.0f;
+    Optimizer *o;
+    Error err;
+    CHECK(optimizer_create(&c, &t, 1, N, &o, &err) == 0);
+    float *W = calloc(N, sizeof(float)), *G = malloc(N * sizeof(float)), *blk = malloc(sizeof(float) * D * hd);
+    float *outb = malloc(sizeof(float) * D * hd);
+    fill_normal(G, N, 77, 1.0f);
+    CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
+    NsSchedule s;
+    ns_schedule_pion(2, &s, NULL);
+    NsWork w;
+    CHECK(ns_work_init(&w, hd, (size_t)D * hd, &err) == 0);
+    float sc = c.scale_factor * sqrtf((float)D);
+    double worst = 0;
+    for (int h = 0; h < H; h++) {
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < hd; j++) blk[i * hd + j] = G[(size_t)i * H * hd + h * hd + j];
+        CHECK(ns_orthogonalize(&s, blk, D, hd, hd, outb, hd, c.ns_eps, &w, &err) == 0);
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < hd; j++)
+                worst = fmax(worst, fabs(W[(size_t)i * H * hd + h * hd + j] - (-c.lr * sc * outb[i * hd + j])));
+    }
+    CHECK_MSG(worst <= 1e-9, "parallel per-head differs from separate blocks by %g", worst);
+    ns_work_free(&w);
+    optimizer_free(o);
+    free(W), free(G), free(blk), free(outb);
+}
+
 // --- spectrum-preserving -----------------------------------------------------------------------
 
 static void test_spectral_preserves_singular_values(void) {
@@ -710,6 +750,7 @@ int main(void) {
     RUN(test_ns_muon_orthogonal);
     RUN(test_ns_workspace_errors);
     RUN(test_per_head_equals_blocks);
+    RUN(test_per_head_parallel_large_blocks);
     RUN(test_spectral_preserves_singular_values);
     RUN(test_spectral_first_step_rms);
     RUN(test_lr_schedules);

@@ -216,6 +216,32 @@ static void test_last_boxed_table(void) {
     }
 }
 
+// answer_last_boxed (search from the end, falling back to a scan) against the plain full scan, on
+// random strings of the tokens that matter: braces, escapes, \boxed, \fbox, spaces, text.
+static void test_last_boxed_fast_matches_scan(void) {
+    static const char *const TOKENS[] = {"{", "}", "\\", "\\boxed", "\\fbox", "\\boxed{", " ", "a", "1", "\\{", "\\}",
+                                         "\\boxedx", "\\\\"};
+    unsigned long long x = 12345;
+    char buf[256];
+    for (int it = 0; it < 200000; it++) {
+        size_t w = 0;
+        int n = 1 + (int)(x % 24);
+        for (int t = 0; t < n; t++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            const char *tok = TOKENS[(x >> 33) % (sizeof TOKENS / sizeof TOKENS[0])];
+            size_t tl = strlen(tok);
+            if (w + tl >= sizeof buf) break;
+            memcpy(buf + w, tok, tl);
+            w += tl;
+        }
+        buf[w] = 0;
+        size_t s1 = 0, l1 = 0, s2 = 0, l2 = 0;
+        int f1 = answer_last_boxed(buf, w, &s1, &l1), f2 = answer_last_boxed_scan(buf, w, &s2, &l2);
+        CHECK_MSG(f1 == f2 && (!f1 || (s1 == s2 && l1 == l2)), "'%s': fast %d [%zu,+%zu], scan %d [%zu,+%zu]", buf, f1,
+                  s1, l1, f2, s2, l2);
+    }
+}
+
 typedef struct {
     const char *completion, *answer;
     double score;
@@ -359,6 +385,14 @@ static void test_expr_values(void) {
 
 static void test_format(void) {
     RewardResult r;
+    Error err = {{0}};
+    RewardChecker *think = reward_checker_create("format:think", NULL, &err);
+    CHECK(think);
+    reward_checker_score(think, NULL, "\\boxed{3}", NULL, &r);
+    CHECK(r.score == 0);
+    reward_checker_score(think, NULL, "hmm</think>\\boxed{3}", NULL, &r);
+    CHECK(r.score == 1);
+    reward_checker_free(think);
     reward_format("reasoning \\boxed{3}", 0, 0, &r);
     CHECK(r.score == 1);
     reward_format("reasoning, no answer", 0, 0, &r);
@@ -444,6 +478,7 @@ static void test_hostile_inputs(void) {
 int main(void) {
     RUN(test_equivalence_table);
     RUN(test_last_boxed_table);
+    RUN(test_last_boxed_fast_matches_scan);
     RUN(test_gsm8k_table);
     RUN(test_math_table);
     RUN(test_parse_number_table);

@@ -82,7 +82,7 @@ static void test_set_bad_configs(void) {
 
 // Parallel batches give the same results as one thread, in order.
 static void test_batch_parallel_matches_serial(void) {
-    enum { N = 200 };
+    enum { N = 1200 };  // enough items that built-in checkers use several threads
     static char comp[N][64], ans[N][32];
     const char *cp[N], *ap[N];
     for (int i = 0; i < N; i++) {
@@ -233,6 +233,8 @@ static void test_cmd_checker(void) {
         {"cmd:cat >/dev/null; echo '[1]'", REWARD_FAILED, "not a JSON object"},
         {"cmd:sleep 5", REWARD_TIMEOUT, "timed out"},
         {"cmd:echo '{\"score\": 0.75}'", REWARD_OK, ""},
+        {"cmd:echo '{\"score\": true}'", REWARD_OK, ""},
+        {"cmd:echo '{\"score\": \"1\"}'", REWARD_FAILED, "no finite number"},
         {"cmd:/nonexistent/program", REWARD_FAILED, "exit status 127"},
     };
     char *big = malloc(1 << 20);
@@ -245,7 +247,7 @@ static void test_cmd_checker(void) {
         reward_checker_score(c, "p", big, "a", &r);
         CHECK_MSG(r.status == cases[i].status, "'%s': status %d (%s)", cases[i].spec, r.status, r.reason);
         CHECK_MSG(strstr(r.reason, cases[i].reason), "'%s': reason '%s'", cases[i].spec, r.reason);
-        if (r.status == REWARD_OK) CHECK(r.score == 0.75);
+        if (r.status == REWARD_OK) CHECK(r.score == (strstr(cases[i].spec, "true") ? 1.0 : 0.75));
         else CHECK(r.score == 0);
         RewardCounts cnt;
         reward_checker_counts(c, &cnt);
@@ -299,6 +301,9 @@ static void serve_one(int fd) {
     sscanf(buf, "POST %63s", path);
     if (!strcmp(path, "/500")) {
         http_reply(fd, 500, "{\"error\": \"boom\"}");
+    } else if (!strcmp(path, "/404")) {
+        __atomic_fetch_add(&flaky_counter[0], 1, __ATOMIC_SEQ_CST);  // counts attempts: 4xx is not retried
+        http_reply(fd, 404, "{\"error\": \"no such checker\"}");
     } else if (!strcmp(path, "/bad")) {
         http_reply(fd, 200, "{\"score\": 1,,");
     } else if (!strcmp(path, "/noscore")) {
@@ -427,6 +432,7 @@ static void test_http_checker(void) {
         const char *reason;
     } cases[] = {
         {"/500", 2.0, 1, REWARD_FAILED, "status 500"},
+        {"/404", 2.0, 3, REWARD_FAILED, "status 404"},
         {"/bad", 2.0, 0, REWARD_FAILED, "not JSON"},
         {"/noscore", 2.0, 0, REWARD_FAILED, "no finite number"},
         {"/slow", 0.3, 0, REWARD_TIMEOUT, "timed out"},
@@ -435,10 +441,13 @@ static void test_http_checker(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         c = http_checker(cases[i].path, cases[i].timeout, cases[i].retries);
         CHECK(c);
+        __atomic_store_n(&flaky_counter[0], 0, __ATOMIC_SEQ_CST);  // /flaky fails its first call
         reward_checker_score(c, "p", "42", "42", &r);
         CHECK_MSG(r.status == cases[i].status, "%s: status %d (%s)", cases[i].path, r.status, r.reason);
         CHECK_MSG(strstr(r.reason, cases[i].reason), "%s: reason '%s'", cases[i].path, r.reason);
         CHECK(r.status == REWARD_OK ? r.score == 1 : r.score == 0);
+        if (!strcmp(cases[i].path, "/404")) CHECK_MSG(flaky_counter[0] == 1, "404 tried %d times", flaky_counter[0]);
+        if (!strcmp(cases[i].path, "/flaky")) CHECK_MSG(flaky_counter[0] == 2, "flaky tried %d times", flaky_counter[0]);
         reward_checker_free(c);
     }
 

@@ -28,6 +28,7 @@ static void reward_usage(FILE *f) {
             "  math           last \\boxed{} against the reference, LaTeX-aware equivalence\n"
             "  format         a non-empty \\boxed{} answer (and one </think> with --thinking)\n"
             "  format:hash    like format, also accepting '#### answer'\n"
+            "  format:think   like format with --thinking\n"
             "  plugin:PATH    shared library exporting pionrl_reward_score (src/reward/reward_plugin.h)\n"
             "  http://URL     POST {\"prompt\",\"completion\",\"answer\"}, expects {\"score\": x}\n"
             "  cmd:COMMAND    /bin/sh -c COMMAND with that JSON on stdin, {\"score\": x} on stdout\n"

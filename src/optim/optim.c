@@ -1,4 +1,5 @@
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,8 +110,8 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
     else if (cfg->kind == OPT_PION) ns_schedule_pion(cfg->kp, &o->sched, NULL);
     else ns_schedule_muon(&o->sched);
 
-    int max_short = 0;
-    size_t max_numel = 0;
+    int max_short = 0, head_short = 0;
+    size_t max_numel = 0, head_numel = 0;
     for (int i = 0; i < n; i++) {
         const ParamInfo *p = &table[i];
         ParamState *s = &o->st[i];
@@ -128,6 +129,13 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
             int sh = p->rows < p->cols ? p->rows : p->cols;
             if (sh > max_short) max_short = sh;
             if (param_numel(p) > max_numel) max_numel = param_numel(p);
+            if (cfg->per_head && p->heads != HEADS_NONE) {
+                int br = p->heads == HEADS_ROWS ? p->head_dim : p->rows;
+                int bc = p->heads == HEADS_ROWS ? p->cols : p->head_dim;
+                int bs = br < bc ? br : bc;
+                if (bs > head_short) head_short = bs;
+                if ((size_t)br * bc > head_numel) head_numel = (size_t)br * bc;
+            }
         }
         if (rc) {
             optimizer_free(o);
@@ -135,9 +143,18 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
         }
     }
     if (max_numel > 0) {
+        // One workspace per OpenMP thread for per-head blocks (they run in parallel); the first
+        // also serves whole matrices.
+        o->nws = head_numel > 0 ? omp_get_max_threads() : 1;
+        if (o->nws < 1) o->nws = 1;
         o->scratch_in = malloc(max_numel * sizeof(float));
         o->scratch_u = malloc(max_numel * sizeof(float));
-        if (!o->scratch_in || !o->scratch_u || ns_work_init(&o->ws, max_short, max_numel, err)) {
+        o->ws = calloc((size_t)o->nws, sizeof(NsWork));
+        int rc = !o->scratch_in || !o->scratch_u || !o->ws;
+        for (int t = 0; t < o->nws && !rc; t++)
+            rc = t == 0 ? ns_work_init(&o->ws[t], max_short, max_numel, err)
+                        : ns_work_init(&o->ws[t], head_short, head_numel, err);
+        if (rc) {
             optimizer_free(o);
             return error_set(err, "optimizer: out of memory for Newton-Schulz buffers (%zu floats)", max_numel);
         }
@@ -155,7 +172,9 @@ void optimizer_free(Optimizer *o) {
     free(o->table);
     free(o->scratch_in);
     free(o->scratch_u);
-    ns_work_free(&o->ws);
+    if (o->ws)
+        for (int t = 0; t < o->nws; t++) ns_work_free(&o->ws[t]);
+    free(o->ws);
     free(o);
 }
 
@@ -199,16 +218,16 @@ static int ns_param_step(Optimizer *o, const ParamInfo *p, ParamState *s, float 
     int br = p->rows, bc = p->cols;
     if (c->per_head && p->heads == HEADS_ROWS) {
         br = p->head_dim;
-        if (ns_orthogonalize_batched(&o->sched, in, p->num_heads, br, bc, U, c->ns_eps, &o->ws, err)) return -1;
+        if (ns_orthogonalize_blocks(&o->sched, in, p->num_heads, br, bc, bc, (size_t)br * bc, U, bc, (size_t)br * bc,
+                                    c->ns_eps, o->ws, o->nws, err))
+            return -1;
     } else if (c->per_head && p->heads == HEADS_COLS) {
         bc = p->head_dim;
-        for (int h = 0; h < p->num_heads; h++) {
-            size_t at = (size_t)h * p->head_dim;
-            if (ns_orthogonalize(&o->sched, in + at, br, bc, p->cols, U + at, p->cols, c->ns_eps, &o->ws, err))
-                return error_prefix(err, "head %d", h);
-        }
+        if (ns_orthogonalize_blocks(&o->sched, in, p->num_heads, br, bc, p->cols, (size_t)bc, U, p->cols, (size_t)bc,
+                                    c->ns_eps, o->ws, o->nws, err))
+            return -1;
     } else {
-        if (ns_orthogonalize(&o->sched, in, br, bc, bc, U, bc, c->ns_eps, &o->ws, err)) return -1;
+        if (ns_orthogonalize(&o->sched, in, br, bc, bc, U, bc, c->ns_eps, &o->ws[0], err)) return -1;
     }
     float step = lr * block_scale(c, br, bc), decay = 1.0f - lr * c->weight_decay;
     double dsum = 0.0;

@@ -25,7 +25,8 @@ struct Optimizer {
     long step;
     ParamState *st;
     NsSchedule sched;
-    NsWork ws;
+    NsWork *ws;  // ws[0] fits every matrix; ws[1..nws-1] fit one head block (parallel per-head)
+    int nws;
     float *scratch_in, *scratch_u;  // largest NS matrix
 };
 

@@ -59,6 +59,11 @@ static int draw(const Sampler *s, int k, Rng *rng) {
     return s->idx[k - 1];
 }
 
+// log softmax(logits / temp)[tok] over all rows, given the max and log of the row's mass.
+static float full_logp(const float *logits, int tok, float mx, float temp, double log_mass) {
+    return (float)((double)(logits[tok] - mx) / temp - log_mass);
+}
+
 int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, const SamplingParams *sp, Rng *rng,
                    float *logp) {
     int n = n_valid > 0 && n_valid < n_vocab ? n_valid : n_vocab;
@@ -80,9 +85,8 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
     double log_full = log(full);
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) s->prob[i] *= inv;
-#define FULL_LOGP(tok) ((float)((double)(logits[tok] - mx) / temp - log_full))
     if (sp->temperature <= 0) {
-        if (logp) *logp = FULL_LOGP(best);
+        if (logp) *logp = full_logp(logits, best, mx, temp, log_full);
         return best;
     }
     int k, tok;
@@ -127,7 +131,6 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
         }
         tok = draw(s, k, rng);
     }
-    if (logp) *logp = FULL_LOGP(tok);
+    if (logp) *logp = full_logp(logits, tok, mx, temp, log_full);
     return tok;
-#undef FULL_LOGP
 }

@@ -12,7 +12,49 @@ typedef struct {
     size_t start;  // first byte of its content
 } BoxOpen;
 
+// Fast path for the common case, from the end: the last "\boxed{" / "\fbox{" closes, and no '}'
+// after it closes an enclosing group (which could be an outer \boxed). Returns 1 found, 0 when
+// the text has no "\boxed"/"\fbox" at all, -1 when the full scan must decide.
+static int last_boxed_fast(const char *text, size_t len, size_t *start, size_t *out_len) {
+    for (size_t i = len; i-- > 0;) {
+        if (text[i] != '\\') continue;
+        size_t nl = 0;
+        if (i + 6 <= len && memcmp(text + i + 1, "boxed", 5) == 0) nl = 5;
+        else if (i + 5 <= len && memcmp(text + i + 1, "fbox", 4) == 0) nl = 4;
+        if (!nl || (i + 1 + nl < len && is_alpha(text[i + 1 + nl]))) continue;
+        if (i > 0 && text[i - 1] == '\\') return -1;  // "\\boxed": escaping questions, let the full scan decide
+        size_t j = i + 1 + nl;
+        while (j < len && text[j] == ' ') j++;
+        if (j >= len || text[j] != '{') return -1;  // "\boxed 5"
+        size_t depth = 0, k;
+        for (k = j; k < len; k++) {
+            char c = text[k];
+            if (c == '\\' && k + 1 < len && (text[k + 1] == '{' || text[k + 1] == '}' || text[k + 1] == '\\')) k++;
+            else if (c == '{') depth++;
+            else if (c == '}' && --depth == 0) break;
+        }
+        if (k >= len) return -1;  // not closed
+        size_t d = 0;
+        for (size_t m = k + 1; m < len; m++) {
+            char c = text[m];
+            if (c == '\\' && m + 1 < len && (text[m + 1] == '{' || text[m + 1] == '}' || text[m + 1] == '\\')) m++;
+            else if (c == '{') d++;
+            else if (c == '}' && d-- == 0) return -1;  // closes something opened before the \boxed
+        }
+        *start = j + 1;
+        *out_len = k - j - 1;
+        return 1;
+    }
+    return 0;
+}
+
 int answer_last_boxed(const char *text, size_t len, size_t *start, size_t *out_len) {
+    int fast = last_boxed_fast(text, len, start, out_len);
+    if (fast >= 0) return fast;
+    return answer_last_boxed_scan(text, len, start, out_len);
+}
+
+int answer_last_boxed_scan(const char *text, size_t len, size_t *start, size_t *out_len) {
     // One pass: a plain depth counter for all braces, a stack only for braces opened by \boxed.
     // The last boxed group to close is the answer (outermost when nested, latest otherwise).
     BoxOpen *stack = NULL;
@@ -40,9 +82,11 @@ int answer_last_boxed(const char *text, size_t len, size_t *start, size_t *out_l
                 next_is_box = 1;
                 i = j - 1;  // the loop visits the '{' next
             } else if (j > e && j < len) {
-                // "\boxed 5": the token up to whitespace or '$'.
+                // "\boxed 5": the token up to whitespace, '$', a brace or a command.
                 size_t k = j;
-                while (k < len && !is_space(text[k]) && text[k] != '$') k++;
+                while (k < len && !is_space(text[k]) && text[k] != '$' && text[k] != '{' && text[k] != '}' &&
+                       text[k] != '\\')
+                    k++;
                 if (k > j) {
                     *start = j;
                     *out_len = k - j;

@@ -9,6 +9,9 @@
 // Content of the last complete \boxed{...} or \fbox{...} (the outermost one when nested; also
 // "\boxed 5"). Returns 1 and sets *start/*len (offsets into text), or 0 when there is none.
 int answer_last_boxed(const char *text, size_t len, size_t *start, size_t *out_len);
+// The same answer by one full forward scan. answer_last_boxed tries a cheaper search from the end
+// first and falls back to this; exported so tests and the fuzzer can check that both agree.
+int answer_last_boxed_scan(const char *text, size_t len, size_t *start, size_t *out_len);
 
 // Text after the last "####" up to the end of that line, trimmed. Returns 1 when found.
 int answer_after_hashes(const char *text, size_t len, size_t *start, size_t *out_len);

@@ -12,6 +12,7 @@ struct RewardChecker {
     void (*destroy)(RewardChecker *c);
     void *state;
     int io_bound;  // waits on a network or a process: batch with opt.parallel_requests threads
+    int cheap;     // a built-in checker (microseconds per item): threads only for large batches
     RewardOptions opt;
     long calls, failures, timeouts;  // updated atomically
 };

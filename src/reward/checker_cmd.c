@@ -23,6 +23,13 @@ typedef struct {
 
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+// Kills the command's process group (its children too) and, should the group not exist, the
+// process itself, so the blocking waitpid that follows returns.
+static void kill_command(pid_t pid) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+}
+
 static int score_cmd(RewardChecker *c, const char *prompt, const char *completion, const char *answer,
                      RewardResult *out) {
     Cmd *cmd = c->state;
@@ -112,14 +119,14 @@ static int score_cmd(RewardChecker *c, const char *prompt, const char *completio
     if (wfd >= 0) close(wfd);
     if (rfd >= 0) close(rfd);
     int status = 0;
-    if (timed_out || overflow) kill(-pid, SIGKILL);
+    if (timed_out || overflow) kill_command(pid);
     // The command closed stdout; give it until the deadline to exit, then kill it.
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR)) break;
         if (time_now() > deadline) {
             timed_out = 1;
-            kill(-pid, SIGKILL);
+            kill_command(pid);
             waitpid(pid, &status, 0);
             break;
         }

@@ -41,8 +41,10 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-// One attempt. Returns REWARD_OK (out filled), REWARD_FAILED or REWARD_TIMEOUT (reason set).
-static int attempt(RewardChecker *c, const char *body, RewardResult *out) {
+// One attempt. Returns REWARD_OK (out filled), REWARD_FAILED or REWARD_TIMEOUT (reason set);
+// *retry says whether another attempt could help (not after a 4xx other than 408/429).
+static int attempt(RewardChecker *c, const char *body, RewardResult *out, int *retry) {
+    *retry = 1;
     Http *h = c->state;
     CURL *curl = curl_easy_init();
     if (!curl) {
@@ -82,6 +84,7 @@ static int attempt(RewardChecker *c, const char *body, RewardResult *out) {
         snprintf(out->reason, sizeof out->reason, "http: %s", curl_easy_strerror(rc));
     } else if (code != 200) {
         st = REWARD_FAILED;
+        if (code >= 400 && code < 500 && code != 408 && code != 429) *retry = 0;  // the request is wrong
         snprintf(out->reason, sizeof out->reason, "http: status %ld", code);
     } else {
         st = checker_parse_reply(buf, out);
@@ -105,8 +108,9 @@ static int score_http(RewardChecker *c, const char *prompt, const char *completi
         out->score = 0;
         out->reason[0] = 0;
         out->pred[0] = 0;
-        st = attempt(c, body, out);
-        if (st == REWARD_OK) break;
+        int retry;
+        st = attempt(c, body, out, &retry);
+        if (st == REWARD_OK || !retry) break;
     }
     free(body);
     return st;

@@ -1,5 +1,5 @@
 // The JSON exchanged with HTTP and command checkers: {"prompt","completion","answer"} out,
-// {"score": x, "reason"?: s, "pred"?: s} back.
+// {"score": x, "reason"?: s, "pred"?: s} back (x a finite number, or true/false for 1/0).
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,10 +28,10 @@ int checker_parse_reply(const char *body, RewardResult *out) {
     const cJSON *score = cJSON_GetObjectItemCaseSensitive(o, "score");
     if (!cJSON_IsObject(o)) {
         snprintf(out->reason, sizeof out->reason, "reply is not a JSON object");
-    } else if (!cJSON_IsNumber(score) || !isfinite(score->valuedouble)) {
+    } else if (!cJSON_IsBool(score) && (!cJSON_IsNumber(score) || !isfinite(score->valuedouble))) {
         snprintf(out->reason, sizeof out->reason, "reply has no finite number \"score\"");
     } else {
-        out->score = score->valuedouble;
+        out->score = cJSON_IsBool(score) ? (cJSON_IsTrue(score) ? 1.0 : 0.0) : score->valuedouble;  // true = 1
         st = REWARD_OK;
         const cJSON *reason = cJSON_GetObjectItemCaseSensitive(o, "reason");
         const cJSON *pred = cJSON_GetObjectItemCaseSensitive(o, "pred");

@@ -7,7 +7,8 @@
 //                  or the text after "####"), LaTeX-normalised, numeric / symbolic / structural
 //                  equivalence
 //   format         the completion has a non-empty \boxed{} answer (and a closed <think> when
-//                  options.thinking); format:hash also accepts "#### answer"
+//                  options.thinking); format:hash also accepts "#### answer"; format:think
+//                  requires the closed </think> whatever options.thinking says
 //   plugin:PATH    a shared library exporting pionrl_reward_score (reward_plugin.h)
 //   http://URL, https://URL   POST {"prompt","completion","answer"} -> {"score": x}
 //   cmd:COMMAND    /bin/sh -c COMMAND, the same JSON on stdin, {"score": x} on stdout

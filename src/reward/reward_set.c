@@ -81,18 +81,20 @@ RewardChecker *reward_checker_create(const char *spec, const RewardOptions *opt,
     else if (!strcmp(spec, "math")) c->score = score_math;
     else if (!strcmp(spec, "format")) c->score = score_format;
     else if (!strcmp(spec, "format:hash")) c->score = score_format, c->state = (void *)1;  // accept ####
+    else if (!strcmp(spec, "format:think")) c->score = score_format, c->opt.thinking = 1;
     else if (!strncmp(spec, "plugin:", 7)) rc = checker_plugin_init(c, spec + 7, err);
     else if (!strncmp(spec, "http://", 7) || !strncmp(spec, "https://", 8)) rc = checker_http_init(c, spec, err);
     else if (!strncmp(spec, "cmd:", 4)) rc = checker_cmd_init(c, spec + 4, err);
     else
         rc = error_set(err,
-                       "reward: unknown checker '%s' (expected gsm8k, math, format, format:hash, "
+                       "reward: unknown checker '%s' (expected gsm8k, math, format, format:hash, format:think, "
                        "plugin:PATH.so, http://URL or cmd:COMMAND)",
                        spec);
     if (rc) {
         free(c);
         return NULL;
     }
+    c->cheap = c->score == score_gsm8k || c->score == score_math || c->score == score_format;
     return c;
 }
 
@@ -104,9 +106,13 @@ void reward_checker_free(RewardChecker *c) {
 
 const char *reward_checker_name(const RewardChecker *c) { return c->name; }
 
-void reward_checker_score(RewardChecker *c, const char *prompt, const char *completion, const char *answer,
-                          RewardResult *out) {
-    memset(out, 0, sizeof *out);
+// Scores one item without touching the shared counters; returns the status.
+static int score_one(RewardChecker *c, const char *prompt, const char *completion, const char *answer,
+                     RewardResult *out) {
+    out->score = 0;
+    out->status = REWARD_OK;
+    out->pred[0] = 0;
+    out->reason[0] = 0;
     int st = c->score(c, prompt ? prompt : "", completion ? completion : "", answer ? answer : "", out);
     out->pred[sizeof out->pred - 1] = 0;
     out->reason[sizeof out->reason - 1] = 0;
@@ -116,9 +122,19 @@ void reward_checker_score(RewardChecker *c, const char *prompt, const char *comp
     }
     out->status = st;
     if (st != REWARD_OK) out->score = 0;
-    __atomic_add_fetch(&c->calls, 1, __ATOMIC_RELAXED);
-    if (st == REWARD_FAILED) __atomic_add_fetch(&c->failures, 1, __ATOMIC_RELAXED);
-    if (st == REWARD_TIMEOUT) __atomic_add_fetch(&c->timeouts, 1, __ATOMIC_RELAXED);
+    return st;
+}
+
+static void count(RewardChecker *c, long calls, long failures, long timeouts) {
+    __atomic_add_fetch(&c->calls, calls, __ATOMIC_RELAXED);
+    if (failures) __atomic_add_fetch(&c->failures, failures, __ATOMIC_RELAXED);
+    if (timeouts) __atomic_add_fetch(&c->timeouts, timeouts, __ATOMIC_RELAXED);
+}
+
+void reward_checker_score(RewardChecker *c, const char *prompt, const char *completion, const char *answer,
+                          RewardResult *out) {
+    int st = score_one(c, prompt, completion, answer, out);
+    count(c, 1, st == REWARD_FAILED, st == REWARD_TIMEOUT);
 }
 
 void reward_checker_counts(const RewardChecker *c, RewardCounts *out) {
@@ -210,22 +226,33 @@ void reward_set_reset_counts(RewardSet *set) {
 
 // ---- parallel batch ----
 
+#define CHEAP_ITEMS_PER_THREAD 256
+
 typedef struct {
     RewardChecker *c;
     int n, k, stride;
     const char *const *prompts, *const *completions, *const *answers;
     RewardResult *results;
-    int next;  // next item index, taken atomically
+    int next;   // next item index, taken atomically
+    int chunk;  // items taken at a time (cheap checkers: many, so threads do not fight over `next`)
 } BatchJob;
 
 static void *batch_worker(void *arg) {
     BatchJob *j = arg;
+    long calls = 0, failures = 0, timeouts = 0;  // added to the checker's counters once, at the end
     for (;;) {
-        int i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (i >= j->n) break;
-        reward_checker_score(j->c, j->prompts ? j->prompts[i] : NULL, j->completions[i],
-                             j->answers ? j->answers[i] : NULL, &j->results[(size_t)i * j->stride + j->k]);
+        int i0 = __atomic_fetch_add(&j->next, j->chunk, __ATOMIC_RELAXED);
+        if (i0 >= j->n) break;
+        int i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+        for (int i = i0; i < i1; i++) {
+            int st = score_one(j->c, j->prompts ? j->prompts[i] : NULL, j->completions[i],
+                               j->answers ? j->answers[i] : NULL, &j->results[(size_t)i * j->stride + j->k]);
+            calls++;
+            failures += st == REWARD_FAILED;
+            timeouts += st == REWARD_TIMEOUT;
+        }
     }
+    count(j->c, calls, failures, timeouts);
     return NULL;
 }
 
@@ -267,8 +294,11 @@ int reward_set_score_batch(RewardSet *set, int n, const char *const *prompts, co
     int rc = 0;
     for (int k = 0; k < set->n && rc == 0; k++) {
         RewardChecker *c = set->checkers[k];
-        BatchJob j = {c, n, k, set->n, prompts, completions, answers, res, 0};
+        BatchJob j = {c, n, k, set->n, prompts, completions, answers, res, 0, c->cheap ? 32 : 1};
         int threads = c->io_bound ? set->opt.parallel_requests : (set->opt.threads ? set->opt.threads : online_cpus());
+        // Built-in checkers take about a microsecond an item; starting a thread costs tens of
+        // microseconds, so each thread gets at least CHEAP_ITEMS_PER_THREAD items.
+        if (c->cheap && threads > n / CHEAP_ITEMS_PER_THREAD) threads = n / CHEAP_ITEMS_PER_THREAD;
         rc = run_job(&j, threads, err);
     }
     if (rc == 0 && total) {

@@ -37,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!math_equivalent(completion, clen, completion, clen, NULL)) abort();
     double v;
     answer_parse_number(completion, clen, &v);
+    // The fast search from the end and the full scan find the same \boxed{}.
+    size_t s1 = 0, l1 = 0, s2 = 0, l2 = 0;
+    int f1 = answer_last_boxed(completion, clen, &s1, &l1), f2 = answer_last_boxed_scan(completion, clen, &s2, &l2);
+    if (f1 != f2 || (f1 && (s1 != s2 || l1 != l2))) abort();
     free(buf);
     return 0;
 }

@@ -186,6 +186,10 @@ int answer_parse_number(const char *s, size_t len, double *value) {
                 buf[w++] = ',';
             }
             i += 2;
+        } else if ((unsigned char)c == 0xE2 && i + 2 < len && (unsigned char)s[i + 1] == 0x88 &&
+                   (unsigned char)s[i + 2] == 0x92) {
+            buf[w++] = '-';  // U+2212 MINUS SIGN
+            i += 3;
         } else if (c == '{' && i + 2 < len && s[i + 1] == ',' && s[i + 2] == '}') {
             buf[w++] = ',';
             i += 3;

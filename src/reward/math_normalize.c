@@ -349,6 +349,7 @@ int math_normalize(const char *in, size_t len, char *out, MathNormInfo *info) {
     replace(s, "^{\\degree}", "", 0);
     replace(s, "\\degree", "", 1);
     replace(s, "\xc2\xb0", "", 0);
+    replace(s, "\xe2\x88\x92", "-", 0);  // U+2212 MINUS SIGN
     // Percent.
     if (strchr(s, '%')) info->had_percent = 1;
     replace(s, "\\%", "", 0);

@@ -98,7 +98,9 @@ int main(void) {
     float *grads = malloc(sizeof(float) * m.num_params);
     printf("model: %.2fM parameters (V %d, D %d, F %d, L %d, heads %d/%d x %d)\n", m.num_params / 1e6, V, D, F, L, HQ,
            HKV, HD);
-    double train = bench_train(&m, grads);
+    // PIONRL_BENCH_ONLY=decode skips the training measurement (profiling one side).
+    const char *only = getenv("PIONRL_BENCH_ONLY");
+    double train = only && !strcmp(only, "decode") ? 0 : bench_train(&m, grads);
     double dec16 = bench_decode(&m, 16), dec64 = bench_decode(&m, 64);
     printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
 

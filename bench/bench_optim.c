@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/blas.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -64,6 +66,25 @@ static double time_gemms(int batch, int rows, int cols, int reps) {
     }
     free(X), free(Y), free(A), free(B);
     return best;
+}
+
+// The PyTorch peer (tools/optim_bench_torch.py, same Muon step in float32, heads as one batched
+// matmul): best ms per shape key ("RxC" or "HxRxC"), or NULL when python3 with torch is missing.
+static cJSON *run_torch_peer(const char *shapes, int reps) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/optim_bench_torch.py 2 %d %s 2>/dev/null", reps, shapes);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    char line[4096] = "";
+    if (!fgets(line, sizeof line, p)) line[0] = 0;
+    pclose(p);
+    return line[0] == '{' ? cJSON_Parse(line) : NULL;
+}
+
+static void shape_key(const Shape *s, char *out, size_t n) {
+    if (s->heads == HEADS_ROWS) snprintf(out, n, "%dx%dx%d", s->num_heads, s->head_dim, s->cols);
+    else if (s->heads == HEADS_NONE) snprintf(out, n, "%dx%d", s->rows, s->cols);
+    else out[0] = 0;  // o_proj column blocks: no peer (the batched view needs a permute copy)
 }
 
 // Seconds of the fastest of `reps` optimizer steps (after one warm-up step).
@@ -178,6 +199,13 @@ int main(void) {
     double sp = time_step(OPT_SPECTRAL, 0, &shapes[0], quick ? 2 : 1, NULL);
     double sp_adamw = time_step(OPT_ADAMW, 0, &shapes[0], 5, NULL);
     double rate_after = sgemm_gflops(sq, sq, sq, 3);
+    char keys[512] = "", key[64];
+    for (int i = 0; i < nshapes; i++) {
+        shape_key(&shapes[i], key, sizeof key);
+        if (key[0]) snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %s", key);
+    }
+    fprintf(stderr, "  running the PyTorch peer\n");
+    cJSON *peer = run_torch_peer(keys, quick ? 3 : 2);
     double load[3] = {0, 0, 0};
     if (getloadavg(load, 3) < 1) load[0] = -1;  // other jobs on the machine skew every number
 
@@ -201,22 +229,29 @@ int main(void) {
             "\"%dx%dx%d\": %.2f, \"head_%dx%dx%d\": %.2f, \"after_run\": %.2f, \"peak\": %.2f},\n  \"rows\": [\n",
             quick ? "true" : "false", load[0], small, rate_small, sq, rate_big, big, mlp, big, rate_mlp, hd, big, hd, rate_head,
             rate_after, peak);
-    printf("%-40s %-6s %9s %9s %8s %9s %8s %9s %8s\n", "shape", "opt", "step ms", "bound ms", "eff %", "gemms ms",
-           "eff2 %", "adamw ms", "x adamw");
+    printf("%-40s %-6s %9s %9s %8s %9s %8s %9s %8s %9s\n", "shape", "opt", "step ms", "bound ms", "eff %", "gemms ms",
+           "eff2 %", "adamw ms", "x adamw", "torch ms");
     for (int i = 0; i < nrows; i++) {
         const Row *r = &rows[i];
         double bound = r->flops / (peak * 1e9);
-        printf("%-40s %-6s %9.1f %9.1f %8.1f %9.1f %8.1f %9.2f %8.1f\n", r->s->name, optimizer_kind_name(r->kind),
+        shape_key(r->s, key, sizeof key);
+        const cJSON *pv = peer && key[0] && r->kind == OPT_MUON ? cJSON_GetObjectItem(peer, key) : NULL;
+        double torch_ms = cJSON_IsNumber(pv) ? pv->valuedouble : -1;
+        printf("%-40s %-6s %9.1f %9.1f %8.1f %9.1f %8.1f %9.2f %8.1f", r->s->name, optimizer_kind_name(r->kind),
                r->step * 1e3, bound * 1e3, 100 * bound / r->step, r->gemms * 1e3, 100 * r->gemms / r->step,
                r->adamw * 1e3, r->step / r->adamw);
+        if (torch_ms >= 0) printf(" %9.1f\n", torch_ms);
+        else printf(" %9s\n", "-");
         fprintf(f,
                 "%s    {\"shape\": \"%s\", \"rows\": %d, \"cols\": %d, \"per_head\": %s, \"optimizer\": \"%s\", "
                 "\"step_ms\": %.3f, \"gemm_gflop\": %.3f, \"gemm_bound_ms\": %.3f, \"efficiency\": %.3f, "
                 "\"bare_gemms_ms\": %.3f, \"efficiency_vs_bare_gemms\": %.3f, "
-                "\"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f}",
+                "\"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f",
                 i ? ",\n" : "", r->s->name, r->s->rows, r->s->cols, r->s->heads != HEADS_NONE ? "true" : "false",
                 optimizer_kind_name(r->kind), r->step * 1e3, r->flops / 1e9, bound * 1e3, bound / r->step,
                 r->gemms * 1e3, r->gemms / r->step, r->adamw * 1e3, r->step / r->adamw);
+        if (torch_ms >= 0) fprintf(f, ", \"torch_muon_step_ms\": %.3f", torch_ms);
+        fprintf(f, "}");
     }
     printf("%-40s %-6s %9.1f %9s %8s %9s %8s %9.2f %8.1f\n", shapes[0].name, "sp", sp * 1e3, "-", "-", "-", "-",
            sp_adamw * 1e3, sp / sp_adamw);
@@ -225,6 +260,8 @@ int main(void) {
             "\"step_ms\": %.3f, \"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f}\n  ]\n}\n",
             shapes[0].name, shapes[0].rows, shapes[0].cols, sp * 1e3, sp_adamw * 1e3, sp / sp_adamw);
     fclose(f);
+    if (!peer) printf("(PyTorch peer unavailable: /usr/bin/python3 with torch not found)\n");
+    cJSON_Delete(peer);
     printf("\nwrote bench/results/optim.json\n");
     return 0;
 }

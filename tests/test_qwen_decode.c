@@ -6,6 +6,7 @@
 
 #include "core/rng.h"
 #include "policy/generate.h"
+#include "policy/ops.h"
 #include "policy/qwen.h"
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
@@ -118,6 +119,19 @@ static void test_forward_logp_matches_logits(void) {
     free(lg);
     qwen_acts_free(&a);
     qwen_model_free(&m);
+}
+
+static void test_exp_fast_accuracy(void) {
+    double worst = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+        double ref = exp((double)x);
+        worst = fmax(worst, fabs(exp_fast(x) - ref) / ref);
+    }
+    printf("  exp_fast max relative error %.2e on [-87, 88]\n", worst);
+    CHECK(worst < 3e-7);
+    CHECK(exp_fast(-INFINITY) < 1e-37f && exp_fast(-INFINITY) >= 0.0f);
+    CHECK(exp_fast(0.0f) == 1.0f);
 }
 
 static void test_sampler_filters(void) {
@@ -247,6 +261,7 @@ int main(void) {
     RUN(test_decode_matches_forward_qwen3);
     RUN(test_decode_matches_forward_qwen2);
     RUN(test_forward_logp_matches_logits);
+    RUN(test_exp_fast_accuracy);
     RUN(test_sampler_filters);
     RUN(test_generate_deterministic_and_batch_independent);
     return test_summary("test_qwen_decode");

@@ -56,7 +56,9 @@ int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int
 // blocks of q/k/v (g_stride = head_dim * cols) and column blocks of o_proj (g_stride = head_dim)
 // both fit. With nwork > 1 workspaces the blocks run in parallel (OpenMP), each with a
 // single-threaded BLAS: small per-head GEMMs use the cores better side by side than split up.
-// Every block's result is the same as ns_orthogonalize on that block alone.
+// OpenBLAS's thread count is process-wide, so it is 1 while this runs and restored afterwards: do
+// not run other GEMMs concurrently from other threads. Every block's result is the same as
+// ns_orthogonalize on that block alone.
 int ns_orthogonalize_blocks(const NsSchedule *s, const float *G, int nblocks, int rows, int cols, int ldg,
                             size_t g_stride, float *out, int ldo, size_t o_stride, float eps, NsWork *work, int nwork,
                             Error *err);

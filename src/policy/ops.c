@@ -31,6 +31,7 @@ void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int 
         const float *xr = x + (size_t)n * C;
         float *yr = y + (size_t)n * C;
         double ss = 0;
+#pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
         float r = (float)(1.0 / sqrt(ss / C + eps));
         rstd[n] = r;
@@ -52,6 +53,7 @@ void rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, con
         float *dxr = dx + (size_t)n * C;
         float r = rstd[n];
         double dot = 0;  // mean over c of (dy * w) * xhat
+#pragma omp simd reduction(+ : dot)
         for (int c = 0; c < C; c++) dot += (double)dyr[c] * w[c] * xr[c] * r;
         float m = (float)(dot / C);
         for (int c = 0; c < C; c++) {
@@ -138,8 +140,9 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                 float mx = -INFINITY;
                 for (int s = 0; s <= t; s++) mx = Pt[s] > mx ? Pt[s] : mx;
                 float sum = 0;
+#pragma omp simd reduction(+ : sum)
                 for (int s = 0; s <= t; s++) {
-                    Pt[s] = expf(Pt[s] - mx);
+                    Pt[s] = exp_fast(Pt[s] - mx);
                     sum += Pt[s];
                 }
                 float inv = 1.0f / sum;
@@ -178,6 +181,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     const float *Pt = P + (size_t)t * T;
                     float *dSt = dS + (size_t)t * T;
                     float rowdot = 0;
+#pragma omp simd reduction(+ : rowdot)
                     for (int s = 0; s <= t; s++) rowdot += dSt[s] * Pt[s];
                     for (int s = 0; s <= t; s++) dSt[s] = Pt[s] * (dSt[s] - rowdot) * scale;
                     for (int s = t + 1; s < T; s++) dSt[s] = 0;
@@ -194,18 +198,20 @@ float logsoftmax_row(const float *logits, int n, int target, float *entropy, flo
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (logits[i] > mx) mx = logits[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += expf(logits[i] - mx);
-    double lse = mx + log(sum);
+    float sum = 0;  // float lanes, summed in vector order: n <= 152k terms in [0, 1]
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += exp_fast(logits[i] - mx);
+    double lse = mx + log((double)sum);
     if (entropy || probs) {
-        double ent = 0;
+        float ent = 0, flse = (float)lse;
+#pragma omp simd reduction(+ : ent)
         for (int i = 0; i < n; i++) {
-            double lp = logits[i] - lse;
-            double p = expf((float)lp);
-            if (probs) probs[i] = (float)p;
+            float lp = logits[i] - flse;
+            float p = exp_fast(lp);
+            if (probs) probs[i] = p;
             ent -= p * lp;
         }
-        if (entropy) *entropy = (float)ent;
+        if (entropy) *entropy = ent;
     }
     return (float)(logits[target] - lse);
 }

@@ -93,13 +93,15 @@ static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int
                 for (int s = 0; s < len; s++) {
                     const float *ks = K + (size_t)s * KD;
                     float dot = 0;
+#pragma omp simd reduction(+ : dot)
                     for (int d = 0; d < hd; d++) dot += qi[d] * ks[d];
                     sc[s] = dot * scale;
                     if (sc[s] > mx) mx = sc[s];
                 }
                 float sum = 0;
+#pragma omp simd reduction(+ : sum)
                 for (int s = 0; s < len; s++) {
-                    sc[s] = expf(sc[s] - mx);
+                    sc[s] = exp_fast(sc[s] - mx);
                     sum += sc[s];
                 }
                 float inv = 1.0f / sum;

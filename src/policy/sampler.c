@@ -1,5 +1,7 @@
 #include "policy/sampler.h"
 
+#include "policy/ops.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,17 +73,18 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
     float mx = -INFINITY;
     for (int i = 0; i < n_vocab; i++)
         if (logits[i] > mx) mx = logits[i];
-    double full = 0;  // softmax mass over every row, for the reported log-prob
-    for (int i = n; i < n_vocab; i++) full += expf((logits[i] - mx) / temp);
-    int best = 0;
-    double sum = 0;
+    float inv_t = 1.0f / temp, pad = 0, sum = 0;  // pad: mass of rows the tokenizer cannot produce
+#pragma omp simd reduction(+ : pad)
+    for (int i = n; i < n_vocab; i++) pad += exp_fast((logits[i] - mx) * inv_t);
+#pragma omp simd reduction(+ : sum)
     for (int i = 0; i < n; i++) {
-        float p = expf((logits[i] - mx) / temp);
-        s->prob[i] = p;
-        sum += p;
-        if (p > s->prob[best]) best = i;
+        s->prob[i] = exp_fast((logits[i] - mx) * inv_t);
+        sum += s->prob[i];
     }
-    full += sum;
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (s->prob[i] > s->prob[best]) best = i;
+    double full = (double)pad + sum;
     double log_full = log(full);
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) s->prob[i] *= inv;

@@ -205,11 +205,13 @@ static int gsm8k_line(const cJSON *rec, const char *where, void *ctx, Error *err
     return emit(&c->out, o, err);
 }
 
-int hub_convert_gsm8k(const char *src, const char *dst, long *count, Error *err) {
+// Converts a JSONL file line by line with `line` and writes the result to dst.
+static int convert_jsonl(const char *src, const char *dst, LineFn line,
+                         long *count, Error *err) {
     char *text = file_read_all(src, NULL, err);
     if (!text) return -1;
     Conv c = {{0}, 0, 0, NULL};
-    int rc = each_jsonl(src, text, gsm8k_line, &c, err);
+    int rc = each_jsonl(src, text, line, &c, err);
     free(text);
     if (rc != 0) {
         free(c.out.buf);
@@ -217,6 +219,10 @@ int hub_convert_gsm8k(const char *src, const char *dst, long *count, Error *err)
     }
     if (count) *count = c.count;
     return finish(&c.out, dst, c.count, src, err);
+}
+
+int hub_convert_gsm8k(const char *src, const char *dst, long *count, Error *err) {
+    return convert_jsonl(src, dst, gsm8k_line, count, err);
 }
 
 static int math500_line(const cJSON *rec, const char *where, void *ctx, Error *err) {
@@ -234,17 +240,7 @@ static int math500_line(const cJSON *rec, const char *where, void *ctx, Error *e
 }
 
 int hub_convert_math500(const char *src, const char *dst, long *count, Error *err) {
-    char *text = file_read_all(src, NULL, err);
-    if (!text) return -1;
-    Conv c = {{0}, 0, 0, NULL};
-    int rc = each_jsonl(src, text, math500_line, &c, err);
-    free(text);
-    if (rc != 0) {
-        free(c.out.buf);
-        return -1;
-    }
-    if (count) *count = c.count;
-    return finish(&c.out, dst, c.count, src, err);
+    return convert_jsonl(src, dst, math500_line, count, err);
 }
 
 // One MATH record (original fields problem/level/type/solution, or already converted ones).

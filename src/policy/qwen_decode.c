@@ -63,42 +63,62 @@ void qwen_kv_free(QwenKVCache *kv) {
 void qwen_kv_reset(QwenKVCache *kv, int slot) { kv->len[slot] = 0; }
 
 void qwen_kv_copy(QwenKVCache *kv, int dst, int src) {
-    size_t n = (size_t)kv->len[src] * kv->KD;
+    int len = kv->len[src];
+    size_t slot_floats = (size_t)kv->max_len * kv->KD;  // one slot's K (or V) region per layer
     for (int l = 0; l < kv->L; l++) {
-        size_t base = (size_t)l * kv->num_slots * kv->max_len * kv->KD;
-        memcpy(kv->k + base + (size_t)dst * kv->max_len * kv->KD, kv->k + base + (size_t)src * kv->max_len * kv->KD,
-               sizeof(float) * n);
-        memcpy(kv->v + base + (size_t)dst * kv->max_len * kv->KD, kv->v + base + (size_t)src * kv->max_len * kv->KD,
-               sizeof(float) * n);
+        // K: KD rows (kv head x hd) of max_len positions, of which the first len are used
+        float *kd = kv->k + ((size_t)l * kv->num_slots + dst) * slot_floats;
+        const float *ks = kv->k + ((size_t)l * kv->num_slots + src) * slot_floats;
+        for (int r = 0; r < kv->KD; r++)
+            memcpy(kd + (size_t)r * kv->max_len, ks + (size_t)r * kv->max_len, sizeof(float) * len);
+        memcpy(kv->v + ((size_t)l * kv->num_slots + dst) * slot_floats, kv->v + ((size_t)l * kv->num_slots + src) * slot_floats,
+               sizeof(float) * (size_t)len * kv->KD);
     }
-    kv->len[dst] = kv->len[src];
+    kv->len[dst] = len;
+}
+
+// K is cached transposed, [slot][kv head][hd][max_len], so the scores of one query are hd
+// contiguous axpy passes over the positions (vectorised, no per-position horizontal sums); V is
+// cached [slot][position][kv width] so the output is an axpy per position.
+static size_t k_at(const QwenKVCache *kv, int l, int slot, int g, int hd) {
+    return (((size_t)l * kv->num_slots + slot) * (kv->KD / hd) + g) * (size_t)hd * kv->max_len;
+}
+
+static size_t v_at(const QwenKVCache *kv, int l, int slot, int pos) {
+    return (((size_t)l * kv->num_slots + slot) * kv->max_len + pos) * (size_t)kv->KD;
 }
 
 // Attention of n query rows against their slots' caches (positions 0..pos[i] inclusive).
 static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int Hq, int Hkv, int hd) {
-    int group = Hq / Hkv, KD = kv->KD, QD = Hq * hd;
+    int group = Hq / Hkv, QD = Hq * hd, M = kv->max_len;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t base = (size_t)l * kv->num_slots * kv->max_len * KD;
 #pragma omp parallel
     {
-        float *sc = malloc(sizeof(float) * kv->max_len);
+        float *sc = malloc(sizeof(float) * M);
 #pragma omp for collapse(2) schedule(dynamic)
         for (int i = 0; i < n; i++) {
             for (int h = 0; h < Hq; h++) {
                 int g = h / group, len = kv->pos[i] + 1;
-                const float *qi = kv->q + (size_t)i * QD + h * hd;
-                const float *K = kv->k + base + (size_t)slot[i] * kv->max_len * KD + g * hd;
-                const float *Vv = kv->v + base + (size_t)slot[i] * kv->max_len * KD + g * hd;
-                float mx = -INFINITY;
-                for (int s = 0; s < len; s++) {
-                    const float *ks = K + (size_t)s * KD;
-                    float dot = 0;
-#pragma omp simd reduction(+ : dot)
-                    for (int d = 0; d < hd; d++) dot += qi[d] * ks[d];
-                    sc[s] = dot * scale;
-                    if (sc[s] > mx) mx = sc[s];
+                const float *q = kv->q + (size_t)i * QD + h * hd;
+                const float *Kt = kv->k + k_at(kv, l, slot[i], g, hd);
+                // four rows of K per pass: one load/store of sc per four FMAs (head_dim is even;
+                // a multiple of 4 in every Qwen model, the remainder loop covers the rest)
+                for (int s = 0; s < len; s++) sc[s] = 0;
+                int d = 0;
+                for (; d + 4 <= hd; d += 4) {
+                    float q0 = q[d] * scale, q1 = q[d + 1] * scale, q2 = q[d + 2] * scale, q3 = q[d + 3] * scale;
+                    const float *k0 = Kt + (size_t)d * M, *k1 = k0 + M, *k2 = k1 + M, *k3 = k2 + M;
+#pragma omp simd
+                    for (int s = 0; s < len; s++) sc[s] += q0 * k0[s] + q1 * k1[s] + q2 * k2[s] + q3 * k3[s];
                 }
-                float sum = 0;
+                for (; d < hd; d++) {
+                    float qd = q[d] * scale;
+                    const float *kr = Kt + (size_t)d * M;
+#pragma omp simd
+                    for (int s = 0; s < len; s++) sc[s] += qd * kr[s];
+                }
+                float mx = -INFINITY, sum = 0;
+                for (int s = 0; s < len; s++) mx = sc[s] > mx ? sc[s] : mx;
 #pragma omp simd reduction(+ : sum)
                 for (int s = 0; s < len; s++) {
                     sc[s] = exp_fast(sc[s] - mx);
@@ -106,11 +126,20 @@ static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int
                 }
                 float inv = 1.0f / sum;
                 float *o = kv->att + (size_t)i * QD + h * hd;
-                for (int d = 0; d < hd; d++) o[d] = 0;
-                for (int s = 0; s < len; s++) {
-                    const float *vs = Vv + (size_t)s * KD;
+                for (int e = 0; e < hd; e++) o[e] = 0;
+                int s = 0;
+                for (; s + 4 <= len; s += 4) {  // four positions per pass over o
+                    const float *v0 = kv->v + v_at(kv, l, slot[i], s) + g * hd, *v1 = v0 + kv->KD,
+                                *v2 = v1 + kv->KD, *v3 = v2 + kv->KD;
+                    float p0 = sc[s] * inv, p1 = sc[s + 1] * inv, p2 = sc[s + 2] * inv, p3 = sc[s + 3] * inv;
+#pragma omp simd
+                    for (int e = 0; e < hd; e++) o[e] += p0 * v0[e] + p1 * v1[e] + p2 * v2[e] + p3 * v3[e];
+                }
+                for (; s < len; s++) {
+                    const float *vs = kv->v + v_at(kv, l, slot[i], s) + g * hd;
                     float p = sc[s] * inv;
-                    for (int d = 0; d < hd; d++) o[d] += p * vs[d];
+#pragma omp simd
+                    for (int e = 0; e < hd; e++) o[e] += p * vs[e];
                 }
             }
         }
@@ -153,11 +182,13 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
         }
         rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta);
         rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta);
-        size_t base = (size_t)l * kv->num_slots * kv->max_len * KD;
         for (int i = 0; i < n; i++) {
-            size_t at = base + ((size_t)slot[i] * kv->max_len + kv->pos[i]) * KD;
-            memcpy(kv->k + at, kv->kk + (size_t)i * KD, sizeof(float) * KD);
-            memcpy(kv->v + at, kv->vv + (size_t)i * KD, sizeof(float) * KD);
+            memcpy(kv->v + v_at(kv, l, slot[i], kv->pos[i]), kv->vv + (size_t)i * KD, sizeof(float) * KD);
+            for (int g = 0; g < Hkv; g++) {
+                float *Kt = kv->k + k_at(kv, l, slot[i], g, hd) + kv->pos[i];
+                const float *src = kv->kk + (size_t)i * KD + g * hd;
+                for (int d = 0; d < hd; d++) Kt[(size_t)d * kv->max_len] = src[d];
+            }
         }
         cached_attention(kv, l, slot, n, Hq, Hkv, hd);
         sgemm(0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + (size_t)l * D * QD, QD, 1.0f, kv->x, D);

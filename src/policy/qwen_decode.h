@@ -10,7 +10,8 @@ typedef struct {
     int num_slots, max_len, max_tokens;  // max_tokens: tokens one qwen_decode call may take
     int L, KD;                           // layers, kv width (Hkv * hd)
     int *len;                            // [num_slots] tokens stored per slot
-    float *k, *v;                        // [L, num_slots, max_len, KD]
+    float *k;                            // [L, num_slots, Hkv, hd, max_len] (transposed for decode)
+    float *v;                            // [L, num_slots, max_len, KD]
     // per-call scratch, max_tokens rows
     float *x, *ln, *q, *kk, *vv, *att, *gate, *up, *in;
     int *pos;

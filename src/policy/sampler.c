@@ -93,8 +93,19 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
         return best;
     }
     int k, tok;
-    if (sp->top_k <= 0 && sp->top_p >= 1.0f) {
-        // no ranking needed: every token, or those within min_p of the most likely one
+    if (sp->top_k <= 0 && sp->top_p >= 1.0f && sp->min_p <= 0) {
+        // plain sampling: walk the (normalised) probabilities directly
+        double u = rng_uniform_double(rng), acc = 0;
+        tok = n - 1;
+        for (int i = 0; i < n; i++) {
+            acc += s->prob[i];
+            if (u < acc) {
+                tok = i;
+                break;
+            }
+        }
+    } else if (sp->top_k <= 0 && sp->top_p >= 1.0f) {
+        // no ranking needed: the tokens within min_p of the most likely one
         float floor_p = sp->min_p * s->prob[best];
         k = 0;
         for (int i = 0; i < n; i++)

@@ -45,7 +45,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC= $(wildcard bench/bench_*.c)
 BENCH_BIN= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan bench demo clean
+.PHONY: all deps test asan bench demo demo-compare clean
 
 all: pionrl
 
@@ -93,6 +93,14 @@ asan:
 
 bench: deps $(BIN) $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)
+
+# The embedded demo (docs/DEMO.md): shipped base model -> RLVR (GRPO + per-head Pion) -> report.
+demo: deps pionrl
+	@bash tools/demo_run.sh $(BIN)
+
+# The same run with AdamW, Muon and Pion into runs/demo-<optimizer>, one report on shared axes.
+demo-compare: deps pionrl
+	$(BIN) compare configs/demo.json --out runs/demo-compare.html
 
 clean:
 	rm -rf build build-* pionrl

@@ -164,7 +164,7 @@ int cmd_eval(int argc, char **argv) {
         printf(", \"response_length_mean\": %.2f, \"seconds\": %.2f}\n", r.response_length, r.seconds);
     } else {
         printf("eval: %d examples (%s split of %s): pass@1 %.2f%%", r.n, use_train ? "train" : "eval",
-               cfg.dataset.path, 100 * r.pass_at_1);
+               cfg.dataset.path[0] ? cfg.dataset.path : "the synthetic task", 100 * r.pass_at_1);
         if (samples > 0) printf(", mean@%d %.2f%%", samples, 100 * r.mean_at_k);
         printf(", response length %.1f tokens, %.1f s\n", r.response_length, r.seconds);
     }

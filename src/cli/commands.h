@@ -14,5 +14,7 @@ int cmd_spectrum(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 #endif

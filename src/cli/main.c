@@ -17,6 +17,8 @@ static const Command COMMANDS[] = {
     {"train", cmd_train, "RLVR training: GRPO/GMPO with AdamW, Muon or Pion (CONFIG.json [--set k=v] [--resume])"},
     {"compare", cmd_compare, "run one config per optimizer (adamw,muon,pion) and write the comparison report"},
     {"eval", cmd_eval, "greedy pass@1 / sampled mean@k of a checkpoint on gsm8k, math or a JSONL file"},
+    {"sft", cmd_sft, "supervised fine-tuning on worked solutions; builds the demo base model (CONFIG.json)"},
+    {"synth", cmd_synth, "print synthetic arithmetic word problems (the demo task) as JSONL or text"},
     {"generate", cmd_generate, "sample completions from a checkpoint (--model DIR --prompt TEXT | --prompts F.jsonl)"},
     {"download", cmd_download, "fetch a model from the Hugging Face Hub, or gsm8k/math/math500 as JSONL"},
     {"spectrum", cmd_spectrum, "measure the singular-value map f(sigma) of Muon / Pion (--optimizer, --kp, --svg)"},

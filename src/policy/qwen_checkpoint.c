@@ -408,7 +408,7 @@ int qwen_model_save(const char *dir, const QwenModel *m, StDtype dtype, Error *e
 }
 
 int qwen_checkpoint_copy_aux_files(const char *src_dir, const char *dst_dir, Error *err) {
-    static const char *const names[] = {"tokenizer.json",          "tokenizer_config.json", "vocab.json",
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json",
                                         "merges.txt",              "special_tokens_map.json", "added_tokens.json",
                                         "generation_config.json"};
     int copied = 0;

@@ -21,6 +21,8 @@ static void free_example(DatasetExample *e) {
     free(e->system);
     free(e->user);
     free(e->answer);
+    free(e->solution);
+    memset(e, 0, sizeof *e);
 }
 
 static void list_free(ExampleList *l) {
@@ -96,8 +98,11 @@ static int parse_row(const DatasetConfig *cfg, const cJSON *row, int filter, con
     }
     DatasetExample e = {0};
     e.answer = dataset_extract_answer(cfg->answer_extract, answer_text, err);
-    free(answer_text);
-    if (!e.answer) return error_prefix(err, "%s: field '%s'", where, cfg->answer_field);
+    e.solution = answer_text;
+    if (!e.answer) {
+        free_example(&e);
+        return error_prefix(err, "%s: field '%s'", where, cfg->answer_field);
+    }
     e.user = dataset_render_prompt(cfg->prompt_template, q->valuestring, err);
     if (!e.user) {
         free_example(&e);
@@ -171,6 +176,7 @@ static uint64_t epoch_seed(uint64_t seed, uint64_t epoch) {
 }
 
 static void make_order(Dataset *ds) {
+    if (ds->cfg.synthetic) return;  // the stream has no permutation: slot = position
     if (ds->cfg.shuffle) {
         permute(ds->order, ds->num_train, epoch_seed(ds->cfg.seed, ds->epoch));
     } else {
@@ -188,9 +194,79 @@ static int cmp_line(const void *a, const void *b) {
     return (x->line > y->line) - (x->line < y->line);
 }
 
+static uint64_t hash_text(const char *s) {
+    return fnv1a(0xcbf29ce484222325ULL, s);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// One synthetic problem as a dataset example (strings malloc'd); -1 when out of memory.
+static int synth_to_example(const DatasetConfig *cfg, const SynthExample *s, DatasetExample *e, Error *err) {
+    memset(e, 0, sizeof *e);
+    e->user = dataset_render_prompt(cfg->prompt_template, s->question, err);
+    e->answer = strdup(s->answer);
+    e->solution = strdup(s->solution);
+    if (cfg->system_prompt[0]) e->system = strdup(cfg->system_prompt);
+    if (!e->user || !e->answer || !e->solution || (cfg->system_prompt[0] && !e->system)) {
+        free_example(e);
+        return error_set(err, "dataset: out of memory");
+    }
+    return 0;
+}
+
+// Training example `index` of the synthetic stream: a problem whose question is in the eval set
+// is replaced by a draw from a derived stream (deterministic; gives up after 64 tries, which only
+// a problem space smaller than the eval set reaches).
+static void synth_train_problem(const Dataset *ds, uint64_t index, SynthExample *s) {
+    for (uint64_t attempt = 0; attempt < 64; attempt++) {
+        synth_example(&ds->cfg.synth, ds->cfg.seed ^ (attempt * 0xD6E8FEB86659FD93ULL), index, s);
+        uint64_t h = hash_text(s->question);
+        if (!ds->num_eval || !bsearch(&h, ds->eval_hashes, (size_t)ds->num_eval, sizeof h, cmp_u64)) return;
+    }
+}
+
+static int load_synthetic(const DatasetConfig *cfg, Dataset *ds, Error *err) {
+    const SynthConfig *sc = &cfg->synth;
+    if (synth_config_validate(sc, "dataset.synthetic", err)) return -1;
+    ds->eval = calloc((size_t)(cfg->eval_count > 0 ? cfg->eval_count : 1), sizeof *ds->eval);
+    ds->eval_hashes = calloc((size_t)(cfg->eval_count > 0 ? cfg->eval_count : 1), sizeof *ds->eval_hashes);
+    ds->train = calloc(DATASET_SYNTH_WINDOW, sizeof *ds->train);
+    if (!ds->eval || !ds->eval_hashes || !ds->train) {
+        dataset_free(ds);
+        return error_set(err, "dataset: out of memory");
+    }
+    for (int i = 0; i < cfg->eval_count; i++) {
+        SynthExample s;
+        synth_example(sc, split_seed(cfg->seed), (uint64_t)i, &s);
+        if (synth_to_example(cfg, &s, &ds->eval[i], err)) {
+            dataset_free(ds);
+            return -1;
+        }
+        ds->eval[i].line = i + 1;
+        ds->eval_hashes[i] = hash_text(s.question);
+        ds->num_eval = i + 1;
+    }
+    qsort(ds->eval_hashes, (size_t)ds->num_eval, sizeof *ds->eval_hashes, cmp_u64);
+    ds->num_train = DATASET_SYNTH_WINDOW;  // slots, filled by dataset_next
+    char desc[128];
+    snprintf(desc, sizeof desc, "synthetic ops %d-%d operand %d sub %d eval %d", sc->min_ops, sc->max_ops,
+             sc->max_operand, sc->allow_sub, cfg->eval_count);
+    ds->fingerprint = fnv1a(fnv1a(0xcbf29ce484222325ULL, desc), cfg->prompt_template);
+    return 0;
+}
+
 int dataset_load(const DatasetConfig *cfg, Dataset *ds, Error *err) {
     memset(ds, 0, sizeof *ds);
     ds->cfg = *cfg;
+    if (cfg->synthetic) {
+        if (!strstr(cfg->prompt_template, "{question}"))
+            return error_set(err, "dataset: prompt_template must contain {question}");
+        if (cfg->eval_count < 0) return error_set(err, "dataset: eval_count must be >= 0");
+        return load_synthetic(cfg, ds, err);
+    }
     if (!cfg->path[0]) return error_set(err, "dataset: no path configured");
     if (!strstr(cfg->prompt_template, "{question}"))
         return error_set(err, "dataset: prompt_template must contain {question}");
@@ -281,11 +357,27 @@ void dataset_free(Dataset *ds) {
     free(ds->train);
     free(ds->eval);
     free(ds->order);
+    free(ds->eval_hashes);
     memset(ds, 0, sizeof *ds);
 }
 
 const DatasetExample *dataset_next(Dataset *ds) {
     if (ds->num_train <= 0) return NULL;
+    if (ds->cfg.synthetic) {
+        if (ds->position >= (uint64_t)ds->num_train) {
+            ds->epoch++;
+            ds->position = 0;
+        }
+        DatasetExample *slot = &ds->train[ds->position];
+        SynthExample s;
+        Error e;
+        synth_train_problem(ds, ds->epoch * DATASET_SYNTH_WINDOW + ds->position, &s);
+        free_example(slot);
+        if (synth_to_example(&ds->cfg, &s, slot, &e)) return NULL;  // out of memory only
+        slot->line = (int)(ds->position + 1);
+        ds->position++;
+        return slot;
+    }
     if (ds->position >= (uint64_t)ds->num_train) {
         ds->epoch++;
         ds->position = 0;

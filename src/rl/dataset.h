@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "rl/synth.h"
 
 typedef enum {
     ANSWER_AS_IS,   // the answer field's text, trimmed
@@ -39,6 +40,11 @@ typedef struct {
     uint64_t seed;              // shuffling and the held-out split
     int shuffle;                // 1 = new permutation every epoch; 0 = file order
     int max_examples;           // cap on training examples after filtering (0 = all)
+    // Synthetic source (rl/synth.h) instead of a file: an infinite deterministic training stream
+    // (example i of stream `seed`) and eval_count fixed held-out problems (stream seed ^ a constant);
+    // training problems equal to an eval question are skipped, so the two never overlap.
+    int synthetic;
+    SynthConfig synth;
 } DatasetConfig;
 
 // Default math prompt (Qwen2.5-Math style sentence appended to the user turn).
@@ -57,13 +63,16 @@ int dataset_config_preset(DatasetConfig *cfg, const char *name, Error *err);
 // Reads a "dataset" config object. Keys: preset (applied first), path, eval_path, eval_count,
 // question_field, answer_field, answer_extract ("none"|"gsm8k"|"boxed"), level_field, levels
 // (array of 3 / "Level 3", or a range string "3-5"), subject_field, subjects (array of strings),
-// filter_eval, prompt_template, system_prompt, seed, shuffle, max_examples. Unknown keys are errors.
+// filter_eval, prompt_template, system_prompt, seed, shuffle, max_examples, synthetic (an object of
+// rl/synth.h keys: min_ops, max_ops, max_operand, allow_sub; replaces path; answers as is; template
+// default "Question: {question} Answer:"). Unknown keys are errors.
 int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *where, Error *err);
 
 typedef struct {
     char *system;   // NULL when there is no system prompt
     char *user;     // the rendered prompt template
     char *answer;   // gold answer after extraction
+    char *solution; // the answer field's full text (worked solution; the SFT target)
     int line;       // 1-based line in the source file (for logs)
 } DatasetExample;
 
@@ -76,7 +85,14 @@ typedef struct {
     // Cursor: position within epoch's permutation. order is the permutation of this epoch.
     uint64_t epoch, position;
     int *order;
+    uint64_t *eval_hashes;  // synthetic: sorted hashes of the eval questions (kept out of training)
 } Dataset;
+
+// Synthetic datasets: num_train is DATASET_SYNTH_WINDOW, a ring of lazily generated slots; the
+// cursor's epoch/position address example epoch * window + position of the infinite stream. A
+// pointer from dataset_next stays valid for the next DATASET_SYNTH_WINDOW - 1 calls.
+#define DATASET_SYNTH_WINDOW 65536
+#define DATASET_SYNTH_TEMPLATE "Question: {question} Answer:"
 
 // Loads and prepares everything; rows with an empty gold answer are skipped and counted, every
 // other malformed row is an error naming file:line.

@@ -20,6 +20,7 @@ void dataset_config_default(DatasetConfig *cfg) {
     copy(cfg->prompt_template, sizeof cfg->prompt_template, DATASET_MATH_TEMPLATE);
     cfg->answer_extract = ANSWER_AS_IS;
     cfg->shuffle = 1;
+    synth_config_default(&cfg->synth);
 }
 
 int dataset_config_preset(DatasetConfig *cfg, const char *name, Error *err) {
@@ -84,13 +85,23 @@ int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *w
     static const char *const KEYS[] = {"preset", "path", "eval_path", "eval_count", "question_field",
                                        "answer_field", "answer_extract", "level_field", "levels",
                                        "subject_field", "subjects", "filter_eval", "prompt_template", "system_prompt",
-                                       "seed", "shuffle", "max_examples", NULL};
+                                       "seed", "shuffle", "max_examples", "synthetic", NULL};
     if (json_check_keys(obj, KEYS, where, err)) return -1;
     dataset_config_default(cfg);
     char preset[32] = "";
     if (json_get_string(obj, "preset", 0, preset, sizeof preset, where, err)) return -1;
     if (preset[0] && dataset_config_preset(cfg, preset, err)) return error_prefix(err, "%s", where);
     char extract[16] = "";
+    const cJSON *synth = cJSON_GetObjectItemCaseSensitive(obj, "synthetic");
+    if (synth && !cJSON_IsNull(synth)) {
+        char w[300];
+        snprintf(w, sizeof w, "%s.synthetic", where);
+        if (synth_config_from_json(synth, &cfg->synth, w, err)) return -1;
+        if (cJSON_GetObjectItemCaseSensitive(obj, "path") || preset[0])
+            return error_set(err, "%s: 'synthetic' replaces 'path'/'preset'; give only one", where);
+        cfg->synthetic = 1;
+        copy(cfg->prompt_template, sizeof cfg->prompt_template, DATASET_SYNTH_TEMPLATE);
+    }
     if (json_get_string(obj, "path", 0, cfg->path, sizeof cfg->path, where, err) ||
         json_get_string(obj, "eval_path", 0, cfg->eval_path, sizeof cfg->eval_path, where, err) ||
         json_get_int(obj, "eval_count", 0, &cfg->eval_count, where, err) ||
@@ -139,6 +150,7 @@ int dataset_config_from_json(const cJSON *obj, DatasetConfig *cfg, const char *w
     }
     if (!strstr(cfg->prompt_template, "{question}"))
         return error_set(err, "%s: key 'prompt_template' must contain {question}", where);
-    if (!cfg->path[0]) return error_set(err, "%s: missing required key 'path' (or a 'preset')", where);
+    if (!cfg->path[0] && !cfg->synthetic)
+        return error_set(err, "%s: missing required key 'path' (or a 'preset' or 'synthetic')", where);
     return 0;
 }

@@ -555,7 +555,12 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
                 rc = error_set(err, "out of memory");
                 break;
             }
-            for (int p = 0; p < P; p++) ex[p] = dataset_next(&t.data);
+            for (int p = 0; p < P && rc == 0; p++)
+                if (!(ex[p] = dataset_next(&t.data))) rc = error_set(err, "dataset: out of memory for the next example");
+            if (rc) {
+                free(ex);
+                break;
+            }
             RolloutParams rp = {c->sampling, c->max_new_tokens, c->chat_template, c->enable_thinking, stops,
                                 c->num_stops, t.acc_idx, mix64(c->seed * 1000003ULL + (uint64_t)(t.step / c->num_iterations))};
             rc = rollout_run(&t.model, t.tok, t.rewards, &rp, ex, P, G, &t.roll, err);

@@ -1,6 +1,8 @@
 // Model throughput on CPU: forward+backward tokens/s of sum(w * logp) and batched decode tokens/s
 // for a ~10M-parameter Qwen3, next to the same work in PyTorch eager (tools/bench_model_torch.py)
-// run in the same process tree. Writes bench/results/model.json.
+// run in the same process tree (PyTorch at 1 and 2 threads, its best counted). Writes
+// bench/results/model.json.
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +107,7 @@ int main(void) {
     printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
 
     char cmd[256], buf[4096] = {0};
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_model_torch.py %d %d %d %d %d %d %d %d %d %d %d 2", V, D,
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_model_torch.py %d %d %d %d %d %d %d %d %d %d %d 1,2", V, D,
              F, L, HQ, HKV, HD, B, T, P, NEW);
     // PIONRL_BENCH_NO_PEER=1 skips the PyTorch run (quick iterations on our side only).
     FILE *f = getenv("PIONRL_BENCH_NO_PEER") ? NULL : popen(cmd, "r");
@@ -122,7 +124,7 @@ int main(void) {
     FILE *o = fopen("bench/results/model.json", "w");
     if (!o) return 1;
     fprintf(o,
-            "{\n  \"machine\": \"CPU, 2 cores (project machine)\",\n  \"model\": {\"params\": %zu, \"vocab\": %d, "
+            "{\n  \"machine\": \"CPU, %d cores (project machine)\",\n  \"pionrl_threads\": %d,\n  \"model\": {\"params\": %zu, \"vocab\": %d, "
             "\"hidden\": %d, \"intermediate\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d},\n"
             "  \"train\": {\"batch\": %d, \"seq_len\": %d, \"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, "
             "\"speedup\": %.2f},\n"
@@ -130,7 +132,7 @@ int main(void) {
             "    \"b16\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f},\n"
             "    \"b64\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f}},\n"
             "  \"pytorch\": %s\n}\n",
-            m.num_params, V, D, F, L, HQ, HKV, HD, B, T, train, t_train, t_train > 0 ? train / t_train : 0, P, NEW,
+            omp_get_num_procs(), omp_get_max_threads(), m.num_params, V, D, F, L, HQ, HKV, HD, B, T, train, t_train, t_train > 0 ? train / t_train : 0, P, NEW,
             dec16, t16, t16 > 0 ? dec16 / t16 : 0, dec64, t64, t64 > 0 ? dec64 / t64 : 0,
             torch_ok ? buf : "null");
     fclose(o);

@@ -88,7 +88,8 @@ static void shape_key(const Shape *s, char *out, size_t n) {
 }
 
 // Seconds of the fastest of `reps` optimizer steps (after one warm-up step).
-static double time_step(OptimKind kind, int per_head, const Shape *s, int reps, double *gemm_flops) {
+static double time_step(OptimKind kind, int per_head, const Shape *s, int reps, double *gemm_flops,
+                        double *exec_flops) {
     ParamInfo t;
     memset(&t, 0, sizeof t);
     snprintf(t.name, sizeof t.name, "%s", s->name);
@@ -123,10 +124,11 @@ static double time_step(OptimKind kind, int per_head, const Shape *s, int reps, 
     NsSchedule sch;
     ns_schedule_muon(&sch);  // Muon and Pion both run 5 steps: same GEMM count
     if (gemm_flops) {
-        if (per_head && s->heads == HEADS_ROWS) *gemm_flops = s->num_heads * ns_gemm_flops(&sch, s->head_dim, s->cols);
-        else if (per_head && s->heads == HEADS_COLS)
-            *gemm_flops = s->num_heads * ns_gemm_flops(&sch, s->rows, s->head_dim);
-        else *gemm_flops = ns_gemm_flops(&sch, s->rows, s->cols);
+        int nb = per_head ? s->num_heads : 1;
+        int br = per_head && s->heads == HEADS_ROWS ? s->head_dim : s->rows;
+        int bc = per_head && s->heads == HEADS_COLS ? s->head_dim : s->cols;
+        *gemm_flops = nb * ns_gemm_flops(&sch, br, bc);
+        *exec_flops = nb * ns_executed_flops(&sch, br, bc);
     }
     optimizer_free(o);
     free(W), free(G);
@@ -165,7 +167,7 @@ int main(void) {
     typedef struct {
         const Shape *s;
         OptimKind kind;
-        double step, flops, gemms, adamw;
+        double step, flops, xflops, gemms, adamw;
     } Row;
     Row rows[16];
     int nrows = 0;
@@ -174,7 +176,7 @@ int main(void) {
         int per_head = s->heads != HEADS_NONE;
         size_t numel = (size_t)s->rows * s->cols;
         int reps = quick ? 3 : numel > ((size_t)4 << 20) ? 2 : numel >= ((size_t)4 << 20) ? 3 : 8;
-        double adamw = time_step(OPT_ADAMW, 0, s, 5, NULL);
+        double adamw = time_step(OPT_ADAMW, 0, s, 5, NULL, NULL);
         // Muon, Pion and the bare GEMMs take turns, one run each per round, so a burst of load from
         // other jobs hits all three alike; each keeps its best round.
         Row *r = &rows[nrows];
@@ -184,7 +186,7 @@ int main(void) {
         for (int k = 0; k < 2; k++) r[k].s = s, r[k].adamw = adamw, r[k].step = 1e30;
         for (int rep = 0; rep < reps; rep++) {
             for (int k = 0; k < 2; k++) {
-                double t = time_step(r[k].kind, per_head, s, 1, &r[k].flops);
+                double t = time_step(r[k].kind, per_head, s, 1, &r[k].flops, &r[k].xflops);
                 if (t < r[k].step) r[k].step = t;
             }
             double g = per_head && s->heads == HEADS_ROWS   ? time_gemms(s->num_heads, s->head_dim, s->cols, 1)
@@ -196,8 +198,8 @@ int main(void) {
         fprintf(stderr, "  measured %s\n", s->name);
     }
     // Spectrum-preserving Pion on the smallest shape (no GEMM bound: LU-solve bound, in double).
-    double sp = time_step(OPT_SPECTRAL, 0, &shapes[0], quick ? 2 : 1, NULL);
-    double sp_adamw = time_step(OPT_ADAMW, 0, &shapes[0], 5, NULL);
+    double sp = time_step(OPT_SPECTRAL, 0, &shapes[0], quick ? 2 : 1, NULL, NULL);
+    double sp_adamw = time_step(OPT_ADAMW, 0, &shapes[0], 5, NULL, NULL);
     double rate_after = sgemm_gflops(sq, sq, sq, 3);
     char keys[512] = "", key[64];
     for (int i = 0; i < nshapes; i++) {
@@ -229,31 +231,34 @@ int main(void) {
             "\"%dx%dx%d\": %.2f, \"head_%dx%dx%d\": %.2f, \"after_run\": %.2f, \"peak\": %.2f},\n  \"rows\": [\n",
             quick ? "true" : "false", load[0], small, rate_small, sq, rate_big, big, mlp, big, rate_mlp, hd, big, hd, rate_head,
             rate_after, peak);
-    printf("%-40s %-6s %9s %9s %8s %9s %8s %9s %8s %9s\n", "shape", "opt", "step ms", "bound ms", "eff %", "gemms ms",
-           "eff2 %", "adamw ms", "x adamw", "torch ms");
+    printf("%-40s %-6s %9s %9s %8s %8s %9s %8s %9s %8s %9s\n", "shape", "opt", "step ms", "bound ms", "eff %",
+           "exec %", "gemms ms", "eff2 %", "adamw ms", "x adamw", "torch ms");
     for (int i = 0; i < nrows; i++) {
         const Row *r = &rows[i];
         double bound = r->flops / (peak * 1e9);
         shape_key(r->s, key, sizeof key);
         const cJSON *pv = peer && key[0] && r->kind == OPT_MUON ? cJSON_GetObjectItem(peer, key) : NULL;
         double torch_ms = cJSON_IsNumber(pv) ? pv->valuedouble : -1;
-        printf("%-40s %-6s %9.1f %9.1f %8.1f %9.1f %8.1f %9.2f %8.1f", r->s->name, optimizer_kind_name(r->kind),
-               r->step * 1e3, bound * 1e3, 100 * bound / r->step, r->gemms * 1e3, 100 * r->gemms / r->step,
-               r->adamw * 1e3, r->step / r->adamw);
+        double xbound = r->xflops / (peak * 1e9);
+        printf("%-40s %-6s %9.1f %9.1f %8.1f %8.1f %9.1f %8.1f %9.2f %8.1f", r->s->name, optimizer_kind_name(r->kind),
+               r->step * 1e3, bound * 1e3, 100 * bound / r->step, 100 * xbound / r->step, r->gemms * 1e3,
+               100 * r->gemms / r->step, r->adamw * 1e3, r->step / r->adamw);
         if (torch_ms >= 0) printf(" %9.1f\n", torch_ms);
         else printf(" %9s\n", "-");
         fprintf(f,
                 "%s    {\"shape\": \"%s\", \"rows\": %d, \"cols\": %d, \"per_head\": %s, \"optimizer\": \"%s\", "
                 "\"step_ms\": %.3f, \"gemm_gflop\": %.3f, \"gemm_bound_ms\": %.3f, \"efficiency\": %.3f, "
+                "\"executed_gflop\": %.3f, \"efficiency_executed\": %.3f, "
                 "\"bare_gemms_ms\": %.3f, \"efficiency_vs_bare_gemms\": %.3f, "
                 "\"adamw_step_ms\": %.3f, \"ratio_to_adamw\": %.2f",
                 i ? ",\n" : "", r->s->name, r->s->rows, r->s->cols, r->s->heads != HEADS_NONE ? "true" : "false",
                 optimizer_kind_name(r->kind), r->step * 1e3, r->flops / 1e9, bound * 1e3, bound / r->step,
+                r->xflops / 1e9, xbound / r->step,
                 r->gemms * 1e3, r->gemms / r->step, r->adamw * 1e3, r->step / r->adamw);
         if (torch_ms >= 0) fprintf(f, ", \"torch_muon_step_ms\": %.3f", torch_ms);
         fprintf(f, "}");
     }
-    printf("%-40s %-6s %9.1f %9s %8s %9s %8s %9.2f %8.1f\n", shapes[0].name, "sp", sp * 1e3, "-", "-", "-", "-",
+    printf("%-40s %-6s %9.1f %9s %8s %8s %9s %8s %9.2f %8.1f\n", shapes[0].name, "sp", sp * 1e3, "-", "-", "-", "-", "-",
            sp_adamw * 1e3, sp / sp_adamw);
     fprintf(f,
             ",\n    {\"shape\": \"%s\", \"rows\": %d, \"cols\": %d, \"per_head\": false, \"optimizer\": \"spectral\", "

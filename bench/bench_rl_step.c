@@ -243,7 +243,7 @@ static double median(const double *x, int n) {
 static cJSON *run_peer(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tools/bench_rl_step_torch.py %d %d %d %d %d %d %d %d %d %d %d %d %g %g %d 2", V, D, F,
+             "/usr/bin/python3 tools/bench_rl_step_torch.py %d %d %d %d %d %d %d %d %d %d %d %d %g %g %d 1,2", V, D, F,
              L, HQ, HKV, HD, P, G, PROMPT, NEW, MB, TEMPERATURE, CLIP_EPS, STEPS);
     FILE *f = popen(cmd, "r");
     if (!f) return NULL;

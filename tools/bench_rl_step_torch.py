@@ -16,7 +16,12 @@ phase by phase, the way TRL's GRPOTrainer does it in eager PyTorch on a CPU:
 Runs WARMUP + STEPS steps and prints one JSON object: the per-step phase seconds and their medians
 over the STEPS timed steps, tokens/s, the reward mean (a sanity check: about 0.5).
 
-usage: /usr/bin/python3 tools/bench_rl_step_torch.py V D F L Hq Hkv hd P G PROMPT NEW MB TEMP EPS STEPS THREADS
+THREADS may list several thread counts ("1,2"): the steps are run at each, and the result is the
+setting with the fastest median step (a user picks one thread count for a whole run). On a 2-core
+machine torch at 1 thread is usually fastest: Debian's OpenBLAS under it runs its own 2 threads,
+and torch's 2 intra-op threads on top of those oversubscribe the cores.
+
+usage: /usr/bin/python3 tools/bench_rl_step_torch.py V D F L Hq Hkv hd P G PROMPT NEW MB TEMP EPS STEPS THREADS[,THREADS...]
 """
 import json
 import statistics
@@ -31,10 +36,10 @@ if len(sys.argv) != 17:
     sys.exit(__doc__.strip().splitlines()[-1])
 V, D, FF, L, HQ, HKV, HD, P, G, PROMPT, NEW, MB = map(int, sys.argv[1:13])
 TEMP, EPS = float(sys.argv[13]), float(sys.argv[14])
-STEPS, THREADS = int(sys.argv[15]), int(sys.argv[16])
+STEPS = int(sys.argv[15])
+THREADS = [int(x) for x in sys.argv[16].split(",")]
 S = P * G
 WARMUP = 1
-torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
 model = Qwen3(V, D, FF, L, HQ, HKV, HD)
@@ -101,9 +106,15 @@ def rl_step(step):
             "step_s": t4 - t0, "reward_mean": rewards.mean().item()}
 
 
-steps = [rl_step(i) for i in range(WARMUP + STEPS)][WARMUP:]
-med = {k: statistics.median(s[k] for s in steps) for k in steps[0]}
-out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "warmup": WARMUP,
+runs = {}
+for n in THREADS:
+    torch.set_num_threads(n)
+    steps = [rl_step(i) for i in range(WARMUP + STEPS)][WARMUP:]
+    runs[n] = (steps, {k: statistics.median(s[k] for s in steps) for k in steps[0]})
+best = min(runs, key=lambda n: runs[n][1]["step_s"])
+steps, med = runs[best]
+out = {"torch_version": torch.__version__, "threads": best, "warmup": WARMUP,
+       "median_by_threads": {str(n): runs[n][1] for n in runs},
        "steps": steps, "median": med,
        "gen_tokens_per_s": S * NEW / med["generate_s"],
        "train_tokens_per_s": S * (PROMPT + NEW) / med["train_s"]}

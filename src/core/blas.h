@@ -5,7 +5,12 @@
 
 void sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B, int ldb,
            float beta, float *C, int ldc);
-// Threads OpenBLAS may use (0 = library default).
+// C (n x n) = alpha * A A^T for A n x k (trans = 0), or alpha * A^T A for A k x n (trans = 1).
+// SYRK computes the upper triangle (half a GEMM's flops); it is then mirrored so C is a plain full
+// matrix.
+void ssyrk_full(int trans, int n, int k, float alpha, const float *A, int lda, float *C, int ldc);
+// Threads OpenBLAS may use (0 = library default), and the current setting.
 void blas_set_threads(int n);
+int blas_get_threads(void);
 
 #endif

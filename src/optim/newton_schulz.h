@@ -30,12 +30,14 @@ double ns_schedule_eval(const NsSchedule *s, double x);
 typedef struct {
     int max_short;
     size_t max_numel;
-    float *X, *Y;  // short x long
+    float *X, *Y;  // short x long, or long x short for a tall matrix
     float *A, *B;  // short x short
 } NsWork;
 
 int ns_work_init(NsWork *w, int max_short, size_t max_numel, Error *err);
 void ns_work_free(NsWork *w);
+// Fails (with a message) when a rows x cols matrix does not fit the workspace.
+int ns_work_check(const NsWork *w, int rows, int cols, Error *err);
 
 // Runs the schedule in place on X (rows x cols, row-major, rows <= cols), without normalising.
 // The caller guarantees the spectral norm is small enough for the polynomials (<= 1 for Pion).
@@ -63,8 +65,10 @@ int ns_orthogonalize_blocks(const NsSchedule *s, const float *G, int nblocks, in
                             size_t g_stride, float *out, int ldo, size_t o_stride, float eps, NsWork *work, int nwork,
                             Error *err);
 
-// GEMM flops of ns_iterate on a rows x cols matrix (per step: 2r^2c for A, 2r^3 for A^2, 2r^2c for BX,
-// with r the short side and c the long side).
+// Flops of the three plain GEMMs one iteration consists of, as Muon implementations run it (per
+// step: 2r^2c for A, 2r^3 for A^2, 2r^2c for BX, with r the short side and c the long side).
 double ns_gemm_flops(const NsSchedule *s, int rows, int cols);
+// Flops this engine actually executes: A and A^2 through SYRK (r^2c and r^3), BX as a GEMM (2r^2c).
+double ns_executed_flops(const NsSchedule *s, int rows, int cols);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
 #include "optim/optim_internal.h"
 
 const char *optimizer_kind_name(OptimKind k) {
@@ -202,42 +203,85 @@ static float block_scale(const OptimConfig *c, int br, int bc) {
     return c->scale_factor * sqrtf((float)(br > bc ? br : bc));
 }
 
+// A rectangle of a row-major matrix with row stride ld: the whole matrix, or one head's rows
+// (q/k/v_proj) or columns (o_proj).
+typedef struct {
+    size_t off;
+    int rows, cols, ld;
+} Block;
+
+static Block head_block(const ParamInfo *p, int h) {
+    if (p->heads == HEADS_ROWS) return (Block){(size_t)h * p->head_dim * p->cols, p->head_dim, p->cols, p->cols};
+    if (p->heads == HEADS_COLS) return (Block){(size_t)h * p->head_dim, p->rows, p->head_dim, p->cols};
+    return (Block){0, p->rows, p->cols, p->cols};
+}
+
+// M <- mu M + gk G on the block; with Nesterov, in <- gk G + mu M (the orthogonaliser's input).
+static void momentum_block(const OptimConfig *c, Block b, float *M, const float *G, float *in) {
+    float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
+    for (int r = 0; r < b.rows; r++) {
+        size_t o = b.off + (size_t)r * b.ld;
+        for (int j = 0; j < b.cols; j++) {
+            float m = mu * M[o + j] + gk * G[o + j];
+            M[o + j] = m;
+            if (c->nesterov) in[o + j] = gk * G[o + j] + mu * m;
+        }
+    }
+}
+
+// W <- W decay - step U on the block; returns the sum of squared changes (for update_rms).
+static double update_block(Block b, float *W, const float *U, float step, float decay) {
+    double dsum = 0.0;
+    for (int r = 0; r < b.rows; r++) {
+        size_t o = b.off + (size_t)r * b.ld;
+        for (int j = 0; j < b.cols; j++) {
+            float old = W[o + j], nw = old * decay - step * U[o + j];
+            W[o + j] = nw;
+            double d = (double)nw - old;
+            dsum += d * d;
+        }
+    }
+    return dsum;
+}
+
 // Muon / Pion on one matrix: momentum, (Nesterov) input, orthogonalisation (whole or per head),
-// decoupled decay and the scaled update.
+// decoupled decay and the scaled update. Per head, each block goes through all four stages on
+// one thread (heads spread over the OpenMP threads, one BLAS thread each): the elementwise passes
+// then run in parallel on data that is still in that core's cache.
 static int ns_param_step(Optimizer *o, const ParamInfo *p, ParamState *s, float *W, const float *G, float lr,
                          Error *err) {
     const OptimConfig *c = &o->cfg;
-    size_t n = param_numel(p);
-    float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
     float *M = s->buf[0], *in = c->nesterov ? o->scratch_in : M, *U = o->scratch_u;
-    for (size_t i = 0; i < n; i++) {
-        float m = mu * M[i] + gk * G[i];
-        M[i] = m;
-        if (c->nesterov) in[i] = gk * G[i] + mu * m;
-    }
-    int br = p->rows, bc = p->cols;
-    if (c->per_head && p->heads == HEADS_ROWS) {
-        br = p->head_dim;
-        if (ns_orthogonalize_blocks(&o->sched, in, p->num_heads, br, bc, bc, (size_t)br * bc, U, bc, (size_t)br * bc,
-                                    c->ns_eps, o->ws, o->nws, err))
-            return -1;
-    } else if (c->per_head && p->heads == HEADS_COLS) {
-        bc = p->head_dim;
-        if (ns_orthogonalize_blocks(&o->sched, in, p->num_heads, br, bc, p->cols, (size_t)bc, U, p->cols, (size_t)bc,
-                                    c->ns_eps, o->ws, o->nws, err))
-            return -1;
-    } else {
-        if (ns_orthogonalize(&o->sched, in, br, bc, bc, U, bc, c->ns_eps, &o->ws[0], err)) return -1;
-    }
-    float step = lr * block_scale(c, br, bc), decay = 1.0f - lr * c->weight_decay;
+    int per_head = c->per_head && (p->heads == HEADS_ROWS || p->heads == HEADS_COLS);
+    int nblocks = per_head ? p->num_heads : 1;
+    Block b0 = per_head ? head_block(p, 0) : (Block){0, p->rows, p->cols, p->cols};
+    float step = lr * block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
     double dsum = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float old = W[i], nw = old * decay - step * U[i];
-        W[i] = nw;
-        double d = (double)nw - old;
-        dsum += d * d;
+    if (!per_head) {
+        momentum_block(c, b0, M, G, in);
+        if (ns_orthogonalize(&o->sched, in, b0.rows, b0.cols, b0.ld, U, b0.ld, c->ns_eps, &o->ws[0], err)) return -1;
+        dsum = update_block(b0, W, U, step, decay);
+    } else {
+        int threads = o->nws < nblocks ? o->nws : nblocks;
+        if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
+        if (threads < 1) threads = 1;
+        for (int t = 0; t < threads; t++)
+            if (ns_work_check(&o->ws[t], b0.rows, b0.cols, err)) return -1;
+        // OpenBLAS's own threads would compete with ours: one BLAS thread per block while this runs.
+        int blas_threads = blas_get_threads();
+        if (threads > 1) blas_set_threads(1);
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : dsum)
+        for (int h = 0; h < nblocks; h++) {
+            Block b = head_block(p, h);
+            momentum_block(c, b, M, G, in);
+            // cannot fail: the workspace was checked above for this block shape
+            ns_orthogonalize(&o->sched, in + b.off, b.rows, b.cols, b.ld, U + b.off, b.ld, c->ns_eps,
+                             &o->ws[omp_get_thread_num()], NULL);
+            dsum += update_block(b, W, U, step, decay);
+        }
+        if (threads > 1) blas_set_threads(blas_threads);
     }
-    s->update_rms = (float)sqrt(dsum / (double)n);
+    s->update_rms = (float)sqrt(dsum / (double)param_numel(p));
     return 0;
 }
 

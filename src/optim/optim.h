@@ -68,7 +68,7 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
 void optimizer_free(Optimizer *opt);
 // One step: lr = cfg lr * lr_scale for every group. grads has the layout of params. Not
 // thread-safe: per-head steps run heads in parallel with OpenMP and set OpenBLAS to one thread
-// for that time (see ns_orthogonalize_blocks).
+// for that time (see ns_param_step in optim.c).
 int optimizer_step(Optimizer *opt, float *params, const float *grads, float lr_scale, Error *err);
 long optimizer_step_count(const Optimizer *opt);
 const OptimConfig *optimizer_config(const Optimizer *opt);

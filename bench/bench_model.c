@@ -100,10 +100,11 @@ int main(void) {
     float *grads = malloc(sizeof(float) * m.num_params);
     printf("model: %.2fM parameters (V %d, D %d, F %d, L %d, heads %d/%d x %d)\n", m.num_params / 1e6, V, D, F, L, HQ,
            HKV, HD);
-    // PIONRL_BENCH_ONLY=decode skips the training measurement (profiling one side).
+    // PIONRL_BENCH_ONLY=decode or =train measures one side only (for profiling).
     const char *only = getenv("PIONRL_BENCH_ONLY");
     double train = only && !strcmp(only, "decode") ? 0 : bench_train(&m, grads);
-    double dec16 = bench_decode(&m, 16), dec64 = bench_decode(&m, 64);
+    int no_decode = only && !strcmp(only, "train");
+    double dec16 = no_decode ? 0 : bench_decode(&m, 16), dec64 = no_decode ? 0 : bench_decode(&m, 64);
     printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
 
     char cmd[256], buf[4096] = {0};

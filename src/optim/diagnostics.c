@@ -89,6 +89,7 @@ int grad_snr(const float *const *grads, int K, size_t n, GradSnr *out, Error *er
 double rms(const float *x, size_t n) {
     if (n == 0) return 0.0;
     double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
     for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
     return sqrt(ss / (double)n);
 }

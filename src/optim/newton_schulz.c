@@ -135,6 +135,7 @@ int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, in
     if (ns_work_check(w, rows, cols, err)) return -1;
     double ss = 0.0;
     for (int i = 0; i < rows; i++)
+#pragma omp simd reduction(+ : ss)
         for (int j = 0; j < cols; j++) {
             double v = G[(size_t)i * ldg + j];
             ss += v * v;

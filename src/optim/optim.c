@@ -234,6 +234,7 @@ static double update_block(Block b, float *W, const float *U, float step, float 
     double dsum = 0.0;
     for (int r = 0; r < b.rows; r++) {
         size_t o = b.off + (size_t)r * b.ld;
+#pragma omp simd reduction(+ : dsum)
         for (int j = 0; j < b.cols; j++) {
             float old = W[o + j], nw = old * decay - step * U[o + j];
             W[o + j] = nw;

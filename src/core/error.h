@@ -3,6 +3,10 @@
 #ifndef PIONRL_ERROR_H
 #define PIONRL_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {  // the CUDA sources (C++) report errors through these too
+#endif
+
 typedef struct {
     char msg[1024];
 } Error;
@@ -11,5 +15,9 @@ typedef struct {
 int error_set(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Prepends "context: " to the existing message; returns -1.
 int error_prefix(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,7 +24,7 @@ const char *optim_buffer_name(ParamRule rule, int b) {
     return b < 4 ? sp[b] : "?";
 }
 
-static int is_hidden_matrix(const ParamInfo *p) { return p->role == ROLE_MATRIX && p->ndim == 2; }
+int optim_is_hidden_matrix(const ParamInfo *p) { return p->role == ROLE_MATRIX && p->ndim == 2; }
 
 static int check_table(const OptimConfig *cfg, const ParamInfo *table, int n, size_t num_params, Error *err) {
     if (n < 1) return error_set(err, "optimizer: empty parameter table");
@@ -39,7 +39,7 @@ static int check_table(const OptimConfig *cfg, const ParamInfo *table, int n, si
         if (p->offset > num_params || numel > num_params - p->offset)
             return error_set(err, "optimizer: %s: range [%zu, %zu) is outside the %zu-float parameter buffer", p->name,
                              p->offset, p->offset + numel, num_params);
-        if (!per_head || !is_hidden_matrix(p) || p->heads == HEADS_NONE) continue;
+        if (!per_head || !optim_is_hidden_matrix(p) || p->heads == HEADS_NONE) continue;
         if (p->num_heads < 1 || p->head_dim < 1)
             return error_set(err, "optimizer: %s: per-head split needs num_heads and head_dim >= 1 (got %d, %d)",
                              p->name, p->num_heads, p->head_dim);
@@ -117,7 +117,7 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
         const ParamInfo *p = &table[i];
         ParamState *s = &o->st[i];
         int rc;
-        if (!is_hidden_matrix(p) || cfg->kind == OPT_ADAMW) {
+        if (!optim_is_hidden_matrix(p) || cfg->kind == OPT_ADAMW) {
             s->rule = RULE_ADAMW;
             rc = add_buf(s, p->rows, p->cols, err, p->name) || add_buf(s, p->rows, p->cols, err, p->name);
         } else if (cfg->kind == OPT_SPECTRAL) {
@@ -198,7 +198,7 @@ const char *optimizer_param_rule(const Optimizer *o, int i) {
     return optimizer_kind_name(o->cfg.kind);
 }
 
-static float block_scale(const OptimConfig *c, int br, int bc) {
+float optim_block_scale(const OptimConfig *c, int br, int bc) {
     if (c->scale == SCALE_ORIGINAL) return sqrtf(fmaxf(1.0f, (float)br / (float)bc));
     return c->scale_factor * sqrtf((float)(br > bc ? br : bc));
 }
@@ -256,7 +256,7 @@ static int ns_param_step(Optimizer *o, const ParamInfo *p, ParamState *s, float 
     int per_head = c->per_head && (p->heads == HEADS_ROWS || p->heads == HEADS_COLS);
     int nblocks = per_head ? p->num_heads : 1;
     Block b0 = per_head ? head_block(p, 0) : (Block){0, p->rows, p->cols, p->cols};
-    float step = lr * block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
+    float step = lr * optim_block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
     double dsum = 0.0;
     if (!per_head) {
         momentum_block(c, b0, M, G, in);
@@ -286,14 +286,21 @@ static int ns_param_step(Optimizer *o, const ParamInfo *p, ParamState *s, float 
     return 0;
 }
 
-int optimizer_step(Optimizer *o, float *params, const float *grads, float lr_scale, Error *err) {
+int optim_step_rates(const OptimConfig *c, float lr_scale, StepRates *r, Error *err) {
     if (!(lr_scale >= 0.0f) || !isfinite(lr_scale))
         return error_set(err, "optimizer_step: lr_scale must be finite and >= 0, got %g", lr_scale);
+    r->lr = c->lr * lr_scale;
+    r->adamw_lr = (c->adamw.lr > 0.0f ? c->adamw.lr : c->lr) * lr_scale;
+    r->adamw_wd = c->adamw.weight_decay >= 0.0f ? c->adamw.weight_decay : c->weight_decay;
+    return 0;
+}
+
+int optimizer_step(Optimizer *o, float *params, const float *grads, float lr_scale, Error *err) {
+    StepRates rt = {0};
+    if (optim_step_rates(&o->cfg, lr_scale, &rt, err)) return -1;
     const OptimConfig *c = &o->cfg;
     long t = o->step + 1;
-    float lr = c->lr * lr_scale;
-    float alr = (c->adamw.lr > 0.0f ? c->adamw.lr : c->lr) * lr_scale;
-    float awd = c->adamw.weight_decay >= 0.0f ? c->adamw.weight_decay : c->weight_decay;
+    float lr = rt.lr, alr = rt.adamw_lr, awd = rt.adamw_wd;
     for (int i = 0; i < o->n; i++) {
         const ParamInfo *p = &o->table[i];
         ParamState *s = &o->st[i];
@@ -302,7 +309,7 @@ int optimizer_step(Optimizer *o, float *params, const float *grads, float lr_sca
         size_t n = param_numel(p);
         if (s->rule == RULE_ADAMW) {
             // Matrices in an AdamW run use the top-level lr / weight_decay; the rest the adamw group.
-            int top = is_hidden_matrix(p);
+            int top = optim_is_hidden_matrix(p);
             double d = adamw_update(W, G, s->buf[0], s->buf[1], n, top ? lr : alr, c->adamw.beta1, c->adamw.beta2,
                                     c->adamw.eps, top ? c->weight_decay : awd, t);
             s->update_rms = (float)sqrt(d / (double)n);

@@ -30,6 +30,17 @@ struct Optimizer {
     float *scratch_in, *scratch_u;  // largest NS matrix
 };
 
+// The learning rates and AdamW-group weight decay of one step (lr_scale from the schedule).
+typedef struct {
+    float lr, adamw_lr, adamw_wd;
+} StepRates;
+int optim_step_rates(const OptimConfig *c, float lr_scale, StepRates *r, Error *err);
+
+// A 2-D hidden matrix (q/k/v/o, gate/up/down): the matrix optimizers apply to these.
+int optim_is_hidden_matrix(const ParamInfo *p);
+// The update scale of a Muon/Pion block of br x bc (the whole matrix, or one head's block).
+float optim_block_scale(const OptimConfig *c, int br, int bc);
+
 // Name of state buffer b of a parameter with this rule ("exp_avg", "momentum", ...).
 const char *optim_buffer_name(ParamRule rule, int b);
 

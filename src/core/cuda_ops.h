@@ -1,0 +1,57 @@
+// CUDA device helpers and the optimizer kernels (issue 8), with a C interface. The
+// implementation is src/core/cuda/cuda_ops.cu, built only by `make CUDA=1`; in a CPU build
+// cuda_device_probe says so and nothing else here may be called.
+//
+// All pointers named d_* are device memory. Every call returns 0 or -1 with a message in err.
+#ifndef PIONRL_CUDA_OPS_H
+#define PIONRL_CUDA_OPS_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// 0 when this build has CUDA and device 0 is usable (its name and memory returned); otherwise -1
+// with the reason: a CPU-only build, no driver, no device.
+int cuda_device_probe(char *name, size_t name_len, size_t *mem_bytes, Error *err);
+
+int cuda_alloc(void **d_ptr, size_t bytes, Error *err);
+void cuda_release(void *d_ptr);
+int cuda_to_device(void *d_dst, const void *src, size_t bytes, Error *err);
+int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err);
+int cuda_zero(void *d_ptr, size_t bytes, Error *err);
+
+// The kernels below are queued on the default stream and do not wait for the device; d_dsum
+// (one device double) accumulates the sum of the squared parameter changes for update_rms, so a
+// whole optimizer step needs one copy back at its end.
+
+// AdamW with torch's order of operations (see src/optim/adamw.c).
+int cuda_adamw(float *d_p, const float *d_g, float *d_m, float *d_v, size_t n, float lr, float beta1, float beta2,
+               float eps, float weight_decay, long step, double *d_dsum, Error *err);
+
+// M <- mu M + gk G; with nesterov, d_in <- gk G + mu M.
+int cuda_momentum(float *d_m, const float *d_g, float *d_in, size_t n, float mu, float gk, int nesterov, Error *err);
+
+// W <- W decay - step U.
+int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float decay, double *d_dsum, Error *err);
+
+// Newton-Schulz on nblocks same-shape blocks (rows x cols each) of device matrices: block b of
+// the input starts at d_g + b * g_stride with row stride ldg, its output at d_out + b * o_stride
+// with row stride ldo (q/k/v head rows and o_proj head columns both fit, as on the CPU). Each
+// block is normalised by its own Frobenius norm (+ eps) and iterated with the schedule
+// (a[t], b[t], c[t]), t < steps, in fp32 with batched cuBLAS GEMMs.
+typedef struct CudaNs CudaNs;
+int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs **out, Error *err);
+void cuda_ns_free(CudaNs *ns);
+int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g,
+                   int nblocks, int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride,
+                   float eps, Error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,168 @@
+// GPU optimizer step (see optim_cuda.h). The host Optimizer decides the rules; this file replays
+// optimizer_step (optim.c) with the kernels of src/core/cuda_ops.h.
+#include "optim/optim_cuda.h"
+
+#ifndef PIONRL_CUDA
+
+int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
+    *out = NULL;
+    return error_set(err, "optimizer: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+void optim_cuda_free(OptimCuda *o) {}
+int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float lr_scale, Error *err) {
+    return error_set(err, "optimizer: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+float optim_cuda_update_rms(const OptimCuda *o, int i) { return 0.0f; }
+
+#else
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cuda_ops.h"
+#include "optim/optim_internal.h"
+
+struct OptimCuda {
+    OptimConfig cfg;
+    int n;
+    ParamInfo *table;
+    ParamRule *rule;
+    float **state;  // n x OPTIM_MAX_BUFS device buffers (adamw: exp_avg, exp_avg_sq; ns: momentum)
+    long step;
+    NsSchedule sched;
+    CudaNs *ns;
+    float *d_in, *d_u;  // Nesterov input and NS output, sized for the largest matrix
+    double *d_dsum;     // per parameter: sum of squared changes of the last step
+    double *dsum;
+    float *update_rms;
+};
+
+void optim_cuda_free(OptimCuda *o) {
+    if (!o) return;
+    if (o->state)
+        for (int i = 0; i < o->n * OPTIM_MAX_BUFS; i++) cuda_release(o->state[i]);
+    cuda_ns_free(o->ns);
+    cuda_release(o->d_in);
+    cuda_release(o->d_u);
+    cuda_release(o->d_dsum);
+    free(o->state);
+    free(o->table);
+    free(o->rule);
+    free(o->dsum);
+    free(o->update_rms);
+    free(o);
+}
+
+// Block geometry of a Muon/Pion step on p: nblocks blocks of rows x cols, row stride ld, block
+// stride stride (the CPU's head_block, as one batched call).
+static void ns_geometry(const OptimConfig *c, const ParamInfo *p, int *nblocks, int *rows, int *cols, int *ld,
+                        size_t *stride) {
+    *ld = p->cols;
+    if (c->per_head && p->heads == HEADS_ROWS) {
+        *nblocks = p->num_heads, *rows = p->head_dim, *cols = p->cols, *stride = (size_t)p->head_dim * p->cols;
+    } else if (c->per_head && p->heads == HEADS_COLS) {
+        *nblocks = p->num_heads, *rows = p->rows, *cols = p->head_dim, *stride = (size_t)p->head_dim;
+    } else {
+        *nblocks = 1, *rows = p->rows, *cols = p->cols, *stride = (size_t)p->rows * p->cols;
+    }
+}
+
+int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
+    *out = NULL;
+    OptimCuda *o = calloc(1, sizeof *o);
+    if (!o) return error_set(err, "optimizer (cuda): out of memory");
+    o->cfg = host->cfg;
+    o->n = host->n;
+    o->step = host->step;
+    o->sched = host->sched;
+    o->table = malloc(sizeof(ParamInfo) * host->n);
+    o->rule = malloc(sizeof(ParamRule) * host->n);
+    o->state = calloc((size_t)host->n * OPTIM_MAX_BUFS, sizeof(float *));
+    o->dsum = calloc(host->n, sizeof(double));
+    o->update_rms = calloc(host->n, sizeof(float));
+    if (!o->table || !o->rule || !o->state || !o->dsum || !o->update_rms) {
+        optim_cuda_free(o);
+        return error_set(err, "optimizer (cuda): out of memory");
+    }
+    memcpy(o->table, host->table, sizeof(ParamInfo) * host->n);
+    int max_blocks = 0, max_short = 0;
+    size_t max_block = 0, max_numel = 0;
+    for (int i = 0; i < host->n; i++) {
+        const ParamState *s = &host->st[i];
+        const ParamInfo *p = &host->table[i];
+        o->rule[i] = s->rule;
+        if (s->rule == RULE_SPECTRAL) {
+            optim_cuda_free(o);
+            return error_set(err, "optimizer (cuda): %s: the spectrum-preserving optimizer has no GPU path yet", p->name);
+        }
+        for (int b = 0; b < s->nbuf; b++) {
+            float **d = &o->state[i * OPTIM_MAX_BUFS + b];
+            if (cuda_alloc((void **)d, s->len[b] * sizeof(float), err) ||
+                cuda_to_device(*d, s->buf[b], s->len[b] * sizeof(float), err)) {
+                optim_cuda_free(o);
+                return error_prefix(err, "optimizer (cuda): %s %s", p->name, optim_buffer_name(s->rule, b));
+            }
+        }
+        if (s->rule == RULE_NS) {
+            int nb, r, c, ld;
+            size_t stride;
+            ns_geometry(&o->cfg, p, &nb, &r, &c, &ld, &stride);
+            if (nb > max_blocks) max_blocks = nb;
+            if ((size_t)r * c > max_block) max_block = (size_t)r * c;
+            if ((r < c ? r : c) > max_short) max_short = r < c ? r : c;
+            if (param_numel(p) > max_numel) max_numel = param_numel(p);
+        }
+    }
+    if (cuda_alloc((void **)&o->d_dsum, sizeof(double) * host->n, err) ||
+        (max_numel > 0 && (cuda_ns_create(max_blocks, max_block, max_short, &o->ns, err) ||
+                           cuda_alloc((void **)&o->d_in, max_numel * sizeof(float), err) ||
+                           cuda_alloc((void **)&o->d_u, max_numel * sizeof(float), err)))) {
+        optim_cuda_free(o);
+        return error_prefix(err, "optimizer (cuda)");
+    }
+    *out = o;
+    return 0;
+}
+
+int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float lr_scale, Error *err) {
+    StepRates rt = {0};
+    if (optim_step_rates(&o->cfg, lr_scale, &rt, err)) return -1;
+    const OptimConfig *c = &o->cfg;
+    long t = o->step + 1;
+    float lr = rt.lr, alr = rt.adamw_lr, awd = rt.adamw_wd;
+    if (cuda_zero(o->d_dsum, sizeof(double) * o->n, err)) return error_prefix(err, "optimizer (cuda)");
+    for (int i = 0; i < o->n; i++) {
+        const ParamInfo *p = &o->table[i];
+        float *W = d_params + p->offset, **st = &o->state[i * OPTIM_MAX_BUFS];
+        const float *G = d_grads + p->offset;
+        size_t n = param_numel(p);
+        int rc;
+        if (o->rule[i] == RULE_ADAMW) {
+            int top = optim_is_hidden_matrix(p);  // matrices of an AdamW run: top-level lr / wd
+            rc = cuda_adamw(W, G, st[0], st[1], n, top ? lr : alr, c->adamw.beta1, c->adamw.beta2, c->adamw.eps,
+                            top ? c->weight_decay : awd, t, o->d_dsum + i, err);
+        } else {
+            float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
+            float *in = c->nesterov ? o->d_in : st[0];
+            int nb, r, cc, ld;
+            size_t stride;
+            ns_geometry(c, p, &nb, &r, &cc, &ld, &stride);
+            float step = lr * optim_block_scale(c, r, cc), decay = 1.0f - lr * c->weight_decay;
+            rc = cuda_momentum(st[0], G, o->d_in, n, mu, gk, c->nesterov, err) ||
+                 cuda_ns_blocks(o->ns, o->sched.a, o->sched.b, o->sched.c, o->sched.steps, in, nb, r, cc, ld, stride,
+                                o->d_u, ld, stride, c->ns_eps, err) ||
+                 cuda_scaled_update(W, o->d_u, n, step, decay, o->d_dsum + i, err);
+        }
+        if (rc) return error_prefix(err, "optimizer (cuda): %s", p->name);
+    }
+    // the one synchronising copy of the step: also where a failed kernel reports
+    if (cuda_to_host(o->dsum, o->d_dsum, sizeof(double) * o->n, err)) return error_prefix(err, "optimizer (cuda)");
+    for (int i = 0; i < o->n; i++) o->update_rms[i] = (float)sqrt(o->dsum[i] / (double)param_numel(&o->table[i]));
+    o->step = t;
+    return 0;
+}
+
+float optim_cuda_update_rms(const OptimCuda *o, int i) { return i >= 0 && i < o->n ? o->update_rms[i] : 0.0f; }
+
+#endif

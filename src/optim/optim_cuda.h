@@ -1,0 +1,24 @@
+// The optimizer step on an NVIDIA GPU (issue 8, part 4): the rules of optimizer_step (AdamW on
+// vectors, embeddings and lm_head; Muon/Pion, whole-matrix or per head, on hidden matrices) with
+// parameters, gradients and state in device memory, fp32 throughout (the master weights' precision).
+// The Newton-Schulz iteration runs as batched cuBLAS GEMMs over all heads of a matrix at once.
+// Spectrum-preserving Pion has no GPU path yet and is refused.
+//
+// Built by `make CUDA=1`; in a CPU-only build optim_cuda_create fails with a message.
+#ifndef PIONRL_OPTIM_CUDA_H
+#define PIONRL_OPTIM_CUDA_H
+
+#include "optim/optim.h"
+
+typedef struct OptimCuda OptimCuda;
+
+// Mirrors a host optimizer: same config, parameter table and rules, and a device copy of its state
+// and step count (so a run can move to the GPU from a checkpointed optimizer).
+int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err);
+void optim_cuda_free(OptimCuda *o);
+// One step on device arrays laid out like the host's params/grads (num_params floats each).
+int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float lr_scale, Error *err);
+// RMS of the last step's change of parameter i, as optimizer_update_rms.
+float optim_cuda_update_rms(const OptimCuda *o, int i);
+
+#endif

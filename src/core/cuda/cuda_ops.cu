@@ -1,7 +1,8 @@
-// CUDA implementation of src/core/cuda_ops.h: device probe and memory, the optimizer's elementwise
-// kernels (AdamW, momentum, scaled update) and the batched Newton-Schulz iteration on cuBLAS.
-// Row-major matrices are handed to column-major cuBLAS as their transposes; the comments at each
-// GEMM say which product that is.
+// CUDA implementation of src/core/cuda_ops.h: device probe and memory, the
+// optimizer's elementwise kernels (AdamW, momentum, scaled update) and the
+// batched Newton-Schulz iteration on cuBLAS. Row-major matrices are handed to
+// column-major cuBLAS as their transposes; the comments at each GEMM say which
+// product that is.
 #include "core/cuda_ops.h"
 
 #include <cublas_v2.h>
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { THREADS = 256, MAX_GRID = 1024 };
+#include "core/cuda/cuda_common.cuh"
 
 static int cuda_check(cudaError_t rc, const char *what, Error *err) {
     if (rc == cudaSuccess) return 0;
@@ -20,15 +21,6 @@ static int cuda_check(cudaError_t rc, const char *what, Error *err) {
 static int cublas_check(cublasStatus_t rc, const char *what, Error *err) {
     if (rc == CUBLAS_STATUS_SUCCESS) return 0;
     return error_set(err, "cublas: %s failed (status %d)", what, (int)rc);
-}
-
-// A launch error (bad configuration) shows up at once; errors inside the kernel surface at the
-// next synchronising call.
-static int launch_check(const char *what, Error *err) { return cuda_check(cudaGetLastError(), what, err); }
-
-static unsigned grid_for(size_t n) {
-    size_t g = (n + THREADS - 1) / THREADS;
-    return (unsigned)(g < 1 ? 1 : g > MAX_GRID ? MAX_GRID : g);
 }
 
 int cuda_device_probe(char *name, size_t name_len, size_t *mem_bytes, Error *err) {
@@ -50,7 +42,8 @@ int cuda_alloc(void **d_ptr, size_t bytes, Error *err) {
     *d_ptr = NULL;
     if (cudaMalloc(d_ptr, bytes ? bytes : 1) != cudaSuccess) {
         *d_ptr = NULL;
-        cudaGetLastError();  // clear it, so the next launch check does not report it again
+        cudaGetLastError();  // clear it, so the next launch check does not report it
+                             // again
         return error_set(err, "cuda: out of device memory (%.1f MB requested)", bytes / 1e6);
     }
     return 0;
@@ -68,22 +61,7 @@ int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err) {
     return cuda_check(cudaMemcpy(dst, d_src, bytes, cudaMemcpyDeviceToHost), "copy to host", err);
 }
 
-int cuda_zero(void *d_ptr, size_t bytes, Error *err) {
-    return cuda_check(cudaMemset(d_ptr, 0, bytes), "memset", err);
-}
-
-// Sum of v over the block's THREADS threads (blockDim.x must be THREADS); valid in thread 0.
-__device__ static double block_sum(double v) {
-    __shared__ double sh[THREADS];
-    int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = THREADS / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] += sh[t + s];
-        __syncthreads();
-    }
-    return sh[0];
-}
+int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return cuda_check(cudaMemset(d_ptr, 0, bytes), "memset", err); }
 
 __global__ static void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float step_size,
                                     float bc2_sqrt, float decay, float b1, float b2, float eps, double *dsum) {
@@ -100,7 +78,7 @@ __global__ static void adamw_kernel(float *p, const float *g, float *m, float *v
         double d = (double)q - (double)old;
         local += d * d;
     }
-    double s = block_sum(local);
+    double s = cuda_block_sum(local);
     if (threadIdx.x == 0) atomicAdd(dsum, s);
 }
 
@@ -109,9 +87,9 @@ int cuda_adamw(float *d_p, const float *d_g, float *d_m, float *d_v, size_t n, f
     // bias corrections in double on the host, exactly as adamw_update does
     double bc1 = 1.0 - pow((double)beta1, (double)step), bc2 = 1.0 - pow((double)beta2, (double)step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2), decay = 1.0f - lr * weight_decay;
-    adamw_kernel<<<grid_for(n), THREADS>>>(d_p, d_g, d_m, d_v, n, step_size, bc2_sqrt, decay, beta1, beta2, eps,
-                                          d_dsum);
-    return launch_check("adamw kernel", err);
+    adamw_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>(d_p, d_g, d_m, d_v, n, step_size, bc2_sqrt, decay, beta1, beta2,
+                                                     eps, d_dsum);
+    return cuda_launch_check("adamw kernel", err);
 }
 
 __global__ static void momentum_kernel(float *m, const float *g, float *in, size_t n, float mu, float gk,
@@ -124,12 +102,11 @@ __global__ static void momentum_kernel(float *m, const float *g, float *in, size
 }
 
 int cuda_momentum(float *d_m, const float *d_g, float *d_in, size_t n, float mu, float gk, int nesterov, Error *err) {
-    momentum_kernel<<<grid_for(n), THREADS>>>(d_m, d_g, d_in, n, mu, gk, nesterov);
-    return launch_check("momentum kernel", err);
+    momentum_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>(d_m, d_g, d_in, n, mu, gk, nesterov);
+    return cuda_launch_check("momentum kernel", err);
 }
 
-__global__ static void scaled_update_kernel(float *w, const float *u, size_t n, float step, float decay,
-                                            double *dsum) {
+__global__ static void scaled_update_kernel(float *w, const float *u, size_t n, float step, float decay, double *dsum) {
     double local = 0.0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float old = w[i], nw = old * decay - step * u[i];
@@ -137,16 +114,17 @@ __global__ static void scaled_update_kernel(float *w, const float *u, size_t n, 
         double d = (double)nw - (double)old;
         local += d * d;
     }
-    double s = block_sum(local);
+    double s = cuda_block_sum(local);
     if (threadIdx.x == 0) atomicAdd(dsum, s);
 }
 
 int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float decay, double *d_dsum, Error *err) {
-    scaled_update_kernel<<<grid_for(n), THREADS>>>(d_w, d_u, n, step, decay, d_dsum);
-    return launch_check("update kernel", err);
+    scaled_update_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>(d_w, d_u, n, step, decay, d_dsum);
+    return cuda_launch_check("update kernel", err);
 }
 
-// ---- Newton-Schulz ------------------------------------------------------------------------------
+// ---- Newton-Schulz
+// ------------------------------------------------------------------------------
 
 struct CudaNs {
     cublasHandle_t blas;
@@ -178,7 +156,8 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs
     size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
     size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
     if (cublas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
-        // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU reference
+        // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU
+        // reference
         cublas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
         cuda_alloc((void **)&ns->X, xb, err) || cuda_alloc((void **)&ns->Y, xb, err) ||
         cuda_alloc((void **)&ns->A, ab, err) || cuda_alloc((void **)&ns->B, ab, err) ||
@@ -200,7 +179,7 @@ __global__ static void block_norm_kernel(const float *g, int rows, int cols, int
         double x = gb[(k / cols) * (size_t)ldg + k % cols];
         local += x * x;
     }
-    double s = block_sum(local);
+    double s = cuda_block_sum(local);
     if (threadIdx.x == 0) inv[blockIdx.x] = (float)(1.0 / (sqrt(s) + (double)eps));
 }
 
@@ -233,18 +212,21 @@ __global__ static void poly_init_kernel(const float *A, float *B, int nblocks, i
     }
 }
 
-int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g,
-                   int nblocks, int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride,
-                   float eps, Error *err) {
+int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g, int nblocks,
+                   int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride, float eps,
+                   Error *err) {
     int tall = rows > cols, r = tall ? cols : rows, cl = tall ? rows : cols;
     size_t per = (size_t)rows * cols, rr = (size_t)r * r;
     if (nblocks < 1 || rows < 1 || cols < 1 || nblocks > ns->max_blocks || per > ns->max_block_numel ||
         r > ns->max_short)
-        return error_set(err, "cuda ns: %d blocks of %d x %d exceed the workspace (%d blocks, %zu elements, short %d)",
+        return error_set(err,
+                         "cuda ns: %d blocks of %d x %d exceed the workspace (%d "
+                         "blocks, %zu elements, short %d)",
                          nblocks, rows, cols, ns->max_blocks, ns->max_block_numel, ns->max_short);
-    block_norm_kernel<<<nblocks, THREADS>>>(d_g, rows, cols, ldg, g_stride, eps, ns->inv);
-    gather_kernel<<<grid_for(per * nblocks), THREADS>>>(d_g, nblocks, rows, cols, ldg, g_stride, ns->inv, ns->X);
-    if (launch_check("ns gather", err)) return -1;
+    block_norm_kernel<<<nblocks, CUDA_THREADS>>>(d_g, rows, cols, ldg, g_stride, eps, ns->inv);
+    gather_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(d_g, nblocks, rows, cols, ldg, g_stride, ns->inv,
+                                                                  ns->X);
+    if (cuda_launch_check("ns gather", err)) return -1;
     float *X = ns->X, *Y = ns->Y;
     const float one = 1.0f, zero = 0.0f;
     long long sx = (long long)per, sa = (long long)rr;
@@ -257,8 +239,8 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
             st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_T, r, r, cl, &one, X, r, sx, X, r, sx,
                                            &zero, ns->A, r, sa, nblocks);
         if (cublas_check(st, "ns gram", err)) return -1;
-        poly_init_kernel<<<grid_for(rr * nblocks), THREADS>>>(ns->A, ns->B, nblocks, r, a[t], b[t]);
-        if (launch_check("ns poly", err)) return -1;
+        poly_init_kernel<<<cuda_grid_for(rr * nblocks), CUDA_THREADS>>>(ns->A, ns->B, nblocks, r, a[t], b[t]);
+        if (cuda_launch_check("ns poly", err)) return -1;
         // B += c A A (A symmetric: the layout question does not arise)
         st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_N, r, r, r, &c[t], ns->A, r, sa, ns->A, r, sa,
                                        &one, ns->B, r, sa, nblocks);
@@ -274,6 +256,6 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
         X = Y;
         Y = tmp;
     }
-    scatter_kernel<<<grid_for(per * nblocks), THREADS>>>(X, nblocks, rows, cols, d_out, ldo, o_stride);
-    return launch_check("ns scatter", err);
+    scatter_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(X, nblocks, rows, cols, d_out, ldo, o_stride);
+    return cuda_launch_check("ns scatter", err);
 }

@@ -1,0 +1,230 @@
+// fp32 CUDA twins of the ops in src/policy/ops.c (see ops_cuda.h). Each kernel
+// follows the CPU code's arithmetic (double accumulation where the CPU uses
+// double, fp32 RoPE angles) so the CPU-vs-CUDA tests can be tight. Row-major
+// matrices go to column-major cuBLAS as transposes.
+#include "policy/ops_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/cuda/cuda_common.cuh"
+
+struct CudaBlas {
+    cublasHandle_t h;
+};
+
+static int blas_check(cublasStatus_t rc, const char *what, Error *err) {
+    return rc == CUBLAS_STATUS_SUCCESS ? 0 : error_set(err, "cublas: %s failed (status %d)", what, (int)rc);
+}
+
+int cuda_blas_create(CudaBlas **out, Error *err) {
+    *out = NULL;
+    CudaBlas *b = (CudaBlas *)calloc(1, sizeof *b);
+    if (!b) return error_set(err, "cuda: out of memory");
+    if (blas_check(cublasCreate(&b->h), "cublasCreate", err) ||
+        blas_check(cublasSetMathMode(b->h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err)) {
+        cuda_blas_free(b);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+void cuda_blas_free(CudaBlas *b) {
+    if (!b) return;
+    if (b->h) cublasDestroy(b->h);
+    free(b);
+}
+
+// ---- linear
+// -------------------------------------------------------------------------------------
+
+__global__ static void rows_fill_kernel(float *out, const float *b, int N, int O) {
+    size_t n = (size_t)N * O;
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
+        out[k] = b[k % O];
+}
+
+__global__ static void column_sum_kernel(float *db, const float *dout, int N, int O) {
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= O) return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += dout[(size_t)n * O + o];
+    db[o] += s;
+}
+
+int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *W, const float *b, int N, int I, int O,
+                        Error *err) {
+    float one = 1.0f, beta = b ? 1.0f : 0.0f;
+    if (b) {
+        rows_fill_kernel<<<cuda_grid_for((size_t)N * O), CUDA_THREADS>>>(out, b, N, O);
+        if (cuda_launch_check("linear bias", err)) return -1;
+    }
+    // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T,
+    // hence op T
+    return blas_check(cublasSgemm(cb->h, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, &one, W, I, in, I, &beta, out, O),
+                      "linear forward", err);
+}
+
+int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
+                         const float *in, const float *W, int N, int I, int O, Error *err) {
+    float one = 1.0f, bd = din_accumulate ? 1.0f : 0.0f;
+    // din^T (I x N) = W^T (I x O) dout^T (O x N)
+    if (din && blas_check(cublasSgemm(cb->h, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, &one, W, I, dout, O, &bd, din, I),
+                          "linear backward (input)", err))
+        return -1;
+    // dW^T (I x O) += in^T (I x N) dout (N x O)
+    if (dW && blas_check(cublasSgemm(cb->h, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, &one, in, I, dout, O, &one, dW, I),
+                         "linear backward (weight)", err))
+        return -1;
+    if (db) {
+        column_sum_kernel<<<(O + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(db, dout, N, O);
+        if (cuda_launch_check("linear bias backward", err)) return -1;
+    }
+    return 0;
+}
+
+// ---- RMSNorm
+// ------------------------------------------------------------------------------------
+
+__global__ static void rmsnorm_forward_kernel(float *y, float *rstd, const float *x, const float *w, int C, float eps) {
+    const float *xr = x + (size_t)blockIdx.x * C;
+    float *yr = y + (size_t)blockIdx.x * C;
+    double ss = 0.0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) ss += (double)xr[c] * xr[c];
+    ss = cuda_block_sum(ss);
+    float r = (float)(1.0 / sqrt(ss / C + eps));
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) yr[c] = xr[c] * r * w[c];
+}
+
+int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err) {
+    rmsnorm_forward_kernel<<<N, CUDA_THREADS>>>(y, rstd, x, w, C, eps);
+    return cuda_launch_check("rmsnorm forward", err);
+}
+
+__global__ static void rmsnorm_dx_kernel(float *dx, int accumulate, const float *dy, const float *x, const float *w,
+                                         const float *rstd, int C) {
+    size_t off = (size_t)blockIdx.x * C;
+    float r = rstd[blockIdx.x];
+    double dot = 0.0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += (double)dy[off + c] * w[c] * x[off + c] * r;
+    dot = cuda_block_sum(dot);
+    float m = (float)(dot / C);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float g = r * (dy[off + c] * w[c] - x[off + c] * r * m);
+        dx[off + c] = accumulate ? dx[off + c] + g : g;
+    }
+}
+
+// dw[c] += sum over rows of dy * x * rstd: one thread per column, rows in order
+// (deterministic).
+__global__ static void rmsnorm_dw_kernel(float *dw, const float *dy, const float *x, const float *rstd, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += dy[(size_t)n * C + c] * x[(size_t)n * C + c] * rstd[n];
+    dw[c] += s;
+}
+
+int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
+                          const float *rstd, int N, int C, Error *err) {
+    rmsnorm_dw_kernel<<<(C + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(dw, dy, x, rstd, N, C);
+    rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, accumulate, dy, x, w, rstd, C);
+    return cuda_launch_check("rmsnorm backward", err);
+}
+
+// ---- RoPE (rotate-half)
+// -------------------------------------------------------------------------
+
+// One thread per (row, head, pair i < hd/2); angles in fp32 from an fp32
+// inv_freq, as on the CPU.
+__global__ static void rope_kernel(float *x, const int *pos, int N, int H, int hd, double theta, float sign) {
+    int half = hd / 2;
+    size_t n = (size_t)N * H * half;
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
+        int i = (int)(k % half);
+        size_t row = k / half;  // (token, head)
+        int tok = (int)(row / H);
+        float inv = (float)pow(theta, -2.0 * i / hd);
+        float ang = (float)pos[tok] * inv;
+        float c = cosf(ang), s = sign * sinf(ang);
+        float *v = x + row * hd;
+        float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+    }
+}
+
+int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double theta, Error *err) {
+    rope_kernel<<<cuda_grid_for((size_t)N * H * (hd / 2)), CUDA_THREADS>>>(x, pos, N, H, hd, theta, 1.0f);
+    return cuda_launch_check("rope forward", err);
+}
+
+int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta, Error *err) {
+    rope_kernel<<<cuda_grid_for((size_t)N * H * (hd / 2)), CUDA_THREADS>>>(dx, pos, N, H, hd, theta, -1.0f);
+    return cuda_launch_check("rope backward", err);
+}
+
+// ---- SwiGLU
+// -------------------------------------------------------------------------------------
+
+__device__ static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__global__ static void swiglu_forward_kernel(float *h, const float *g, const float *u, long n) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        h[i] = g[i] * sigmoid(g[i]) * u[i];
+}
+
+__global__ static void swiglu_backward_kernel(float *dg, float *du, const float *dh, const float *g, const float *u,
+                                              long n) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float s = sigmoid(g[i]), silu = g[i] * s;
+        du[i] = dh[i] * silu;
+        dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}
+
+int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err) {
+    swiglu_forward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(h, g, u, n);
+    return cuda_launch_check("swiglu forward", err);
+}
+
+int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err) {
+    swiglu_backward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(dg, du, dh, g, u, n);
+    return cuda_launch_check("swiglu backward", err);
+}
+
+// ---- log-softmax at the targets, entropy
+// --------------------------------------------------------
+
+__global__ static void logsoftmax_rows_kernel(const float *logits, const int *target, float *logp, float *entropy,
+                                              int V) {
+    const float *x = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);
+    mx = cuda_block_max(mx);
+    double sum = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x[i] - mx);
+    sum = cuda_block_sum(sum);
+    double lse = mx + log(sum);
+    if (entropy) {
+        float flse = (float)lse;
+        double ent = 0.0;
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            float lp = x[i] - flse;
+            ent -= (double)expf(lp) * lp;
+        }
+        ent = cuda_block_sum(ent);
+        if (threadIdx.x == 0) entropy[blockIdx.x] = (float)ent;
+    }
+    if (threadIdx.x == 0) logp[blockIdx.x] = (float)(x[target[blockIdx.x]] - lse);
+}
+
+int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
+                         Error *err) {
+    logsoftmax_rows_kernel<<<N, CUDA_THREADS>>>(logits, target, logp, entropy, V);
+    return cuda_launch_check("log-softmax", err);
+}

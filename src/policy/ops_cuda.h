@@ -1,0 +1,46 @@
+// The per-operation kernels of src/policy/ops.h on an NVIDIA GPU (issue 8), fp32, same shapes,
+// same layouts and the same accumulate-into-gradient conventions, so every op has a CPU-vs-CUDA
+// test (tests/test_cuda_ops.c). This is the reference tier of the GPU model: the bf16 fused
+// kernels the issue asks for will be checked against these. Implementation:
+// src/policy/cuda/ops_cuda.cu, built by `make CUDA=1` only.
+//
+// All float/int pointers are device memory; calls are queued on the default stream (errors in a
+// kernel surface at the next synchronising call, e.g. cuda_to_host). Return 0 or -1 with err set.
+#ifndef PIONRL_OPS_CUDA_H
+#define PIONRL_OPS_CUDA_H
+
+#include "core/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CudaBlas CudaBlas;  // a cuBLAS handle (fp32 math, no TF32)
+int cuda_blas_create(CudaBlas **out, Error *err);
+void cuda_blas_free(CudaBlas *b);
+
+int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *W, const float *b, int N, int I,
+                        int O, Error *err);
+int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
+                         const float *in, const float *W, int N, int I, int O, Error *err);
+
+int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err);
+int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
+                          const float *rstd, int N, int C, Error *err);
+
+int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double theta, Error *err);
+int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta, Error *err);
+
+int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
+int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
+
+// logp[r] = log softmax(logits row r)[target[r]] for N rows of V logits; entropy[r] (if non-NULL)
+// = -sum p log p. One thread block per row; the logits are read, never written.
+int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
+                         Error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,9 +1,8 @@
-// CPU-vs-CUDA tests of the fp32 model ops (src/policy/ops_cuda.h against
-// src/policy/ops.h): linear forward/backward (with bias, accumulating),
-// RMSNorm, RoPE, SwiGLU forward/backward and the row log-softmax/entropy, on
-// odd sizes. Skips in a CPU-only build and without a GPU. Tolerance: max |gpu -
-// cpu| <= 1e-4 (GEMMs: 1e-4 relative to the largest value) — the same fp32
-// formulas, other summation orders.
+// CPU-vs-CUDA tests of the fp32 model ops (src/policy/ops_cuda.h against src/policy/ops.h): linear forward/backward
+// (with bias, accumulating), RMSNorm, RoPE, SwiGLU, causal GQA attention forward/backward and the row
+// log-softmax/entropy, on odd sizes.
+// Skips in a CPU-only build and without a GPU. Tolerance: max |gpu - cpu| <= 1e-4 (GEMMs: 1e-4 relative to the largest
+// value) — the same fp32 formulas, other summation orders.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +161,39 @@ static void test_swiglu(void) {
 #endif
 }
 
+static void test_attention(void) {
+    if (!gpu_ready()) return;
+#ifdef PIONRL_CUDA
+    int B = 2, T = 33, Hq = 4, Hkv = 2, hd = 16;
+    size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, np = (size_t)B * Hq * T * T;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
+    float *out = malloc(sizeof(float) * nq), *probs = malloc(sizeof(float) * np), *dout = malloc(sizeof(float) * nq);
+    float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk), *dv = malloc(sizeof(float) * nk);
+    fill(q, nq, 1, 2), fill(k, nk, 2, 2), fill(v, nk, 3, 1), fill(dout, nq, 4, 1);
+    float *d_q = dev(q, sizeof(float) * nq), *d_k = dev(k, sizeof(float) * nk), *d_v = dev(v, sizeof(float) * nk);
+    float *d_out = dev(out, sizeof(float) * nq), *d_probs = dev(probs, sizeof(float) * np);
+    float *d_dout = dev(dout, sizeof(float) * nq), *d_dq = dev(dq, sizeof(float) * nq);
+    float *d_dk = dev(dk, sizeof(float) * nk), *d_dv = dev(dv, sizeof(float) * nk);
+    CudaBlas *cb = NULL;
+    Error err;
+    CHECK_MSG(cuda_blas_create(&cb, &err) == 0, "%s", err.msg);
+    attention_forward(out, probs, q, k, v, B, T, Hq, Hkv, hd);
+    attention_backward(dq, dk, dv, dout, probs, q, k, v, B, T, Hq, Hkv, hd);
+    CHECK_MSG(cuda_attention_forward(cb, d_out, d_probs, d_q, d_k, d_v, B, T, Hq, Hkv, hd, &err) == 0, "%s", err.msg);
+    CHECK_MSG(
+        cuda_attention_backward(cb, d_dq, d_dk, d_dv, d_dout, d_probs, d_q, d_k, d_v, B, T, Hq, Hkv, hd, &err) == 0,
+        "%s", err.msg);
+    double e1 = diff(out, d_out, nq, 0), e2 = diff(probs, d_probs, np, 0), e3 = diff(dq, d_dq, nq, 0);
+    double e4 = diff(dk, d_dk, nk, 0), e5 = diff(dv, d_dv, nk, 0);
+    CHECK_MSG(e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5 && e4 <= 1e-5 && e5 <= 1e-5, "out %g probs %g dq %g dk %g dv %g",
+              e1, e2, e3, e4, e5);
+    cuda_blas_free(cb);
+    void *d[] = {d_q, d_k, d_v, d_out, d_probs, d_dout, d_dq, d_dk, d_dv};
+    for (int i = 0; i < 9; i++) cuda_release(d[i]);
+    free(q), free(k), free(v), free(out), free(probs), free(dout), free(dq), free(dk), free(dv);
+#endif
+}
+
 static void test_logsoftmax_rows(void) {
     if (!gpu_ready()) return;
 #ifdef PIONRL_CUDA
@@ -188,6 +220,7 @@ int main(void) {
     RUN(test_rmsnorm);
     RUN(test_rope);
     RUN(test_swiglu);
+    RUN(test_attention);
     RUN(test_logsoftmax_rows);
     return test_summary("test_cuda_ops");
 }

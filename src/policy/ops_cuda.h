@@ -19,6 +19,10 @@ typedef struct CudaBlas CudaBlas;  // a cuBLAS handle (fp32 math, no TF32)
 int cuda_blas_create(CudaBlas **out, Error *err);
 void cuda_blas_free(CudaBlas *b);
 
+// Row-major SGEMM with the signature of src/core/blas.h's sgemm: C = alpha op(A) op(B) + beta C.
+int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc, Error *err);
+
 int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *W, const float *b, int N, int I,
                         int O, Error *err);
 int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
@@ -33,6 +37,15 @@ int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double t
 
 int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
+
+// Causal GQA attention with the shapes and saved probs of attention_forward/backward in ops.h
+// (q [B*T, Hq, hd], k/v [B*T, Hkv, hd], probs [B, Hq, T, T]); dq, dk, dv are overwritten. The
+// reference tier: one cuBLAS GEMM per (sequence, head) and row kernels for the softmax.
+int cuda_attention_forward(CudaBlas *cb, float *out, float *probs, const float *q, const float *k, const float *v,
+                           int B, int T, int Hq, int Hkv, int hd, Error *err);
+int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                            const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
+                            Error *err);
 
 // logp[r] = log softmax(logits row r)[target[r]] for N rows of V logits; entropy[r] (if non-NULL)
 // = -sum p log p. One thread block per row; the logits are read, never written.

@@ -1,5 +1,4 @@
-// Helpers shared by the .cu files: launch geometry, error checks and block
-// reductions.
+// Helpers shared by the .cu files: launch geometry, error checks and block reductions.
 #ifndef PIONRL_CUDA_COMMON_CUH
 #define PIONRL_CUDA_COMMON_CUH
 
@@ -16,15 +15,14 @@ static inline unsigned cuda_grid_for(size_t n) {
     return (unsigned)(g < 1 ? 1 : g > (size_t)CUDA_MAX_GRID ? (size_t)CUDA_MAX_GRID : g);
 }
 
-// A launch error (bad configuration) shows up at once; errors inside a kernel
-// surface at the next synchronising call.
+// A launch error (bad configuration) shows up at once; errors inside a kernel surface at the next synchronising call.
 static inline int cuda_launch_check(const char *what, Error *err) {
     cudaError_t rc = cudaGetLastError();
     return rc == cudaSuccess ? 0 : error_set(err, "cuda: %s: %s", what, cudaGetErrorString(rc));
 }
 
-// Sum over the block (blockDim.x == CUDA_THREADS); the result is valid in every
-// thread, and the shared buffer is free again on return.
+// Sum over the block (blockDim.x == CUDA_THREADS); the result is valid in every thread, and the shared buffer is free
+// again on return.
 __device__ static inline double cuda_block_sum(double v) {
     __shared__ double sh[CUDA_THREADS];
     int t = threadIdx.x;

@@ -1,8 +1,6 @@
-// CUDA implementation of src/core/cuda_ops.h: device probe and memory, the
-// optimizer's elementwise kernels (AdamW, momentum, scaled update) and the
-// batched Newton-Schulz iteration on cuBLAS. Row-major matrices are handed to
-// column-major cuBLAS as their transposes; the comments at each GEMM say which
-// product that is.
+// CUDA implementation of src/core/cuda_ops.h: device probe and memory, the optimizer's elementwise kernels (AdamW,
+// momentum, scaled update) and the batched Newton-Schulz iteration on cuBLAS. Row-major matrices are handed to
+// column-major cuBLAS as their transposes; the comments at each GEMM say which product that is.
 #include "core/cuda_ops.h"
 
 #include <cublas_v2.h>
@@ -42,8 +40,7 @@ int cuda_alloc(void **d_ptr, size_t bytes, Error *err) {
     *d_ptr = NULL;
     if (cudaMalloc(d_ptr, bytes ? bytes : 1) != cudaSuccess) {
         *d_ptr = NULL;
-        cudaGetLastError();  // clear it, so the next launch check does not report it
-                             // again
+        cudaGetLastError();  // clear it, so the next launch check does not report it again
         return error_set(err, "cuda: out of device memory (%.1f MB requested)", bytes / 1e6);
     }
     return 0;
@@ -123,8 +120,7 @@ int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float
     return cuda_launch_check("update kernel", err);
 }
 
-// ---- Newton-Schulz
-// ------------------------------------------------------------------------------
+// ---- Newton-Schulz ------------------------------------------------------------------------------
 
 struct CudaNs {
     cublasHandle_t blas;
@@ -156,8 +152,7 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs
     size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
     size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
     if (cublas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
-        // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU
-        // reference
+        // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU reference
         cublas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
         cuda_alloc((void **)&ns->X, xb, err) || cuda_alloc((void **)&ns->Y, xb, err) ||
         cuda_alloc((void **)&ns->A, ab, err) || cuda_alloc((void **)&ns->B, ab, err) ||
@@ -219,9 +214,7 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
     size_t per = (size_t)rows * cols, rr = (size_t)r * r;
     if (nblocks < 1 || rows < 1 || cols < 1 || nblocks > ns->max_blocks || per > ns->max_block_numel ||
         r > ns->max_short)
-        return error_set(err,
-                         "cuda ns: %d blocks of %d x %d exceed the workspace (%d "
-                         "blocks, %zu elements, short %d)",
+        return error_set(err, "cuda ns: %d blocks of %d x %d exceed the workspace (%d blocks, %zu elements, short %d)",
                          nblocks, rows, cols, ns->max_blocks, ns->max_block_numel, ns->max_short);
     block_norm_kernel<<<nblocks, CUDA_THREADS>>>(d_g, rows, cols, ldg, g_stride, eps, ns->inv);
     gather_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(d_g, nblocks, rows, cols, ldg, g_stride, ns->inv,

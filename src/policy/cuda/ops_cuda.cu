@@ -1,6 +1,5 @@
-// fp32 CUDA twins of the ops in src/policy/ops.c (see ops_cuda.h). Each kernel
-// follows the CPU code's arithmetic (double accumulation where the CPU uses
-// double, fp32 RoPE angles) so the CPU-vs-CUDA tests can be tight. Row-major
+// fp32 CUDA twins of the ops in src/policy/ops.c (see ops_cuda.h). Each kernel follows the CPU code's arithmetic
+// (double accumulation where the CPU uses double, fp32 RoPE angles) so the CPU-vs-CUDA tests can be tight. Row-major
 // matrices go to column-major cuBLAS as transposes.
 #include "policy/ops_cuda.h"
 
@@ -38,8 +37,14 @@ void cuda_blas_free(CudaBlas *b) {
     free(b);
 }
 
-// ---- linear
-// -------------------------------------------------------------------------------------
+int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc, Error *err) {
+    // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    return blas_check(cublasSgemm(cb->h, ob, oa, n, m, k, &alpha, B, ldb, A, lda, &beta, C, ldc), "sgemm", err);
+}
+
+// ---- linear -------------------------------------------------------------------------------------
 
 __global__ static void rows_fill_kernel(float *out, const float *b, int N, int O) {
     size_t n = (size_t)N * O;
@@ -62,8 +67,7 @@ int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *
         rows_fill_kernel<<<cuda_grid_for((size_t)N * O), CUDA_THREADS>>>(out, b, N, O);
         if (cuda_launch_check("linear bias", err)) return -1;
     }
-    // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T,
-    // hence op T
+    // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T, hence op T
     return blas_check(cublasSgemm(cb->h, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, &one, W, I, in, I, &beta, out, O),
                       "linear forward", err);
 }
@@ -86,8 +90,7 @@ int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW
     return 0;
 }
 
-// ---- RMSNorm
-// ------------------------------------------------------------------------------------
+// ---- RMSNorm ------------------------------------------------------------------------------------
 
 __global__ static void rmsnorm_forward_kernel(float *y, float *rstd, const float *x, const float *w, int C, float eps) {
     const float *xr = x + (size_t)blockIdx.x * C;
@@ -119,8 +122,7 @@ __global__ static void rmsnorm_dx_kernel(float *dx, int accumulate, const float 
     }
 }
 
-// dw[c] += sum over rows of dy * x * rstd: one thread per column, rows in order
-// (deterministic).
+// dw[c] += sum over rows of dy * x * rstd: one thread per column, rows in order (deterministic).
 __global__ static void rmsnorm_dw_kernel(float *dw, const float *dy, const float *x, const float *rstd, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
@@ -136,11 +138,9 @@ int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy,
     return cuda_launch_check("rmsnorm backward", err);
 }
 
-// ---- RoPE (rotate-half)
-// -------------------------------------------------------------------------
+// ---- RoPE (rotate-half) -------------------------------------------------------------------------
 
-// One thread per (row, head, pair i < hd/2); angles in fp32 from an fp32
-// inv_freq, as on the CPU.
+// One thread per (row, head, pair i < hd/2); angles in fp32 from an fp32 inv_freq, as on the CPU.
 __global__ static void rope_kernel(float *x, const int *pos, int N, int H, int hd, double theta, float sign) {
     int half = hd / 2;
     size_t n = (size_t)N * H * half;
@@ -168,8 +168,7 @@ int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double t
     return cuda_launch_check("rope backward", err);
 }
 
-// ---- SwiGLU
-// -------------------------------------------------------------------------------------
+// ---- SwiGLU -------------------------------------------------------------------------------------
 
 __device__ static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -197,8 +196,86 @@ int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, 
     return cuda_launch_check("swiglu backward", err);
 }
 
-// ---- log-softmax at the targets, entropy
-// --------------------------------------------------------
+// ---- attention ----------------------------------------------------------------------------------
+
+// Row r of the [rows, T] score matrices (position t = r % T): softmax over s <= t, zeros after.
+__global__ static void causal_softmax_kernel(float *P, int T) {
+    float *row = P + (size_t)blockIdx.x * T;
+    int t = blockIdx.x % T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) mx = fmaxf(mx, row[s]);
+    mx = cuda_block_max(mx);
+    double sum = 0.0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+        float e = expf(row[s] - mx);
+        row[s] = e;
+        sum += e;
+    }
+    float inv = (float)(1.0 / cuda_block_sum(sum));
+    for (int s = threadIdx.x; s < T; s += blockDim.x) row[s] = s <= t ? row[s] * inv : 0.0f;
+}
+
+// dS = P (dP - rowsum(dP P)) scale on s <= t, zeros after; dS holds dP on entry.
+__global__ static void causal_softmax_backward_kernel(float *dS, const float *P, int T, float scale) {
+    float *d = dS + (size_t)blockIdx.x * T;
+    const float *p = P + (size_t)blockIdx.x * T;
+    int t = blockIdx.x % T;
+    double dot = 0.0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) dot += (double)d[s] * p[s];
+    float rowdot = (float)cuda_block_sum(dot);
+    for (int s = threadIdx.x; s < T; s += blockDim.x) d[s] = s <= t ? p[s] * (d[s] - rowdot) * scale : 0.0f;
+}
+
+int cuda_attention_forward(CudaBlas *cb, float *out, float *probs, const float *q, const float *k, const float *v,
+                           int B, int T, int Hq, int Hkv, int hd, Error *err) {
+    int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++) {
+            const float *qb = q + (size_t)b * T * qs + h * hd, *kb = k + (size_t)b * T * ks + (h / group) * hd;
+            float *P = probs + ((size_t)b * Hq + h) * T * T;
+            if (cuda_sgemm(cb, 0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T, err)) return -1;  // S = Q K^T
+        }
+    causal_softmax_kernel<<<B * Hq * T, CUDA_THREADS>>>(probs, T);
+    if (cuda_launch_check("attention softmax", err)) return -1;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++) {
+            const float *vb = v + (size_t)b * T * ks + (h / group) * hd, *P = probs + ((size_t)b * Hq + h) * T * T;
+            float *ob = out + (size_t)b * T * qs + h * hd;
+            if (cuda_sgemm(cb, 0, 0, T, hd, T, 1.0f, P, T, vb, ks, 0.0f, ob, qs, err)) return -1;  // O = P V
+        }
+    return 0;
+}
+
+int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                            const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
+                            Error *err) {
+    int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd), *dS = NULL;
+    if (cudaMemset(dk, 0, sizeof(float) * (size_t)B * T * ks) != cudaSuccess ||
+        cudaMemset(dv, 0, sizeof(float) * (size_t)B * T * ks) != cudaSuccess)
+        return error_set(err, "cuda: attention backward: memset failed");
+    if (cudaMalloc((void **)&dS, sizeof(float) * (size_t)T * T) != cudaSuccess)
+        return error_set(err, "cuda: attention backward: out of device memory");
+    int rc = 0;
+    for (int b = 0; b < B && !rc; b++)
+        for (int h = 0; h < Hq && !rc; h++) {
+            size_t qo = (size_t)b * T * qs + h * hd, ko = (size_t)b * T * ks + (h / group) * hd;
+            const float *P = probs + ((size_t)b * Hq + h) * T * T;
+            // one dS buffer for every head: the stream runs these calls in order
+            rc = cuda_sgemm(cb, 0, 1, T, T, hd, 1.0f, dout + qo, qs, v + ko, ks, 0.0f, dS, T, err) ||  // dP = dO V^T
+                 cuda_sgemm(cb, 1, 0, T, hd, T, 1.0f, P, T, dout + qo, qs, 1.0f, dv + ko, ks, err);    // dV += P^T dO
+            if (rc) break;
+            causal_softmax_backward_kernel<<<T, CUDA_THREADS>>>(dS, P, T, scale);
+            rc = cuda_launch_check("attention softmax backward", err) ||
+                 cuda_sgemm(cb, 0, 0, T, hd, T, 1.0f, dS, T, k + ko, ks, 0.0f, dq + qo, qs, err) ||  // dQ = dS K
+                 cuda_sgemm(cb, 1, 0, T, hd, T, 1.0f, dS, T, q + qo, qs, 1.0f, dk + ko, ks, err);    // dK += dS^T Q
+        }
+    cudaFree(dS);
+    return rc ? -1 : 0;
+}
+
+// ---- log-softmax at the targets, entropy --------------------------------------------------------
 
 __global__ static void logsoftmax_rows_kernel(const float *logits, const int *target, float *logp, float *entropy,
                                               int V) {

@@ -24,5 +24,6 @@ void cuda_release(void *d_ptr) {}
 int cuda_to_device(void *d_dst, const void *src, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return no_cuda(err); }
+int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) { return no_cuda(err); }
 
 #endif

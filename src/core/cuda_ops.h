@@ -23,6 +23,7 @@ void cuda_release(void *d_ptr);
 int cuda_to_device(void *d_dst, const void *src, size_t bytes, Error *err);
 int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err);
 int cuda_zero(void *d_ptr, size_t bytes, Error *err);
+int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err);  // device to device
 
 // The kernels below are queued on the default stream and do not wait for the device; d_dsum
 // (one device double) accumulates the sum of the squared parameter changes for update_rms, so a

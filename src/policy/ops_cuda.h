@@ -19,6 +19,9 @@ typedef struct CudaBlas CudaBlas;  // a cuBLAS handle (fp32 math, no TF32)
 int cuda_blas_create(CudaBlas **out, Error *err);
 void cuda_blas_free(CudaBlas *b);
 
+// out[n, :] = table[tokens[n], :] for N rows of width D (the embedding lookup).
+int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err);
+
 // Row-major SGEMM with the signature of src/core/blas.h's sgemm: C = alpha op(A) op(B) + beta C.
 int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc, Error *err);
@@ -47,8 +50,9 @@ int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const
                             const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
                             Error *err);
 
-// logp[r] = log softmax(logits row r)[target[r]] for N rows of V logits; entropy[r] (if non-NULL)
-// = -sum p log p. One thread block per row; the logits are read, never written.
+// logp[r] = log softmax(logits row r)[target[r]] for N rows of V
+// logits; entropy[r] (if non-NULL) = -sum p log p. A row with target < 0 gets 0 for both (a position
+// that is not scored). One thread block per row; the logits are read, never written.
 int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
                          Error *err);
 

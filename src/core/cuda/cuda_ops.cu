@@ -58,6 +58,10 @@ int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err) {
     return cuda_check(cudaMemcpy(dst, d_src, bytes, cudaMemcpyDeviceToHost), "copy to host", err);
 }
 
+int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) {
+    return cuda_check(cudaMemcpy(d_dst, d_src, bytes, cudaMemcpyDeviceToDevice), "copy on device", err);
+}
+
 int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return cuda_check(cudaMemset(d_ptr, 0, bytes), "memset", err); }
 
 __global__ static void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float step_size,

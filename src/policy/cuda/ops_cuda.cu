@@ -37,6 +37,17 @@ void cuda_blas_free(CudaBlas *b) {
     free(b);
 }
 
+__global__ static void embedding_kernel(float *out, const float *table, const int *tokens, int N, int D) {
+    size_t n = (size_t)N * D;
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
+        out[k] = table[(size_t)tokens[k / D] * D + k % D];
+}
+
+int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err) {
+    embedding_kernel<<<cuda_grid_for((size_t)N * D), CUDA_THREADS>>>(out, table, tokens, N, D);
+    return cuda_launch_check("embedding", err);
+}
+
 int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc, Error *err) {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
@@ -279,6 +290,13 @@ int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const
 
 __global__ static void logsoftmax_rows_kernel(const float *logits, const int *target, float *logp, float *entropy,
                                               int V) {
+    if (target[blockIdx.x] < 0) {  // not a scored position
+        if (threadIdx.x == 0) {
+            logp[blockIdx.x] = 0.0f;
+            if (entropy) entropy[blockIdx.x] = 0.0f;
+        }
+        return;
+    }
     const float *x = logits + (size_t)blockIdx.x * V;
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);

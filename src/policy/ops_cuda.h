@@ -22,6 +22,10 @@ void cuda_blas_free(CudaBlas *b);
 // out[n, :] = table[tokens[n], :] for N rows of width D (the embedding lookup).
 int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err);
 
+// dtable[tokens[n], :] += dout[n, :]: one thread per column walks the rows in order, so the sum
+// is deterministic (no atomics).
+int cuda_embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int D, Error *err);
+
 // Row-major SGEMM with the signature of src/core/blas.h's sgemm: C = alpha op(A) op(B) + beta C.
 int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc, Error *err);
@@ -55,6 +59,11 @@ int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const
 // that is not scored). One thread block per row; the logits are read, never written.
 int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
                          Error *err);
+
+// In place, per row r of N rows of V logits: logits <- weight[r] (onehot(target[r]) -
+// softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the
+// logits. Rows with target < 0 become zeros.
+int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err);
 
 #ifdef __cplusplus
 }

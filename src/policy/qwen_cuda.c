@@ -1,5 +1,5 @@
-// GPU scoring forward (see qwen_cuda.h): forward_trunk and qwen_forward of qwen_train.c, op for op, on device buffers.
-// Activations are not kept per layer (there is no backward yet), so one set of buffers serves every layer.
+// GPU forward and backward (see qwen_cuda.h): forward_trunk, qwen_forward and qwen_backward of
+// qwen_train.c, op for op, on device buffers.
 #include "policy/qwen_cuda.h"
 
 #ifndef PIONRL_CUDA
@@ -16,6 +16,15 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
                       Error *err) {
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 
 #else
 
@@ -29,29 +38,93 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
 // Rows of the vocabulary GEMM done at once: bounds the device logits buffer to LOGIT_ROWS x V.
 #define LOGIT_ROWS 256
 
+// Saved activations, [L, N, ...] per layer as QwenActs on the CPU, plus backward scratch.
 struct QwenCuda {
     QwenConfig cfg;
-    int max_B, max_T;
+    int max_B, max_T, B, T;  // capacity; shape of the last forward
+    float temperature;
     size_t num_params;
-    float *d_params;
-    QwenWeights w;  // device views into d_params
+    float *d_params, *d_grads;
+    QwenWeights w, g;  // device views into d_params / d_grads
     CudaBlas *cb;
-    float *x, *x_mid, *ln, *rstd, *rstd_h, *q_raw, *k_raw, *q, *k, *v, *probs, *att, *gate, *up, *act;
-    float *logits, *logp, *ent;
+    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
+    float *gate, *up, *act, *x_out, *lnf, *rstdf;
+    float *dx, *dln, *dx_mid, *dtmp, *dq, *datt, *dk, *dv, *dgate, *dup, *dact;  // backward scratch
+    float *logits, *logp, *ent, *wrow;
     int *tokens, *pos, *target;
-    float *h_logp, *h_ent;  // host staging, [max_B * max_T]
+    float *h_logp, *h_ent, *h_wrow;  // host staging, [max_B * max_T]
     int *h_pos, *h_target;
 };
 
+// The device buffers in one table, for allocation and release.
+typedef struct {
+    void **p;
+    size_t bytes;
+} DevBuf;
+
+static int dev_bufs(QwenCuda *qc, DevBuf *t) {
+    const QwenConfig *c = &qc->cfg;
+    size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
+    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t P = (size_t)qc->max_B * c->num_heads * qc->max_T * qc->max_T, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
+    size_t f = sizeof(float);
+    DevBuf b[] = {
+        {(void **)&qc->d_params, f * qc->num_params},
+        {(void **)&qc->d_grads, f * qc->num_params},
+        {(void **)&qc->x, f * L * N * D},
+        {(void **)&qc->ln1, f * L * N * D},
+        {(void **)&qc->rstd1, f * L * N},
+        {(void **)&qc->q_raw, f * L * N * QD},
+        {(void **)&qc->k_raw, f * L * N * KD},
+        {(void **)&qc->rstd_q, f * L * N * c->num_heads},
+        {(void **)&qc->rstd_k, f * L * N * c->num_kv_heads},
+        {(void **)&qc->q, f * L * N * QD},
+        {(void **)&qc->k, f * L * N * KD},
+        {(void **)&qc->v, f * L * N * KD},
+        {(void **)&qc->probs, f * L * P},
+        {(void **)&qc->att, f * L * N * QD},
+        {(void **)&qc->x_mid, f * L * N * D},
+        {(void **)&qc->ln2, f * L * N * D},
+        {(void **)&qc->rstd2, f * L * N},
+        {(void **)&qc->gate, f * L * N * F},
+        {(void **)&qc->up, f * L * N * F},
+        {(void **)&qc->act, f * L * N * F},
+        {(void **)&qc->x_out, f * N * D},
+        {(void **)&qc->lnf, f * N * D},
+        {(void **)&qc->rstdf, f * N},
+        {(void **)&qc->dx, f * N * D},
+        {(void **)&qc->dln, f * N * D},
+        {(void **)&qc->dx_mid, f * N * D},
+        {(void **)&qc->dtmp, f * N * KD},
+        {(void **)&qc->dq, f * N * QD},
+        {(void **)&qc->datt, f * N * QD},
+        {(void **)&qc->dk, f * N * KD},
+        {(void **)&qc->dv, f * N * KD},
+        {(void **)&qc->dgate, f * N * F},
+        {(void **)&qc->dup, f * N * F},
+        {(void **)&qc->dact, f * N * F},
+        {(void **)&qc->logits, f * rows * c->vocab_size},
+        {(void **)&qc->logp, f * N},
+        {(void **)&qc->ent, f * N},
+        {(void **)&qc->wrow, f * N},
+        {(void **)&qc->tokens, sizeof(int) * N},
+        {(void **)&qc->pos, sizeof(int) * N},
+        {(void **)&qc->target, sizeof(int) * N},
+    };
+    int n = (int)(sizeof b / sizeof b[0]);
+    if (t) memcpy(t, b, sizeof b);
+    return n;
+}
+
 void qwen_cuda_free(QwenCuda *qc) {
     if (!qc) return;
-    void *d[] = {qc->d_params, qc->x,    qc->x_mid, qc->ln,     qc->rstd, qc->rstd_h, qc->q_raw, qc->k_raw,
-                 qc->q,        qc->k,    qc->v,     qc->probs,  qc->att,  qc->gate,   qc->up,    qc->act,
-                 qc->logits,   qc->logp, qc->ent,   qc->tokens, qc->pos,  qc->target};
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) cuda_release(d[i]);
+    DevBuf t[64];
+    int n = dev_bufs(qc, t);
+    for (int i = 0; i < n; i++) cuda_release(*t[i].p);
     cuda_blas_free(qc->cb);
     free(qc->h_logp);
     free(qc->h_ent);
+    free(qc->h_wrow);
     free(qc->h_pos);
     free(qc->h_target);
     free(qc);
@@ -59,9 +132,9 @@ void qwen_cuda_free(QwenCuda *qc) {
 
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
     if (m->num_params != qc->num_params) return error_set(err, "model (cuda): parameter count changed");
-    return cuda_to_device(qc->d_params, m->params, sizeof(float) * m->num_params, err)
-               ? error_prefix(err, "model (cuda)")
-               : 0;
+    if (cuda_to_device(qc->d_params, m->params, sizeof(float) * m->num_params, err))
+        return error_prefix(err, "model (cuda)");
+    return 0;
 }
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
@@ -70,55 +143,29 @@ int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, E
         return error_set(err, "model (cuda): batch %d x length %d must be positive", max_B, max_T);
     QwenCuda *qc = calloc(1, sizeof *qc);
     if (!qc) return error_set(err, "model (cuda): out of memory");
-    const QwenConfig *c = &m->cfg;
-    qc->cfg = *c;
+    qc->cfg = m->cfg;
     qc->max_B = max_B, qc->max_T = max_T;
     qc->num_params = m->num_params;
-    size_t N = (size_t)max_B * max_T, D = c->hidden_size, F = c->intermediate_size;
-    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
-    struct {
-        void **p;
-        size_t bytes;
-    } a[] = {
-        {(void **)&qc->d_params, sizeof(float) * m->num_params},
-        {(void **)&qc->x, sizeof(float) * N * D},
-        {(void **)&qc->x_mid, sizeof(float) * N * D},
-        {(void **)&qc->ln, sizeof(float) * N * D},
-        {(void **)&qc->rstd, sizeof(float) * N},
-        {(void **)&qc->rstd_h, sizeof(float) * N * c->num_heads},
-        {(void **)&qc->q_raw, sizeof(float) * N * QD},
-        {(void **)&qc->k_raw, sizeof(float) * N * KD},
-        {(void **)&qc->q, sizeof(float) * N * QD},
-        {(void **)&qc->k, sizeof(float) * N * KD},
-        {(void **)&qc->v, sizeof(float) * N * KD},
-        {(void **)&qc->probs, sizeof(float) * (size_t)max_B * c->num_heads * max_T * max_T},
-        {(void **)&qc->att, sizeof(float) * N * QD},
-        {(void **)&qc->gate, sizeof(float) * N * F},
-        {(void **)&qc->up, sizeof(float) * N * F},
-        {(void **)&qc->act, sizeof(float) * N * F},
-        {(void **)&qc->logits, sizeof(float) * rows * c->vocab_size},
-        {(void **)&qc->logp, sizeof(float) * N},
-        {(void **)&qc->ent, sizeof(float) * N},
-        {(void **)&qc->tokens, sizeof(int) * N},
-        {(void **)&qc->pos, sizeof(int) * N},
-        {(void **)&qc->target, sizeof(int) * N},
-    };
-    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
-        if (cuda_alloc(a[i].p, a[i].bytes, err)) {
+    DevBuf t[64];
+    int n = dev_bufs(qc, t);
+    for (int i = 0; i < n; i++)
+        if (cuda_alloc(t[i].p, t[i].bytes, err)) {
             qwen_cuda_free(qc);
             return error_prefix(err, "model (cuda): batch %d x length %d", max_B, max_T);
         }
+    size_t N = (size_t)max_B * max_T;
     qc->h_logp = malloc(sizeof(float) * N);
     qc->h_ent = malloc(sizeof(float) * N);
+    qc->h_wrow = malloc(sizeof(float) * N);
     qc->h_pos = malloc(sizeof(int) * N);
     qc->h_target = malloc(sizeof(int) * N);
-    if (!qc->h_logp || !qc->h_ent || !qc->h_pos || !qc->h_target) {
+    if (!qc->h_logp || !qc->h_ent || !qc->h_wrow || !qc->h_pos || !qc->h_target) {
         qwen_cuda_free(qc);
         return error_set(err, "model (cuda): out of memory");
     }
-    qwen_weights_point(c, qc->d_params, &qc->w);
-    if (cuda_blas_create(&qc->cb, err) || qwen_cuda_upload(qc, m, err)) {
+    qwen_weights_point(&qc->cfg, qc->d_params, &qc->w);
+    qwen_weights_point(&qc->cfg, qc->d_grads, &qc->g);
+    if (cuda_blas_create(&qc->cb, err) || qwen_cuda_upload(qc, m, err) || qwen_cuda_zero_grads(qc, err)) {
         qwen_cuda_free(qc);
         return -1;
     }
@@ -126,42 +173,74 @@ int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, E
     return 0;
 }
 
-// Embedding through the final norm (into qc->ln); forward_trunk of qwen_train.c.
-static int trunk(QwenCuda *qc, int B, int T, Error *err) {
+int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) {
+    return cuda_zero(qc->d_grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)") : 0;
+}
+
+int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
+    return cuda_to_host(grads, qc->d_grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
+                                                                                 : 0;
+}
+
+// Pointers to layer l's saved activations.
+typedef struct {
+    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
+    float *gate, *up, *act, *x_next;
+} Layer;
+
+static Layer layer_acts(const QwenCuda *qc, size_t l) {
+    const QwenConfig *c = &qc->cfg;
+    size_t N = (size_t)qc->B * qc->T, D = c->hidden_size, F = c->intermediate_size;
+    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t P = (size_t)qc->B * c->num_heads * qc->T * qc->T;
+    Layer a;
+    a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + l * N * D, a.rstd1 = qc->rstd1 + l * N;
+    a.q_raw = qc->q_raw + l * N * QD, a.k_raw = qc->k_raw + l * N * KD;
+    a.rstd_q = qc->rstd_q + l * N * c->num_heads, a.rstd_k = qc->rstd_k + l * N * c->num_kv_heads;
+    a.q = qc->q + l * N * QD, a.k = qc->k + l * N * KD, a.v = qc->v + l * N * KD, a.probs = qc->probs + l * P;
+    a.att = qc->att + l * N * QD, a.x_mid = qc->x_mid + l * N * D, a.ln2 = qc->ln2 + l * N * D;
+    a.rstd2 = qc->rstd2 + l * N, a.gate = qc->gate + l * N * F, a.up = qc->up + l * N * F, a.act = qc->act + l * N * F;
+    a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + (l + 1) * N * D : qc->x_out;
+    return a;
+}
+
+// Embedding through the final norm, saving every activation; forward_trunk of qwen_train.c.
+static int trunk(QwenCuda *qc, Error *err) {
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w;
-    int N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads;
-    int Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
+    int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
+    int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     float eps = c->rms_norm_eps;
     if (cuda_embedding_forward(qc->x, w->embed, qc->tokens, N, D, err)) return -1;
     for (size_t l = 0; l < (size_t)c->num_layers; l++) {
-        int rc = cuda_rmsnorm_forward(qc->ln, qc->rstd, qc->x, w->attn_norm + l * D, N, D, eps, err) ||
-                 cuda_linear_forward(qc->cb, qc->q_raw, qc->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D,
-                                     QD, err) ||
-                 cuda_linear_forward(qc->cb, qc->k_raw, qc->ln, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D,
-                                     KD, err) ||
-                 cuda_linear_forward(qc->cb, qc->v, qc->ln, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD,
-                                     err);
+        Layer a = layer_acts(qc, l);
+        int rc =
+            cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err) ||
+            cuda_linear_forward(qc->cb, a.q_raw, a.ln1, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D, QD,
+                                err) ||
+            cuda_linear_forward(qc->cb, a.k_raw, a.ln1, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D, KD,
+                                err) ||
+            cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
         if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
-            rc = cuda_rmsnorm_forward(qc->q, qc->rstd_h, qc->q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
-                 cuda_rmsnorm_forward(qc->k, qc->rstd_h, qc->k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
+            rc = cuda_rmsnorm_forward(a.q, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
+                 cuda_rmsnorm_forward(a.k, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
         else if (!rc)
-            rc = cuda_copy(qc->q, qc->q_raw, sizeof(float) * N * QD, err) ||
-                 cuda_copy(qc->k, qc->k_raw, sizeof(float) * N * KD, err);
-        rc = rc || cuda_rope_forward(qc->q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
-             cuda_rope_forward(qc->k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
-             cuda_attention_forward(qc->cb, qc->att, qc->probs, qc->q, qc->k, qc->v, B, T, Hq, Hkv, hd, err) ||
-             cuda_copy(qc->x_mid, qc->x, sizeof(float) * N * D, err) ||
-             cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, qc->att, QD, w->wo + l * D * QD, QD, 1.0f, qc->x_mid, D, err) ||
-             cuda_rmsnorm_forward(qc->ln, qc->rstd, qc->x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
-             cuda_linear_forward(qc->cb, qc->gate, qc->ln, w->w_gate + l * F * D, NULL, N, D, F, err) ||
-             cuda_linear_forward(qc->cb, qc->up, qc->ln, w->w_up + l * F * D, NULL, N, D, F, err) ||
-             cuda_swiglu_forward(qc->act, qc->gate, qc->up, (long)N * F, err) ||
-             cuda_copy(qc->x, qc->x_mid, sizeof(float) * N * D, err) ||
-             cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, qc->act, F, w->w_down + l * D * F, F, 1.0f, qc->x, D, err);
+            rc = cuda_copy(a.q, a.q_raw, sizeof(float) * N * QD, err) ||
+                 cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
+        rc = rc || cuda_rope_forward(a.q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
+             cuda_rope_forward(a.k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
+             cuda_attention_forward(qc->cb, a.att, a.probs, a.q, a.k, a.v, B, T, Hq, Hkv, hd, err) ||
+             cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
+             cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
+             cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
+             cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
+             cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err) ||
+             cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
+             cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
+             cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
         if (rc) return error_prefix(err, "layer %zu", l);
     }
-    return cuda_rmsnorm_forward(qc->ln, qc->rstd, qc->x, w->final_norm, N, D, eps, err);
+    return cuda_rmsnorm_forward(qc->lnf, qc->rstdf, qc->x_out, w->final_norm, N, D, eps, err);
 }
 
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
@@ -170,7 +249,8 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
     if (T < 2) return error_set(err, "forward (cuda): sequences need at least 2 tokens to score (got %d)", T);
     if (!(temperature > 0) || !isfinite(temperature))
         return error_set(err, "forward (cuda): temperature must be positive (got %g)", temperature);
-    if (B <= 0 || B > qc->max_B || T > qc->max_T)
+    if (B <= 0 || (size_t)B * T > (size_t)qc->max_B * qc->max_T ||
+        (size_t)B * T * T > (size_t)qc->max_B * qc->max_T * qc->max_T)
         return error_set(err, "forward (cuda): batch %d x %d exceeds the capacity %d x %d", B, T, qc->max_B, qc->max_T);
     if (T > c->max_position_embeddings)
         return error_set(err, "forward (cuda): sequence length %d exceeds max_position_embeddings %d", T,
@@ -183,13 +263,14 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
         qc->h_pos[n] = n % T;
         qc->h_target[n] = n % T < T - 1 ? tokens[n + 1] : -1;  // the last position of a sequence is not scored
     }
+    qc->B = B, qc->T = T, qc->temperature = temperature;
     if (cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
         cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
-        cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, B, T, err))
+        cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err))
         return error_prefix(err, "forward (cuda)");
     for (int r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
         int nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
-        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, 1.0f / temperature, qc->ln + (size_t)r0 * D, D, qc->w.lm_head, D, 0.0f,
+        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, 1.0f / temperature, qc->lnf + (size_t)r0 * D, D, qc->w.lm_head, D, 0.0f,
                        qc->logits, V, err) ||
             cuda_logsoftmax_rows(qc->logits, qc->target + r0, qc->logp + r0, entropy ? qc->ent + r0 : NULL, nr, V, err))
             return error_prefix(err, "forward (cuda): logits");
@@ -202,6 +283,72 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
             logp[(size_t)b * (T - 1) + t] = qc->h_logp[(size_t)b * T + t];
             if (entropy) entropy[(size_t)b * (T - 1) + t] = qc->h_ent[(size_t)b * T + t];
         }
+    return 0;
+}
+
+int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w, *g = &qc->g;
+    int B = qc->B, T = qc->T, N = B * T, V = c->vocab_size, D = c->hidden_size, F = c->intermediate_size;
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
+    if (B <= 0) return error_set(err, "backward (cuda): no forward pass to differentiate");
+    for (int n = 0; n < N; n++) qc->h_wrow[n] = n % T < T - 1 ? wgt[(size_t)(n / T) * (T - 1) + n % T] : 0.0f;
+    if (cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err)) return error_prefix(err, "backward (cuda)");
+    // lm_head and the final norm; logits recomputed in chunks (as on the CPU)
+    float inv_t = 1.0f / qc->temperature;
+    for (int r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
+        int nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
+        const float *in = qc->lnf + (size_t)r0 * D;
+        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
+            cuda_logsoftmax_grad_rows(qc->logits, qc->target + r0, qc->wrow + r0, nr, V, err) ||
+            cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
+                       err) ||
+            cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
+            return error_prefix(err, "backward (cuda): lm_head");
+    }
+    if (cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err))
+        return error_prefix(err, "backward (cuda)");
+    for (size_t l = c->num_layers; l-- > 0;) {
+        Layer a = layer_acts(qc, l);
+        // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
+        int rc = cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act,
+                                      w->w_down + l * D * F, N, F, D, err) ||
+                 cuda_swiglu_backward(qc->dgate, qc->dup, qc->dact, a.gate, a.up, (long)N * F, err) ||
+                 cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2,
+                                      w->w_gate + l * F * D, N, D, F, err) ||
+                 cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2,
+                                      w->w_up + l * F * D, N, D, F, err) ||
+                 cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
+                 cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D,
+                                       a.rstd2, N, D, err) ||
+                 // attention: x_mid = x + o_proj(att)
+                 cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att,
+                                      w->wo + l * D * QD, N, QD, D, err) ||
+                 cuda_attention_backward(qc->cb, qc->dq, qc->dk, qc->dv, qc->datt, a.probs, a.q, a.k, a.v, B, T, Hq,
+                                         Hkv, hd, err) ||
+                 cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
+                 cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
+        if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections
+            rc = cuda_rmsnorm_backward(qc->datt, 0, g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q,
+                                       N * Hq, hd, err) ||
+                 cuda_copy(qc->dq, qc->datt, sizeof(float) * N * QD, err) ||
+                 cuda_rmsnorm_backward(qc->dtmp, 0, g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k,
+                                       N * Hkv, hd, err) ||
+                 cuda_copy(qc->dk, qc->dtmp, sizeof(float) * N * KD, err);
+        rc = rc ||
+             cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, qc->dq, a.ln1,
+                                  w->wq + l * QD * D, N, D, QD, err) ||
+             cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, qc->dk, a.ln1,
+                                  w->wk + l * KD * D, N, D, KD, err) ||
+             cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
+                                  w->wv + l * KD * D, N, D, KD, err) ||
+             cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
+             cuda_rmsnorm_backward(qc->dx, 1, g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D,
+                                   err);
+        if (rc) return error_prefix(err, "backward (cuda): layer %zu", l);
+    }
+    // embedding rows (tied: the same buffer as lm_head's gradient)
+    if (cuda_embedding_backward(g->embed, qc->dx, qc->tokens, N, D, err)) return error_prefix(err, "backward (cuda)");
     return 0;
 }
 

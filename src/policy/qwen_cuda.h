@@ -1,10 +1,11 @@
-// The Qwen2/Qwen3 scoring forward pass on an NVIDIA GPU (issue 8), fp32 reference tier: the ops of
-// src/policy/ops_cuda.h assembled exactly as forward_trunk + qwen_forward do on the CPU
-// (qwen_train.c), with the weights and activations in device memory. It returns the same per-token
-// log-probs and entropies as qwen_forward, so tests/test_cuda_model.c compares the two on the
-// PyTorch-checked fixtures. Not yet: the backward pass, bf16, decode with a KV cache.
+// The Qwen2/Qwen3 training forward and backward passes on an NVIDIA GPU (issue 8), fp32 reference
+// tier: the ops of src/policy/ops_cuda.h assembled exactly as qwen_forward / qwen_backward do on
+// the CPU (qwen_train.c), with weights, gradients and saved activations in device memory. Same
+// per-token log-probs, entropies and gradients as the CPU, so tests/test_cuda_model.c compares the
+// two on the PyTorch-checked fixtures. Not yet: bf16, activation recomputation, decode with a KV
+// cache.
 //
-// Built by `make CUDA=1`; in a CPU-only build qwen_cuda_create fails with a message.
+// Built by `make CUDA=1`; in a CPU-only build every call fails with a message.
 #ifndef PIONRL_QWEN_CUDA_H
 #define PIONRL_QWEN_CUDA_H
 
@@ -12,7 +13,8 @@
 
 typedef struct QwenCuda QwenCuda;
 
-// Copies m's weights to the device and allocates activations for up to max_B x max_T tokens.
+// Copies m's weights to the device, zeroes a device gradient buffer and allocates activations for
+// up to max_B x max_T tokens.
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err);
 void qwen_cuda_free(QwenCuda *qc);
 // Copies m's weights again (after an optimizer step on the host); m must have the same config.
@@ -21,5 +23,11 @@ int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err);
 // non-NULL) [B, T-1] out, logits divided by temperature.
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
                       Error *err);
+// Accumulates (+=) d(sum w * logp)/d params into the device gradient buffer, w [B, T-1] on the
+// host (qwen_backward's contract, every position scored). Call after qwen_cuda_forward.
+int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err);
+int qwen_cuda_zero_grads(QwenCuda *qc, Error *err);
+// Copies the device gradients (num_params floats, the layout of m->params) to the host.
+int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err);
 
 #endif

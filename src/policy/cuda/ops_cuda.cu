@@ -48,6 +48,17 @@ int cuda_embedding_forward(float *out, const float *table, const int *tokens, in
     return cuda_launch_check("embedding", err);
 }
 
+__global__ static void embedding_backward_kernel(float *dtable, const float *dout, const int *tokens, int N, int D) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= D) return;
+    for (int n = 0; n < N; n++) dtable[(size_t)tokens[n] * D + c] += dout[(size_t)n * D + c];
+}
+
+int cuda_embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int D, Error *err) {
+    embedding_backward_kernel<<<(D + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(dtable, dout, tokens, N, D);
+    return cuda_launch_check("embedding backward", err);
+}
+
 int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc, Error *err) {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
@@ -322,4 +333,29 @@ int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, fl
                          Error *err) {
     logsoftmax_rows_kernel<<<N, CUDA_THREADS>>>(logits, target, logp, entropy, V);
     return cuda_launch_check("log-softmax", err);
+}
+
+__global__ static void logsoftmax_grad_rows_kernel(float *logits, const int *target, const float *weight, int V) {
+    float *x = logits + (size_t)blockIdx.x * V;
+    int tgt = target[blockIdx.x];
+    float wt = tgt < 0 ? 0.0f : weight[blockIdx.x];
+    if (wt == 0.0f) {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = 0.0f;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);
+    mx = cuda_block_max(mx);
+    double sum = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x[i] - mx);
+    float inv = (float)(1.0 / cuda_block_sum(sum));
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float p = expf(x[i] - mx) * inv;
+        x[i] = (i == tgt ? wt : 0.0f) - wt * p;
+    }
+}
+
+int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err) {
+    logsoftmax_grad_rows_kernel<<<N, CUDA_THREADS>>>(logits, target, weight, V);
+    return cuda_launch_check("log-softmax gradient", err);
 }

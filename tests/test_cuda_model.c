@@ -1,7 +1,8 @@
 // CPU-vs-CUDA test of the training forward and backward (src/policy/qwen_cuda.h against qwen_forward/qwen_backward) on
 // the PyTorch-checked fixtures: Qwen3 (q/k norm, tied lm_head), Qwen2 (q/k/v biases) and the wide Qwen3 (heads x
 // head_dim != hidden). Log-probs and entropies must agree to 1e-4, gradients to 1e-3 relative per tensor (the issue's
-// fp32 bounds). Skips in a CPU-only build, without a GPU, or without fixtures.
+// fp32 bounds); KV-cache decode logits to 1e-4 with the same greedy tokens. Skips in a CPU-only build, without a GPU,
+// or without fixtures.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +12,26 @@
 #include "core/param.h"
 #include "policy/qwen_checkpoint.h"
 #include "policy/qwen_cuda.h"
+#include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 #include "test.h"
 
-static void compare_fixture(const char *dir) {
+// Loads a fixture when a GPU and the fixture are there; otherwise skips (or fails) and returns 0.
+static int load_fixture(const char *dir, QwenModel *m) {
     Error err;
-    if (cuda_device_probe(NULL, 0, NULL, &err)) return test_skip("%s", err.msg);
     char path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (!file_exists(path)) return test_skip("%s missing", path);
+    if (cuda_device_probe(NULL, 0, NULL, &err)) test_skip("%s", err.msg);
+    else if (!file_exists(path)) test_skip("%s missing", path);
+    else if (qwen_model_load(dir, m, &err)) test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    else return 1;
+    return 0;
+}
+
+static void compare_fixture(const char *dir) {
+    Error err;
     QwenModel m;
-    CHECK_MSG(qwen_model_load(dir, &m, &err) == 0, "%s", err.msg);
+    if (!load_fixture(dir, &m)) return;
     int B = 3, T = 21, V = m.cfg.vocab_size;
     int *tok = malloc(sizeof(int) * B * T);
     for (int i = 0; i < B * T; i++) tok[i] = (i * 7919 + 13) % V;
@@ -75,6 +85,61 @@ static void compare_fixture(const char *dir) {
     free(tok), free(lp_cpu), free(en_cpu), free(lp_gpu), free(en_gpu);
 }
 
+// Decode with the KV cache on both sides: two slots, a prefill of 5 + 4 prompt tokens in one call,
+// then 8 greedy steps chosen from the CPU's logits and fed to both. Logits must agree to 1e-4 at
+// every step, and the GPU's argmax must be the CPU's (the token-for-token greedy check).
+static void compare_decode(const char *dir) {
+    Error err;
+    QwenModel m;
+    if (!load_fixture(dir, &m)) return;
+    int V = m.cfg.vocab_size, slots[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1}, toks[9];
+    for (int i = 0; i < 9; i++) toks[i] = (i * 131 + 7) % V;
+    unsigned char want[9] = {0, 0, 0, 0, 1, 0, 0, 0, 1};  // logits for each prompt's last token
+    float *lc = malloc(sizeof(float) * 2 * V), *lg = malloc(sizeof(float) * 2 * V);
+    QwenKVCache kc;
+    QwenCuda *qc = NULL;
+    QwenCudaKV *kg = NULL;
+    CHECK_MSG(qwen_kv_alloc(&kc, &m.cfg, 2, 32, 16, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_create(&m, 1, 2, &qc, &err) == 0 && qwen_cuda_kv_create(qc, 2, 32, 16, &kg, &err) == 0, "%s",
+              err.msg);
+    CHECK_MSG(qwen_decode(&m, &kc, slots, toks, 9, want, lc, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_decode(kg, slots, toks, 9, want, lg, &err) == 0, "%s", err.msg);
+    for (int step = 0; step < 9 && test_state.state == 0; step++) {
+        double worst = 0;
+        int next[2], slot2[2] = {0, 1};
+        for (int r = 0; r < 2; r++) {
+            int ac = 0, ag = 0;
+            for (int v = 0; v < V; v++) {
+                worst = fmax(worst, fabs((double)lc[(size_t)r * V + v] - lg[(size_t)r * V + v]));
+                if (lc[(size_t)r * V + v] > lc[(size_t)r * V + ac]) ac = v;
+                if (lg[(size_t)r * V + v] > lg[(size_t)r * V + ag]) ag = v;
+            }
+            CHECK_MSG(ac == ag, "%s step %d slot %d: greedy token %d on the CPU, %d on the GPU", dir, step, r, ac, ag);
+            next[r] = ac;
+        }
+        CHECK_MSG(worst <= 1e-4, "%s step %d: logits differ by %g", dir, step, worst);
+        if (step == 8) break;
+        CHECK_MSG(qwen_decode(&m, &kc, slot2, next, 2, NULL, lc, &err) == 0, "%s", err.msg);
+        CHECK_MSG(qwen_cuda_decode(kg, slot2, next, 2, NULL, lg, &err) == 0, "%s", err.msg);
+    }
+    // a full slot is refused on the host, and the slot keeps its length
+    qwen_cuda_kv_reset(kg, 1);
+    int many[16], s1[16];
+    unsigned char none[16] = {0};  // no logits wanted: lg holds only two rows
+    for (int i = 0; i < 16; i++) many[i] = i % V, s1[i] = 1;
+    CHECK(qwen_cuda_decode(kg, s1, many, 16, none, lg, &err) == 0);  // 16 tokens in slot 1
+    CHECK(qwen_cuda_decode(kg, s1, many, 16, none, lg, &err) == 0);  // 32: full
+    CHECK(qwen_cuda_decode(kg, s1, many, 1, none, lg, &err) != 0 && strstr(err.msg, "full") != NULL);
+    qwen_cuda_kv_free(kg);
+    qwen_cuda_free(qc);
+    qwen_kv_free(&kc);
+    qwen_model_free(&m);
+    free(lc), free(lg);
+}
+
+static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
+static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
+
 static void test_qwen3_tiny(void) { compare_fixture("tests/fixtures/qwen3-tiny"); }
 static void test_qwen2_tiny(void) { compare_fixture("tests/fixtures/qwen2-tiny"); }
 static void test_qwen3_tiny_wide(void) { compare_fixture("tests/fixtures/qwen3-tiny-wide"); }
@@ -96,5 +161,7 @@ int main(void) {
     RUN(test_qwen3_tiny);
     RUN(test_qwen2_tiny);
     RUN(test_qwen3_tiny_wide);
+    RUN(test_decode_qwen3_tiny);
+    RUN(test_decode_qwen2_tiny);
     return test_summary("test_cuda_model");
 }

@@ -60,6 +60,16 @@ int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const
 int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
                          Error *err);
 
+// KV cache for decode, K and V each [L, num_slots, max_len, KD] (KD = Hkv * hd). Append writes row i
+// of k/v [n, KD] at (layer, slot[i], pos[i]).
+int cuda_kv_append(float *K, float *V, const float *k, const float *v, const int *slot, const int *pos, int n,
+                   int layer, int num_slots, int max_len, int KD, Error *err);
+// out [n, Hq*hd]: attention of query row i (q [n, Hq, hd]) over positions 0..pos[i] of slot[i] in
+// the given layer of the cache; one thread block per (row, query head), scores in shared memory
+// (max_len floats).
+int cuda_cached_attention(float *out, const float *q, const float *K, const float *V, const int *slot, const int *pos,
+                          int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err);
+
 // In place, per row r of N rows of V logits: logits <- weight[r] (onehot(target[r]) -
 // softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the
 // logits. Rows with target < 0 become zeros.

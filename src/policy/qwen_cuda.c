@@ -34,27 +34,7 @@ int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
 
 #include "core/cuda_ops.h"
 #include "policy/ops_cuda.h"
-
-// Rows of the vocabulary GEMM done at once: bounds the device logits buffer to LOGIT_ROWS x V.
-#define LOGIT_ROWS 256
-
-// Saved activations, [L, N, ...] per layer as QwenActs on the CPU, plus backward scratch.
-struct QwenCuda {
-    QwenConfig cfg;
-    int max_B, max_T, B, T;  // capacity; shape of the last forward
-    float temperature;
-    size_t num_params;
-    float *d_params, *d_grads;
-    QwenWeights w, g;  // device views into d_params / d_grads
-    CudaBlas *cb;
-    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
-    float *gate, *up, *act, *x_out, *lnf, *rstdf;
-    float *dx, *dln, *dx_mid, *dtmp, *dq, *datt, *dk, *dv, *dgate, *dup, *dact;  // backward scratch
-    float *logits, *logp, *ent, *wrow;
-    int *tokens, *pos, *target;
-    float *h_logp, *h_ent, *h_wrow;  // host staging, [max_B * max_T]
-    int *h_pos, *h_target;
-};
+#include "policy/qwen_cuda_internal.h"
 
 // The device buffers in one table, for allocation and release.
 typedef struct {

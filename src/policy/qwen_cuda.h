@@ -2,8 +2,8 @@
 // tier: the ops of src/policy/ops_cuda.h assembled exactly as qwen_forward / qwen_backward do on
 // the CPU (qwen_train.c), with weights, gradients and saved activations in device memory. Same
 // per-token log-probs, entropies and gradients as the CPU, so tests/test_cuda_model.c compares the
-// two on the PyTorch-checked fixtures. Not yet: bf16, activation recomputation, decode with a KV
-// cache.
+// two on the PyTorch-checked fixtures; and decode with a device KV cache (qwen_decode's contract).
+// Not yet: bf16, activation recomputation, sampling on the device.
 //
 // Built by `make CUDA=1`; in a CPU-only build every call fails with a message.
 #ifndef PIONRL_QWEN_CUDA_H
@@ -29,5 +29,16 @@ int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err);
 int qwen_cuda_zero_grads(QwenCuda *qc, Error *err);
 // Copies the device gradients (num_params floats, the layout of m->params) to the host.
 int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err);
+
+// Incremental decode with a device KV cache, the contract of qwen_decode (qwen_decode.h): slots of
+// up to max_len tokens, one call takes up to max_tokens (prompt prefill and/or one token per
+// slot), and for each i with want[i] (NULL = all) the next-token logits are written to consecutive
+// rows of the host array logits. Uses qc's device weights (upload after a host optimizer step).
+typedef struct QwenCudaKV QwenCudaKV;
+int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err);
+void qwen_cuda_kv_free(QwenCudaKV *kv);
+void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
+int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want,
+                     float *logits, Error *err);
 
 #endif

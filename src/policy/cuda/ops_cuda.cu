@@ -359,3 +359,70 @@ int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *wei
     logsoftmax_grad_rows_kernel<<<N, CUDA_THREADS>>>(logits, target, weight, V);
     return cuda_launch_check("log-softmax gradient", err);
 }
+
+// ---- decode with a KV cache ----------------------------------------------------------------------
+
+__global__ static void kv_append_kernel(float *K, float *V, const float *k, const float *v, const int *slot,
+                                        const int *pos, int n, int layer, int num_slots, int max_len, int KD) {
+    size_t total = (size_t)n * KD;
+    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        size_t i = e / KD, c = e % KD;
+        size_t at = (((size_t)layer * num_slots + slot[i]) * max_len + pos[i]) * KD + c;
+        K[at] = k[e];
+        V[at] = v[e];
+    }
+}
+
+int cuda_kv_append(float *K, float *V, const float *k, const float *v, const int *slot, const int *pos, int n,
+                   int layer, int num_slots, int max_len, int KD, Error *err) {
+    kv_append_kernel<<<cuda_grid_for((size_t)n * KD), CUDA_THREADS>>>(K, V, k, v, slot, pos, n, layer, num_slots,
+                                                                      max_len, KD);
+    return cuda_launch_check("kv append", err);
+}
+
+__global__ static void cached_attention_kernel(float *out, const float *q, const float *K, const float *V,
+                                               const int *slot, const int *pos, int layer, int num_slots, int max_len,
+                                               int Hq, int Hkv, int hd) {
+    extern __shared__ float sc[];  // max_len scores
+    int i = blockIdx.x, h = blockIdx.y, g = h / (Hq / Hkv), KD = Hkv * hd, len = pos[i] + 1;
+    const float *qi = q + ((size_t)i * Hq + h) * hd;
+    const float *Ks = K + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
+    const float *Vs = V + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        const float *kr = Ks + (size_t)s * KD;
+        float dot = 0.0f;
+        for (int d = 0; d < hd; d++) dot += qi[d] * kr[d];
+        sc[s] = dot * scale;
+        mx = fmaxf(mx, sc[s]);
+    }
+    mx = cuda_block_max(mx);
+    double sum = 0.0;
+    for (int s = threadIdx.x; s < len; s += blockDim.x) {
+        sc[s] = expf(sc[s] - mx);
+        sum += sc[s];
+    }
+    float inv = (float)(1.0 / cuda_block_sum(sum));  // also orders the sc writes before the reads below
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < len; s++) acc += sc[s] * Vs[(size_t)s * KD + e];
+        out[((size_t)i * Hq + h) * hd + e] = acc * inv;
+    }
+}
+
+int cuda_cached_attention(float *out, const float *q, const float *K, const float *V, const int *slot, const int *pos,
+                          int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err) {
+    dim3 grid(n, Hq);
+    size_t shared = sizeof(float) * max_len;
+    if (shared > 48 * 1024) {  // above the default limit: opt in (up to the device's maximum)
+        cudaError_t rc =
+            cudaFuncSetAttribute(cached_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
+        if (rc != cudaSuccess)
+            return error_set(err, "cuda: cached attention: %zu bytes of shared memory for max_len %d: %s", shared,
+                             max_len, cudaGetErrorString(rc));
+    }
+    cached_attention_kernel<<<grid, CUDA_THREADS, shared>>>(out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv,
+                                                            hd);
+    return cuda_launch_check("cached attention", err);
+}

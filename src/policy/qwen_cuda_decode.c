@@ -1,0 +1,194 @@
+// Decode with a device KV cache (see qwen_cuda.h): qwen_decode of qwen_decode.c, op for op, on the
+// device. Slot lengths live on the host, so positions and "slot full" errors are decided before
+// any kernel runs; K and V are [L, slot, position, KD] on the device.
+#include "policy/qwen_cuda.h"
+
+#ifndef PIONRL_CUDA
+
+int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err) {
+    *out = NULL;
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+void qwen_cuda_kv_free(QwenCudaKV *kv) {}
+void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
+int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
+                     Error *err) {
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+
+#else
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cuda_ops.h"
+#include "policy/qwen_cuda_internal.h"
+
+struct QwenCudaKV {
+    QwenCuda *qc;  // weights, cuBLAS handle, config (borrowed)
+    int num_slots, max_len, max_tokens;
+    int *len;                                                                     // host: tokens stored per slot
+    int *h_pos, *h_row;                                                           // host staging for one call
+    float *K, *V;                                                                 // device cache
+    float *x, *ln, *rstd, *rstd_h, *q, *kk, *vv, *att, *gate, *up, *in, *logits;  // device, max_tokens rows
+    int *slot, *pos, *tokens, *rows;
+};
+
+typedef struct {
+    void **p;
+    size_t bytes;
+} DevBuf;
+
+static int kv_bufs(QwenCudaKV *kv, DevBuf *t) {
+    const QwenConfig *c = &kv->qc->cfg;
+    size_t M = kv->max_tokens, D = c->hidden_size, F = c->intermediate_size, f = sizeof(float);
+    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t cache = (size_t)c->num_layers * kv->num_slots * kv->max_len * KD;
+    DevBuf b[] = {
+        {(void **)&kv->K, f * cache},
+        {(void **)&kv->V, f * cache},
+        {(void **)&kv->x, f * M * D},
+        {(void **)&kv->ln, f * M * D},
+        {(void **)&kv->rstd, f * M},
+        {(void **)&kv->rstd_h, f * M * c->num_heads},
+        {(void **)&kv->q, f * M * QD},
+        {(void **)&kv->kk, f * M * KD},
+        {(void **)&kv->vv, f * M * KD},
+        {(void **)&kv->att, f * M * QD},
+        {(void **)&kv->gate, f * M * F},
+        {(void **)&kv->up, f * M * F},
+        {(void **)&kv->in, f * M * D},
+        {(void **)&kv->logits, f * M * c->vocab_size},
+        {(void **)&kv->slot, sizeof(int) * M},
+        {(void **)&kv->pos, sizeof(int) * M},
+        {(void **)&kv->tokens, sizeof(int) * M},
+        {(void **)&kv->rows, sizeof(int) * M},
+    };
+    int n = (int)(sizeof b / sizeof b[0]);
+    if (t) memcpy(t, b, sizeof b);
+    return n;
+}
+
+void qwen_cuda_kv_free(QwenCudaKV *kv) {
+    if (!kv) return;
+    DevBuf t[32];
+    int n = kv_bufs(kv, t);
+    for (int i = 0; i < n; i++) cuda_release(*t[i].p);
+    free(kv->len);
+    free(kv->h_pos);
+    free(kv->h_row);
+    free(kv);
+}
+
+int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err) {
+    *out = NULL;
+    if (num_slots <= 0 || max_len <= 0 || max_tokens <= 0)
+        return error_set(err, "kv cache (cuda): slots %d, length %d, tokens %d must be positive", num_slots, max_len,
+                         max_tokens);
+    if (max_len > qc->cfg.max_position_embeddings)
+        return error_set(err, "kv cache (cuda): length %d exceeds max_position_embeddings %d", max_len,
+                         qc->cfg.max_position_embeddings);
+    QwenCudaKV *kv = calloc(1, sizeof *kv);
+    if (!kv) return error_set(err, "kv cache (cuda): out of memory");
+    kv->qc = qc;
+    kv->num_slots = num_slots, kv->max_len = max_len, kv->max_tokens = max_tokens;
+    kv->len = calloc(num_slots, sizeof(int));
+    kv->h_pos = malloc(sizeof(int) * max_tokens);
+    kv->h_row = malloc(sizeof(int) * max_tokens);
+    if (!kv->len || !kv->h_pos || !kv->h_row) {
+        qwen_cuda_kv_free(kv);
+        return error_set(err, "kv cache (cuda): out of memory");
+    }
+    DevBuf t[32];
+    int n = kv_bufs(kv, t);
+    for (int i = 0; i < n; i++)
+        if (cuda_alloc(t[i].p, t[i].bytes, err)) {
+            qwen_cuda_kv_free(kv);
+            return error_prefix(err, "kv cache (cuda): %d slots x %d tokens", num_slots, max_len);
+        }
+    *out = kv;
+    return 0;
+}
+
+void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {
+    if (slot >= 0 && slot < kv->num_slots) kv->len[slot] = 0;
+}
+
+// in[i] = x[h_row[i]] for i < nw (device rows; one copy per row).
+static int gather_rows(float *in, const float *x, const int *h_row, int nw, int D, Error *err) {
+    for (int i = 0; i < nw; i++)
+        if (cuda_copy(in + (size_t)i * D, x + (size_t)h_row[i] * D, sizeof(float) * D, err)) return -1;
+    return 0;
+}
+
+int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
+                     Error *err) {
+    QwenCuda *qc = kv->qc;
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w;
+    if (n <= 0 || n > kv->max_tokens)
+        return error_set(err, "decode (cuda): %d tokens (1..%d allowed per call)", n, kv->max_tokens);
+    int D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
+    int QD = Hq * hd, KD = Hkv * hd, V = c->vocab_size;
+    float eps = c->rms_norm_eps;
+    for (int i = 0; i < n; i++) {
+        if (slot[i] < 0 || slot[i] >= kv->num_slots)
+            return error_set(err, "decode (cuda): slot %d out of range", slot[i]);
+        if (token[i] < 0 || token[i] >= V)
+            return error_set(err, "decode (cuda): token id %d is outside the vocabulary [0, %d)", token[i], V);
+    }
+    for (int i = 0; i < n; i++) {
+        int p = kv->len[slot[i]]++;
+        if (p >= kv->max_len) {
+            for (int j = 0; j <= i; j++) kv->len[slot[j]]--;
+            return error_set(err, "decode (cuda): slot %d is full (%d tokens)", slot[i], kv->max_len);
+        }
+        kv->h_pos[i] = p;
+    }
+    int rc = cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
+             cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n, err) ||
+             cuda_to_device(kv->tokens, token, sizeof(int) * n, err) ||
+             cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);
+    for (size_t l = 0; l < (size_t)c->num_layers && !rc; l++) {
+        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm + l * D, n, D, eps, err) ||
+             cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, D, QD,
+                                 err) ||
+             cuda_linear_forward(qc->cb, kv->kk, kv->ln, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, n, D, KD,
+                                 err) ||
+             cuda_linear_forward(qc->cb, kv->vv, kv->ln, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, n, D, KD,
+                                 err);
+        if (!rc && c->qk_norm)  // in place, as qwen_decode does
+            rc = cuda_rmsnorm_forward(kv->q, kv->rstd_h, kv->q, w->q_norm + l * hd, n * Hq, hd, eps, err) ||
+                 cuda_rmsnorm_forward(kv->kk, kv->rstd_h, kv->kk, w->k_norm + l * hd, n * Hkv, hd, eps, err);
+        rc = rc || cuda_rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta, err) ||
+             cuda_rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta, err) ||
+             cuda_kv_append(kv->K, kv->V, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->num_slots, kv->max_len, KD,
+                            err) ||
+             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->slot, kv->pos, n, (int)l, kv->num_slots,
+                                   kv->max_len, Hq, Hkv, hd, err) ||
+             cuda_sgemm(qc->cb, 0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + l * D * QD, QD, 1.0f, kv->x, D, err) ||
+             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err) ||
+             cuda_linear_forward(qc->cb, kv->gate, kv->ln, w->w_gate + l * F * D, NULL, n, D, F, err) ||
+             cuda_linear_forward(qc->cb, kv->up, kv->ln, w->w_up + l * F * D, NULL, n, D, F, err) ||
+             cuda_swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F, err) ||
+             cuda_sgemm(qc->cb, 0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + l * D * F, F, 1.0f, kv->x, D, err);
+        if (rc) error_prefix(err, "layer %zu", l);
+    }
+    // final norm + lm_head only on the rows that want logits
+    int nw = 0;
+    for (int i = 0; i < n; i++)
+        if (!want || want[i]) kv->h_row[nw++] = i;
+    if (!rc && nw > 0)
+        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, D, err) ||
+             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->in, w->final_norm, nw, D, eps, err) ||
+             cuda_sgemm(qc->cb, 0, 1, nw, V, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, kv->logits, V, err) ||
+             cuda_to_host(logits, kv->logits, sizeof(float) * nw * V, err);
+    if (rc) {
+        // the cache may hold part of this call: the slots' new positions are not trusted
+        for (int i = 0; i < n; i++) kv->len[slot[i]]--;
+        return error_prefix(err, "decode (cuda)");
+    }
+    return 0;
+}
+
+#endif

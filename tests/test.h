@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct {
@@ -53,6 +54,17 @@ static inline void test_run(const char *name, void (*fn)(void)) {
         test_state.passed++;
     }
     fflush(stdout);
+}
+
+// Runs a shell command, captures its stdout (add 2>&1 to the command for stderr) into out (NUL-
+// terminated, at most n - 1 bytes) and returns its exit status (-1 when it did not exit normally).
+static inline int test_shell(const char *cmd, char *out, size_t n) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t k = fread(out, 1, n - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static inline int test_summary(const char *suite) {

@@ -562,23 +562,13 @@ static void test_copy_aux_files(void) {
 // The pionrl binary beside this test program's directory (BUILD/tests/test_checkpoint -> BUILD/pionrl).
 static char pionrl_bin[1024];
 
-// Runs a shell command, capturing stdout+stderr into out; returns the exit status.
-static int run_capture(const char *cmd, char *out, size_t n) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_inspect_cli(void) {
     if (!have_fixtures()) return;
     if (access(pionrl_bin, X_OK) != 0) return test_skip("%s not built", pionrl_bin);
     static char out[65536];
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s inspect --model " QWEN3_DIR " --json 2>&1", pionrl_bin);
-    CHECK(run_capture(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     cJSON *j = cJSON_Parse(out);
     CHECK_MSG(j, "inspect --json printed: %.200s", out);
     const cJSON *p = cJSON_GetObjectItem(j, "parameters");
@@ -591,15 +581,15 @@ static void test_inspect_cli(void) {
     CHECK(qwen_config_parse(cJSON_GetObjectItem(j, "config"), "inspect", &c, &e) == 0 && c.arch == ARCH_QWEN3);
     cJSON_Delete(j);
     snprintf(cmd, sizeof cmd, "%s inspect --model " QWEN2_DIR " --verify 2>&1", pionrl_bin);
-    CHECK(run_capture(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(strstr(out, "Qwen2ForCausalLM") && strstr(out, "biases") && strstr(out, "verified"));
     // Broken weights: headers are fine, so only --verify finds the NaN.
     Variant v = {.nan_in = "model.layers.0.mlp.down_proj.weight"};
     CHECK(write_variant(QWEN2_DIR, tmp_dir("cli-nan"), NULL, &v) == 0);
     snprintf(cmd, sizeof cmd, "%s inspect --model %s 2>&1", pionrl_bin, tmp_dir("cli-nan"));
-    CHECK(run_capture(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     snprintf(cmd, sizeof cmd, "%s inspect --model %s --verify 2>&1", pionrl_bin, tmp_dir("cli-nan"));
-    CHECK(run_capture(cmd, out, sizeof out) == 1);
+    CHECK(test_shell(cmd, out, sizeof out) == 1);
     CHECK(strstr(out, "model.layers.0.mlp.down_proj.weight") && strstr(out, "NaN"));
     // config.json alone: sized from the config, and --verify refuses.
     const char *cfg_only = tmp_dir("cli-config-only");
@@ -608,15 +598,15 @@ static void test_inspect_cli(void) {
     snprintf(dst, sizeof dst, "%s/config.json", cfg_only);
     CHECK(write_text(cfg_only, "x", "") == 0 && copy_file(src, dst) == 0);
     snprintf(cmd, sizeof cmd, "%s inspect --model %s 2>&1", pionrl_bin, cfg_only);
-    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "config.json only") && strstr(out, "70016"));
+    CHECK(test_shell(cmd, out, sizeof out) == 0 && strstr(out, "config.json only") && strstr(out, "70016"));
     snprintf(cmd, sizeof cmd, "%s inspect --model %s --verify 2>&1", pionrl_bin, cfg_only);
-    CHECK(run_capture(cmd, out, sizeof out) == 1 && strstr(out, "no model.safetensors"));
+    CHECK(test_shell(cmd, out, sizeof out) == 1 && strstr(out, "no model.safetensors"));
     snprintf(cmd, sizeof cmd, "%s inspect 2>&1", pionrl_bin);
-    CHECK(run_capture(cmd, out, sizeof out) == 2 && strstr(out, "--model DIR is required"));
+    CHECK(test_shell(cmd, out, sizeof out) == 2 && strstr(out, "--model DIR is required"));
     snprintf(cmd, sizeof cmd, "%s inspect --help 2>&1", pionrl_bin);
-    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "--context N") && strstr(out, "--verify"));
+    CHECK(test_shell(cmd, out, sizeof out) == 0 && strstr(out, "--context N") && strstr(out, "--verify"));
     snprintf(cmd, sizeof cmd, "%s --help 2>&1", pionrl_bin);
-    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "inspect"));
+    CHECK(test_shell(cmd, out, sizeof out) == 0 && strstr(out, "inspect"));
 }
 
 int main(int argc, char **argv) {

@@ -10,6 +10,7 @@
 #include "core/cuda_ops.h"
 #include "core/fileio.h"
 #include "core/param.h"
+#include "policy/generate.h"
 #include "policy/qwen_checkpoint.h"
 #include "policy/qwen_cuda.h"
 #include "policy/qwen_decode.h"
@@ -21,10 +22,14 @@ static int load_fixture(const char *dir, QwenModel *m) {
     Error err;
     char path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (cuda_device_probe(NULL, 0, NULL, &err)) test_skip("%s", err.msg);
-    else if (!file_exists(path)) test_skip("%s missing", path);
-    else if (qwen_model_load(dir, m, &err)) test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-    else return 1;
+    if (cuda_device_probe(NULL, 0, NULL, &err))
+        test_skip("%s", err.msg);
+    else if (!file_exists(path))
+        test_skip("%s missing", path);
+    else if (qwen_model_load(dir, m, &err))
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    else
+        return 1;
     return 0;
 }
 
@@ -137,6 +142,35 @@ static void compare_decode(const char *dir) {
     free(lc), free(lg);
 }
 
+// qwen_generate on the device (gp.cuda) against the CPU: 2 prompts x 3 samples (the prompt's KV
+// cache copied to its samples on the device), greedy, with an EOS id; tokens and finish reasons
+// must be identical.
+static void test_generate_on_device(void) {
+    QwenModel m;
+    Error err;
+    if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
+    int p0[] = {5, 9, 14, 3}, p1[] = {7, 7}, lens[] = {4, 2}, eos[] = {2};
+    const int *prompts[] = {p0, p1};
+    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL};
+    GenSeq cpu[6], gpu[6];
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, cpu, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_create(&m, 1, 2, &gp.cuda, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, gpu, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(cpu[i].n == gpu[i].n && cpu[i].finish == gpu[i].finish,
+                  "sequence %d: %d tokens on the CPU, %d on "
+                  "the GPU",
+                  i, cpu[i].n, gpu[i].n);
+        for (int t = 0; t < cpu[i].n && t < gpu[i].n; t++)
+            CHECK_MSG(cpu[i].tokens[t] == gpu[i].tokens[t], "sequence %d token %d: %d vs %d", i, t, cpu[i].tokens[t],
+                      gpu[i].tokens[t]);
+    }
+    gen_seqs_free(cpu, 6);
+    gen_seqs_free(gpu, 6);
+    qwen_cuda_free(gp.cuda);
+    qwen_model_free(&m);
+}
+
 static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
 static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
 
@@ -163,5 +197,6 @@ int main(void) {
     RUN(test_qwen3_tiny_wide);
     RUN(test_decode_qwen3_tiny);
     RUN(test_decode_qwen2_tiny);
+    RUN(test_generate_on_device);
     return test_summary("test_cuda_model");
 }

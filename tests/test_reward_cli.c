@@ -8,16 +8,6 @@
 
 static char pionrl[1024];
 
-// Runs cmd through the shell; captures stdout+stderr into out (size n). Returns the exit status.
-static int run(const char *cmd, char *out, size_t n) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -35,7 +25,7 @@ static void test_cli_math_matches_expected(void) {
     }
     static char out[1 << 16], cmd[2048];
     snprintf(cmd, sizeof cmd, "%s reward --checker math --jsonl tests/fixtures/reward/items.jsonl 2>/dev/null", pionrl);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     const char *want = read_file("tests/fixtures/reward/items_math.expected.jsonl");
     CHECK(want);
     CHECK_MSG(!strcmp(out, want), "output:\n%s\nexpected:\n%s", out, want);
@@ -51,7 +41,7 @@ static void test_cli_weights_and_stdin(void) {
              "printf '%%s\\n' '{\"completion\": \"\\\\boxed{18}\", \"answer\": \"#### 18\"}' | "
              "%s reward --weights '{\"gsm8k\": 1.0, \"format\": 0.5}' --jsonl - 2>&1",
              pionrl);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK_MSG(strstr(out, "\"score\":1.5"), "%s", out);
     CHECK_MSG(strstr(out, "\"scores\":{\"gsm8k\":1,\"format\":1}"), "%s", out);
     CHECK_MSG(strstr(out, "1 items, mean score 1.5000"), "%s", out);
@@ -82,15 +72,15 @@ static void test_cli_bad_input(void) {
     static char out[1 << 16], cmd[4096];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(cmd, sizeof cmd, "printf '%%s\\n' '%s' | %s reward %s 2>&1", cases[i].input, pionrl, cases[i].args);
-        int rc = run(cmd, out, sizeof out);
+        int rc = test_shell(cmd, out, sizeof out);
         CHECK_MSG(rc == cases[i].rc, "'%s': exit %d, want %d: %s", cases[i].args, rc, cases[i].rc, out);
         CHECK_MSG(strstr(out, cases[i].msg), "'%s': output '%s' lacks '%s'", cases[i].args, out, cases[i].msg);
     }
     snprintf(cmd, sizeof cmd, "%s reward --help", pionrl);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(strstr(out, "--checker NAME") && strstr(out, "plugin:PATH") && strstr(out, "cmd:COMMAND"));
     snprintf(cmd, sizeof cmd, "%s --help", pionrl);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(strstr(out, "reward"));
 }
 

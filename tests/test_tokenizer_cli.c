@@ -11,20 +11,10 @@ static char bin[1024];
 static char tmp[64];
 static const char *TOK = "tests/fixtures/tokenizer/tiny";
 
-// Runs a shell command, captures stdout (and stderr when both), returns the exit status.
-static int run(const char *cmd, char *out, size_t n) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_text_to_ids(void) {
     char cmd[2048], out[4096];
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --text ' the abab<|im_end|>'", bin, TOK);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     // Same ids as the library gives.
     Tokenizer *t;
     Error err;
@@ -51,9 +41,9 @@ static void test_jsonl_roundtrip_in_order(void) {
         snprintf(text + strlen(text), sizeof text - strlen(text), "{\"text\": \"line %d the\\n caf\\u00e9\", \"x\": 1}\n", i);
     CHECK(file_write_atomic(in, text, strlen(text), &err) == 0);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --jsonl %s --output %s", bin, TOK, in, ids);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --decode --jsonl %s > %s", bin, TOK, ids, back);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     char *got = file_read_all(back, NULL, &err);
     CHECK(got);
     char *line = got;
@@ -70,38 +60,38 @@ static void test_jsonl_roundtrip_in_order(void) {
 static void test_decode_ids(void) {
     char cmd[2048], out[4096];
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --decode --ids '116, 104 101'", bin, TOK);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(!strcmp(out, "the\n"));
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --decode --skip-special --ids '267 97'", bin, TOK);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(!strcmp(out, "a\n"));
 }
 
 static void test_errors(void) {
     char cmd[2048], out[4096], bad[128];
     snprintf(cmd, sizeof cmd, "%s tokenize --text hi 2>&1", bin);
-    CHECK(run(cmd, out, sizeof out) == 2);
+    CHECK(test_shell(cmd, out, sizeof out) == 2);
     CHECK(strstr(out, "--tokenizer"));
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --decode --ids '1 x' 2>&1", bin, TOK);
-    CHECK(run(cmd, out, sizeof out) == 2);
+    CHECK(test_shell(cmd, out, sizeof out) == 2);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --decode --ids '99999' 2>&1", bin, TOK);
-    CHECK(run(cmd, out, sizeof out) == 1);
+    CHECK(test_shell(cmd, out, sizeof out) == 1);
     CHECK(strstr(out, "99999"));
     snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
     Error err;
     CHECK(file_write_atomic(bad, "{\"text\": \"ok\"}\n{\"txt\": \"no\"}\n", 29, &err) == 0);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --jsonl %s 2>&1", bin, TOK, bad);
-    CHECK(run(cmd, out, sizeof out) == 1);
+    CHECK(test_shell(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "bad.jsonl:2") && strstr(out, "\"text\""), "%s", out);
     CHECK(file_write_atomic(bad, "{\"text\": \"\\udc00\"}\n", 19, &err) == 0);  // lone surrogate
-    CHECK(run(cmd, out, sizeof out) == 1);
+    CHECK(test_shell(cmd, out, sizeof out) == 1);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent --text a 2>&1", bin);
-    CHECK(run(cmd, out, sizeof out) == 1);
+    CHECK(test_shell(cmd, out, sizeof out) == 1);
     snprintf(cmd, sizeof cmd, "%s tokenize --help", bin);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(strstr(out, "--jsonl") && strstr(out, "--decode") && strstr(out, "--tokenizer"));
     snprintf(cmd, sizeof cmd, "%s --help", bin);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
     CHECK(strstr(out, "tokenize"));
 }
 

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "core/cuda_ops.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/timer.h"
 #include "policy/generate.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/qwen_cuda.h"
 #include "policy/stop_strings.h"
 #include "policy/tokenizer.h"
 
@@ -34,6 +36,8 @@ static void usage(FILE *f) {
             "  --top-p P --top-k K --min-p P   sampling filters (defaults 1.0, 0, 0)\n"
             "  --stop STRING          stop when the completion text contains STRING (repeatable, up to %d)\n"
             "  --seed S               (default 0)\n"
+            "  --device cpu|cuda      where the model runs (default cpu; cuda needs a make CUDA=1 build\n"
+            "                         and a GPU: decode on the device, sampling on the host)\n"
             "  --json                 print JSON lines even for a single prompt\n",
             MAX_STOPS);
 }
@@ -62,8 +66,9 @@ static int parse_ids(const char *s, int **ids, int *n) {
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *tok_dir = NULL, *prompt = NULL, *prompts_file = NULL, *ids_arg = NULL,
                *system = NULL;
+    const char *device = "cpu";
     int raw = 0, think = 0, G = 1, as_json = 0;
-    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0};
+    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL};
     StopStrings stop = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -87,6 +92,7 @@ int cmd_generate(int argc, char **argv) {
             else if (!strcmp(a, "--prompts")) prompts_file = v;
             else if (!strcmp(a, "--ids")) ids_arg = v;
             else if (!strcmp(a, "--system")) system = v;
+            else if (!strcmp(a, "--device")) device = v;
             else if (!strcmp(a, "--num-samples")) G = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--max-new-tokens")) gp.max_new_tokens = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--temperature")) gp.sampling.temperature = strtof(v, &end);
@@ -119,10 +125,24 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "generate: --num-samples must be in 1..4096\n");
         return 2;
     }
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "generate: --device must be cpu or cuda (got '%s')\n", device);
+        return 2;
+    }
     Error e;
+    if (!strcmp(device, "cuda") && cuda_device_probe(NULL, 0, NULL, &e)) {
+        fprintf(stderr, "generate: --device cuda: %s\n", e.msg);
+        return 1;
+    }
     QwenModel m;
     if (qwen_model_load(model_dir, &m, &e)) {
         fprintf(stderr, "generate: %s\n", e.msg);
+        return 1;
+    }
+    // the device copy of the weights; its training buffers are sized for the minimum (1 x 2)
+    if (!strcmp(device, "cuda") && qwen_cuda_create(&m, 1, 2, &gp.cuda, &e)) {
+        fprintf(stderr, "generate: --device cuda: %s\n", e.msg);
+        qwen_model_free(&m);
         return 1;
     }
     Tokenizer *tok = NULL;
@@ -264,6 +284,7 @@ done:
     free(prompt_ids);
     free(prompt_lens);
     if (tok) tokenizer_free(tok);
+    qwen_cuda_free(gp.cuda);
     qwen_model_free(&m);
     return rc;
 }

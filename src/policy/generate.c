@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/qwen_cuda.h"
 #include "policy/qwen_decode.h"
 
 void gen_seqs_free(GenSeq *seqs, int n) {
@@ -20,9 +21,41 @@ static int is_eos(const GenerateParams *gp, int tok) {
     return 0;
 }
 
+// The KV-cache decoder qwen_generate drives: the CPU cache, or the device's when gp->cuda is set.
+typedef struct {
+    const QwenModel *m;
+    QwenKVCache cpu;
+    QwenCudaKV *gpu;
+} Decoder;
+
+static int decoder_open(Decoder *d, const QwenModel *m, QwenCuda *cuda, int slots, int max_len, int max_tok,
+                        Error *err) {
+    memset(d, 0, sizeof *d);
+    d->m = m;
+    if (cuda) return qwen_cuda_kv_create(cuda, slots, max_len, max_tok, &d->gpu, err);
+    return qwen_kv_alloc(&d->cpu, &m->cfg, slots, max_len, max_tok, err);
+}
+
+static void decoder_close(Decoder *d) {
+    if (d->gpu) qwen_cuda_kv_free(d->gpu);
+    else qwen_kv_free(&d->cpu);
+}
+
+static int decoder_run(Decoder *d, const int *slot, const int *tok, int n, const unsigned char *want, float *logits,
+                       Error *err) {
+    if (d->gpu) return qwen_cuda_decode(d->gpu, slot, tok, n, want, logits, err);
+    return qwen_decode(d->m, &d->cpu, slot, tok, n, want, logits, err);
+}
+
+static int decoder_copy(Decoder *d, int dst, int src, Error *err) {
+    if (d->gpu) return qwen_cuda_kv_copy(d->gpu, dst, src, err);
+    qwen_kv_copy(&d->cpu, dst, src);
+    return 0;
+}
+
 // Prefills every prompt into slot p*G, in chunks of at most max_tok tokens, and samples the first
 // token of each of its G sequences from the last prompt position's logits.
-static int prefill(const QwenModel *m, QwenKVCache *kv, const int *const *prompts, const int *lens, int P, int G,
+static int prefill(const QwenModel *m, Decoder *dec, const int *const *prompts, const int *lens, int P, int G,
                    int max_tok, float *logits, int *slot, int *tok, unsigned char *want, int *owner, Error *err) {
     int V = m->cfg.vocab_size;
     int p = 0, off = 0;
@@ -44,7 +77,7 @@ static int prefill(const QwenModel *m, QwenKVCache *kv, const int *const *prompt
                 off = 0;
             }
         }
-        if (qwen_decode(m, kv, slot, tok, n, want, logits, err)) return -1;
+        if (decoder_run(dec, slot, tok, n, want, logits, err)) return -1;
         // keep the last-position logits of each finished prompt in its row p of the logits area
         for (int i = 0; i < nw; i++)
             memmove(logits + (size_t)(max_tok + owner[i]) * V, logits + (size_t)i * V, sizeof(float) * V);
@@ -72,11 +105,11 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
     int max_tok = gp->max_batch_tokens > 0 ? gp->max_batch_tokens : 512;
     if (max_tok < S) max_tok = S;  // one decode step carries every live sequence
     memset(out, 0, sizeof(GenSeq) * S);
-    QwenKVCache kv;
+    Decoder dec;
     Sampler smp;
-    if (qwen_kv_alloc(&kv, c, S, max_len, max_tok, err)) return -1;
+    if (decoder_open(&dec, m, gp->cuda, S, max_len, max_tok, err)) return -1;
     if (sampler_init(&smp, V, err)) {
-        qwen_kv_free(&kv);
+        decoder_close(&dec);
         return -1;
     }
     float *logits = malloc(sizeof(float) * (size_t)(max_tok + P) * V);
@@ -100,9 +133,10 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         // independent stream per sequence: seed mixed with the sequence index
         rng_seed(&rng[i], gp->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1)));
     }
-    if (prefill(m, &kv, prompts, prompt_lens, P, G, max_tok, logits, slot, tok, want, owner, err)) goto done;
+    if (prefill(m, &dec, prompts, prompt_lens, P, G, max_tok, logits, slot, tok, want, owner, err)) goto done;
     for (int p = 0; p < P; p++)
-        for (int g = 1; g < G; g++) qwen_kv_copy(&kv, p * G + g, p * G);
+        for (int g = 1; g < G; g++)
+            if (decoder_copy(&dec, p * G + g, p * G, err)) goto done;
     // first token of each sequence from its prompt's logits
     int nlive = 0;
     for (int i = 0; i < S; i++) {
@@ -141,7 +175,7 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         }
         nlive = n;
         if (nlive == 0) break;
-        if (qwen_decode(m, &kv, slot, tok, n, NULL, logits, err)) goto done;
+        if (decoder_run(&dec, slot, tok, n, NULL, logits, err)) goto done;
         for (int j = 0; j < n; j++) {
             int i = live[j];
             float lp;
@@ -162,6 +196,6 @@ done:
     free(want);
     free(rng);
     sampler_free(&smp);
-    qwen_kv_free(&kv);
+    decoder_close(&dec);
     return rc;
 }

@@ -26,6 +26,9 @@ typedef struct {
     void (*on_token)(void *ctx, int seq, int token);
     void *on_token_ctx;
     int max_batch_tokens;  // cap on tokens per model call during prefill (0 = 512)
+    // Decode on the GPU with this device copy of the model (qwen_cuda.h; CUDA builds), sampling on
+    // the host as for the CPU. NULL: the CPU KV cache.
+    struct QwenCuda *cuda;
 } GenerateParams;
 
 typedef struct {

@@ -38,6 +38,8 @@ typedef struct QwenCudaKV QwenCudaKV;
 int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err);
 void qwen_cuda_kv_free(QwenCudaKV *kv);
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
+// Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).
+int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err);
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want,
                      float *logits, Error *err);
 

@@ -11,6 +11,9 @@ int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens
 }
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
+int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
                      Error *err) {
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
@@ -112,6 +115,21 @@ int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens
 
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {
     if (slot >= 0 && slot < kv->num_slots) kv->len[slot] = 0;
+}
+
+int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
+    if (dst < 0 || dst >= kv->num_slots || src < 0 || src >= kv->num_slots)
+        return error_set(err, "kv cache (cuda): slot %d or %d out of range", dst, src);
+    const QwenConfig *c = &kv->qc->cfg;
+    size_t KD = (size_t)c->num_kv_heads * c->head_dim, slot_floats = (size_t)kv->max_len * KD;
+    size_t bytes = sizeof(float) * kv->len[src] * KD;
+    for (size_t l = 0; l < (size_t)c->num_layers; l++) {
+        size_t d = (l * kv->num_slots + dst) * slot_floats, s = (l * kv->num_slots + src) * slot_floats;
+        if (cuda_copy(kv->K + d, kv->K + s, bytes, err) || cuda_copy(kv->V + d, kv->V + s, bytes, err))
+            return error_prefix(err, "kv cache (cuda): copy slot %d to %d", src, dst);
+    }
+    kv->len[dst] = kv->len[src];
+    return 0;
 }
 
 // in[i] = x[h_row[i]] for i < nw (device rows; one copy per row).

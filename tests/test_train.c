@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/cuda_ops.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "policy/qwen.h"
@@ -314,6 +315,7 @@ static void test_bad_configs(void) {
         {"rollout.group_size=0", "group_size"},
         {"reward={\"nosuch\": 1}", "nosuch"},
         {"model=\"/nonexistent\"", "/nonexistent"},
+        {"device=\"tpu\"", "device must be"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *j = make_config("bad", "pion", "dapo", 1);
@@ -325,12 +327,38 @@ static void test_bad_configs(void) {
     }
 }
 
+// "device": "cuda": without a GPU (or in a CPU-only build) the run stops before it creates its run
+// directory, naming the device and the reason; with one, it trains on the device (rollouts and
+// forward/backward there, the optimizer on the host) and writes its metrics and checkpoints.
+static void test_device_cuda(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e, probe;
+    cJSON *j = make_config("run-cuda", "pion", "dapo", 2);
+    CHECK(train_config_apply_set(j, "device=\"cuda\"", &e) == 0);
+    int rc = run(j, 0, &e);
+    cJSON_Delete(j);
+    char path[600];
+    snprintf(path, sizeof path, "%s/run-cuda", root);
+    if (cuda_device_probe(NULL, 0, NULL, &probe)) {
+        CHECK_MSG(rc == -1 && strstr(e.msg, "device \"cuda\"") && strstr(e.msg, probe.msg), "rc %d: %s", rc, e.msg);
+        CHECK_MSG(!file_exists(path), "%s was created by a run that could not start", path);
+        return;
+    }
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/run-cuda/metrics.jsonl", root);
+    CHECK_MSG(count_lines(path) == 2, "expected 2 metrics lines");
+}
+
 int main(void) {
     RUN(test_every_optimizer_and_loss_trains);
     RUN(test_resume_is_bit_exact);
     RUN(test_kill9_then_resume_is_bit_exact);
     RUN(test_stop_request_checkpoints);
     RUN(test_bad_configs);
+    RUN(test_device_cuda);
     if (ready > 0) {
         Error e;
         if (!getenv("PIONRL_KEEP_TEST_DIR")) path_remove_recursive(root, &e);

@@ -83,6 +83,7 @@ int rollout_run(const QwenModel *m, const Tokenizer *tok, RewardSet *rewards, co
     gp.num_eos = tokenizer_eos_ids(tok, &gp.eos_ids);
     gp.n_valid = tokenizer_vocab_size(tok);
     gp.seed = rp->seed;
+    gp.cuda = rp->cuda;
     if (stop.num_stops) {
         gp.stop_fn = stop_strings_check;
         gp.stop_ctx = &stop;

@@ -20,6 +20,7 @@ typedef struct {
     int num_stops;
     int accuracy_checker;  // index in the reward set whose score >= 1 counts as correct
     uint64_t seed;
+    struct QwenCuda *cuda;  // decode on the GPU with this device model (NULL: the CPU)
 } RolloutParams;
 
 typedef struct {

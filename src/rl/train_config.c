@@ -9,6 +9,7 @@
 void train_config_default(TrainConfig *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->run_dir, sizeof c->run_dir, "runs/default");
+    snprintf(c->device, sizeof c->device, "cpu");
     c->steps = 100;
     dataset_config_default(&c->dataset);
     c->prompts_per_step = 8;
@@ -114,7 +115,7 @@ static int parse_section(const cJSON *root, const char *name, const char *const 
 }
 
 int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Error *err) {
-    static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "dataset",
+    static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "device", "dataset",
                                       "rollout", "loss", "num_iterations", "micro_batch_size", "optimizer",
                                       "reward", "reward_options", "accuracy_checker", "eval", "checkpoint",
                                       "diagnostics", "max_bad_steps", "description", "compare", NULL};
@@ -127,12 +128,15 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
         json_get_string(root, "run_dir", 0, c->run_dir, sizeof c->run_dir, file, err) ||
         json_get_double(root, "seed", 0, &seed, file, err) || json_get_int(root, "steps", 0, &steps, file, err) ||
         json_get_int(root, "threads", 0, &c->threads, file, err) ||
+        json_get_string(root, "device", 0, c->device, sizeof c->device, file, err) ||
         json_get_int(root, "num_iterations", 0, &c->num_iterations, file, err) ||
         json_get_int(root, "micro_batch_size", 0, &c->micro_batch_size, file, err) ||
         json_get_string(root, "accuracy_checker", 0, c->accuracy_checker, sizeof c->accuracy_checker, file, err) ||
         json_get_int(root, "max_bad_steps", 0, &c->max_bad_steps, file, err))
         return -1;
     if (seed < 0) return error_set(err, "%s: seed must be >= 0", file);
+    if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
+        return error_set(err, "%s: device must be \"cpu\" or \"cuda\" (got \"%s\")", file, c->device);
     c->seed = (uint64_t)seed;
     c->steps = steps;
     if (c->steps <= 0) return error_set(err, "%s: steps must be positive", file);

@@ -27,6 +27,7 @@ typedef struct {
     uint64_t seed;
     long steps;             // optimizer steps (rollout batches x num_iterations)
     int threads;            // OpenMP/OpenBLAS threads (0 = all cores)
+    char device[8];         // "cpu" (default) or "cuda": rollouts and forward/backward on the GPU
     DatasetConfig dataset;
     // rollout
     int prompts_per_step;   // P

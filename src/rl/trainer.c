@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include "core/blas.h"
+#include "core/cuda_ops.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/timer.h"
 #include "optim/diagnostics.h"
 #include "optim/optim.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/qwen_cuda.h"
 #include "policy/qwen_train.h"
 #include "rl/eval.h"
 #include "rl/metrics.h"
@@ -43,6 +45,8 @@ typedef struct {
     int nchunks;
     QwenActs acts;
     int acts_B, acts_T;
+    QwenCuda *gpu, *gpu_ref;  // device copies of the policy / reference ("device": "cuda")
+    float *grads_mb;          // one micro-batch's gradients, downloaded from the device
     int *tokens;
     unsigned char *need;
     float *logp_full, *ent_full, *w_full;
@@ -85,7 +89,9 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     free(t->ent_full);
     free(t->w_full);
     t->acts_B = t->acts_T = 0;
-    if (qwen_acts_alloc(&t->acts, &t->model.cfg, B, T, err)) return error_prefix(err, "training activations");
+    // on the device the activations live there (below); the host keeps only the token buffers
+    if (!t->gpu && qwen_acts_alloc(&t->acts, &t->model.cfg, B, T, err))
+        return error_prefix(err, "training activations");
     size_t n = (size_t)B * T;
     t->tokens = malloc(sizeof(int) * n);
     t->need = malloc(n);
@@ -94,8 +100,38 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     t->w_full = malloc(sizeof(float) * n);
     if (!t->tokens || !t->need || !t->logp_full || !t->ent_full || !t->w_full)
         return error_set(err, "out of memory for training buffers");
+    if (t->gpu) {  // the device activations follow the same capacity
+        qwen_cuda_free(t->gpu);
+        t->gpu = NULL;
+        if (qwen_cuda_create(&t->model, B, T, &t->gpu, err)) return error_prefix(err, "device activations");
+        if (t->gpu_ref) {
+            qwen_cuda_free(t->gpu_ref);
+            t->gpu_ref = NULL;
+            if (qwen_cuda_create(&t->ref, B, T, &t->gpu_ref, err)) return error_prefix(err, "device reference model");
+        }
+    }
     t->acts_B = B;
     t->acts_T = T;
+    return 0;
+}
+
+// The policy (or reference) forward of one packed micro-batch, on the device or the CPU.
+static int forward_mb(Trainer *t, int ref, int nb, int T, float temp, float *logp, float *ent, Error *err) {
+    QwenCuda *g = ref ? t->gpu_ref : t->gpu;
+    if (g) return qwen_cuda_forward(g, t->tokens, nb, T, temp, logp, ent, err);
+    return qwen_forward(ref ? &t->ref : &t->model, &t->acts, t->tokens, t->need, nb, T, temp, logp, ent, err);
+}
+
+// Accumulates the micro-batch's gradient of sum(w_full * logp) into dst.
+static int backward_mb(Trainer *t, float *dst, Error *err) {
+    if (!t->gpu) {
+        qwen_backward(&t->model, &t->acts, t->w_full, dst);
+        return 0;
+    }
+    if (qwen_cuda_zero_grads(t->gpu, err) || qwen_cuda_backward(t->gpu, t->w_full, err) ||
+        qwen_cuda_download_grads(t->gpu, t->grads_mb, err))
+        return error_prefix(err, "policy backward");
+    for (size_t i = 0; i < t->model.num_params; i++) dst[i] += t->grads_mb[i];
     return 0;
 }
 
@@ -194,8 +230,8 @@ static int prepare_batch(Trainer *t, AdvantageStats *astats, int *masked_truncat
             int nb = b->S - s0 < mb ? b->S - s0 : mb;
             int T = pack_micro_batch(t, s0, nb, err);
             if (T < 0) return -1;
-            if (qwen_forward(&t->ref, &t->acts, t->tokens, t->need, nb, T, c->sampling.temperature > 0 ? c->sampling.temperature : 1.0f,
-                             t->logp_full, NULL, err))
+            if (forward_mb(t, 1, nb, T, c->sampling.temperature > 0 ? c->sampling.temperature : 1.0f, t->logp_full,
+                           NULL, err))
                 return error_prefix(err, "reference forward");
             gather_completion(t, s0, nb, T, t->logp_full, b->ref_logp);
         }
@@ -227,8 +263,7 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
         int nb = b->S - s0 < mb ? b->S - s0 : mb;
         int T = pack_micro_batch(t, s0, nb, err);
         if (T < 0) return -1;
-        if (qwen_forward(&t->model, &t->acts, t->tokens, t->need, nb, T, temp, t->logp_full, t->ent_full, err))
-            return error_prefix(err, "policy forward");
+        if (forward_mb(t, 0, nb, T, temp, t->logp_full, t->ent_full, err)) return error_prefix(err, "policy forward");
         gather_completion(t, s0, nb, T, t->logp_full, b->logp);
         gather_completion(t, s0, nb, T, t->ent_full, b->entropy);
         size_t off = (size_t)s0 * b->max_comp;
@@ -238,7 +273,7 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
                         b->adv + s0, nb, b->max_comp};
         if (loss_compute(&c->loss, &norm, &lb, b->grad + off, &st->loss, err)) return -1;
         scatter_completion(t, s0, nb, T, b->grad, t->w_full);
-        qwen_backward(&t->model, &t->acts, t->w_full, diag ? t->chunks[k % t->nchunks] : t->grads);
+        if (backward_mb(t, diag ? t->chunks[k % t->nchunks] : t->grads, err)) return -1;
         for (int i = 0; i < nb; i++) {
             int s = s0 + i;
             for (int j = 0; j < t->roll.seqs[s].n; j++) {
@@ -313,7 +348,7 @@ static int run_eval(Trainer *t, MetricsLine *line, Error *err) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < c->num_stops; i++) stops[i] = c->stops[i];
     RolloutParams rp = {c->sampling, c->eval_max_new_tokens, c->chat_template, c->enable_thinking, stops,
-                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL)};
+                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu};
     const DatasetExample **ex = malloc(sizeof(*ex) * n);
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &t->data.eval[i];
@@ -431,6 +466,9 @@ static void trainer_free(Trainer *t) {
     rollout_free(&t->roll);
     batch_free(&t->batch);
     qwen_acts_free(&t->acts);
+    qwen_cuda_free(t->gpu);
+    qwen_cuda_free(t->gpu_ref);
+    free(t->grads_mb);
     free(t->tokens);
     free(t->need);
     free(t->logp_full);
@@ -510,6 +548,15 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
             if (!(t->chunks[k] = malloc(sizeof(float) * t->model.num_params)))
                 return error_set(err, "out of memory for %d diagnostic gradient copies", t->nchunks);
     }
+    if (!strcmp(c->device, "cuda")) {
+        // the device copies start small and grow with the micro-batches (ensure_acts)
+        if (cuda_device_probe(NULL, 0, NULL, err)) return error_prefix(err, "device \"cuda\"");
+        if (qwen_cuda_create(&t->model, 1, 2, &t->gpu, err) ||
+            (t->has_ref && qwen_cuda_create(&t->ref, 1, 2, &t->gpu_ref, err)))
+            return error_prefix(err, "device \"cuda\"");
+        if (!(t->grads_mb = malloc(sizeof(float) * t->model.num_params)))
+            return error_set(err, "out of memory for gradients");
+    }
     if (dir_create(c->run_dir, err)) return -1;
     if (resume_ckpt[0]) {
         if (load_trainer_state(t, resume_ckpt, err)) return -1;
@@ -562,7 +609,8 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
                 break;
             }
             RolloutParams rp = {c->sampling, c->max_new_tokens, c->chat_template, c->enable_thinking, stops,
-                                c->num_stops, t.acc_idx, mix64(c->seed * 1000003ULL + (uint64_t)(t.step / c->num_iterations))};
+                                c->num_stops, t.acc_idx, mix64(c->seed * 1000003ULL + (uint64_t)(t.step / c->num_iterations)),
+                                t.gpu};
             rc = rollout_run(&t.model, t.tok, t.rewards, &rp, ex, P, G, &t.roll, err);
             free(ex);
             if (rc) break;
@@ -580,6 +628,8 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
         float lr_scale = lr_schedule_scale(&c->optim.schedule, t.step);
         if (finite) {
             if ((rc = optimizer_step(t.opt, t.model.params, t.grads, lr_scale, err))) break;
+            // the optimizer runs on the host: the device copy follows the new weights
+            if (t.gpu && (rc = qwen_cuda_upload(t.gpu, &t.model, err))) break;
             t.bad_steps = 0;
         } else {
             t.bad_steps++;

@@ -36,6 +36,7 @@ size_t qwen_acts_bytes(const QwenConfig *c, int B, int T) {
     size_t per_layer = d.N * (5 * d.D + 2 + 3 * d.QD + 4 * d.KD + c->num_heads + c->num_kv_heads + 3 * d.F) +
                        (size_t)B * c->num_heads * T * T;
     size_t floats = d.L * per_layer + d.N * (2 * d.D + 1) + scratch_floats(c, d);
+    if (d.N * c->vocab_size * sizeof(float) <= QWEN_KEEP_PROBS_MAX_BYTES) floats += d.N * c->vocab_size;
     return floats * sizeof(float) + 3 * d.N * sizeof(int);
 }
 
@@ -71,6 +72,9 @@ int qwen_acts_alloc(QwenActs *a, const QwenConfig *c, int B, int T, Error *err) 
         }
     }
     a->scratch_size = scratch_floats(c, d);
+    // optional: without it the backward recomputes the logits (a failed allocation only costs time)
+    if (d.N * c->vocab_size * sizeof(float) <= QWEN_KEEP_PROBS_MAX_BYTES)
+        a->probs_kept = malloc(sizeof(float) * d.N * c->vocab_size);
     a->pos = malloc(sizeof(int) * d.N);
     a->tokens = malloc(sizeof(int) * d.N);
     a->rows = malloc(sizeof(int) * d.N);
@@ -86,6 +90,7 @@ void qwen_acts_free(QwenActs *a) {
                    &a->k,     &a->v,     &a->probs, &a->att,   &a->x_mid, &a->ln2,    &a->rstd2,  &a->gate,
                    &a->up,    &a->act,   &a->x_out, &a->lnf,   &a->rstdf, &a->scratch};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(*f[i]);
+    free(a->probs_kept);
     free(a->pos);
     free(a->tokens);
     free(a->rows);
@@ -184,7 +189,8 @@ int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsig
         for (int i = 0; i < nr; i++) {
             int row = a->rows[r0 + i], b = row / T, t = row % T;
             size_t o = (size_t)b * (T - 1) + t;
-            logp[o] = logsoftmax_row(logits + (size_t)i * V, V, tokens[row + 1], entropy ? &entropy[o] : NULL, NULL);
+            float *keep = a->probs_kept ? a->probs_kept + (size_t)(r0 + i) * V : NULL;
+            logp[o] = logsoftmax_row(logits + (size_t)i * V, V, tokens[row + 1], entropy ? &entropy[o] : NULL, keep);
         }
     }
     return 0;
@@ -224,17 +230,23 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
     float *dlnf_rows = s;          s += (size_t)LOGIT_CHUNK * D;
     float *logits = s;
 
-    // lm_head and the final norm: dlnf only on scored rows.
+    // lm_head and the final norm: dlnf only on scored rows. The softmax comes from the forward when
+    // it was kept, else from the same chunked logits recomputed (identical values either way).
     memset(dln, 0, sizeof(float) * d.N * d.D);
     for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
         int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
-        chunk_logits(m, a, r0, nr, in, logits);
+        if (a->probs_kept) {
+            for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
+            memcpy(logits, a->probs_kept + (size_t)r0 * V, sizeof(float) * (size_t)nr * V);
+        } else {
+            chunk_logits(m, a, r0, nr, in, logits);
+        }
 #pragma omp parallel for
         for (int i = 0; i < nr; i++) {
             int row = a->rows[r0 + i], b = row / T, t = row % T;
             float wt = wgt[(size_t)b * (T - 1) + t];
             float *lg = logits + (size_t)i * V;
-            logsoftmax_row(lg, V, 0, NULL, lg);  // lg <- softmax
+            if (!a->probs_kept) logsoftmax_row(lg, V, 0, NULL, lg);  // lg <- softmax
             // d(w * logp[target]) / d logits = w * (onehot(target) - p)
             for (int v = 0; v < V; v++) lg[v] = -wt * lg[v];
             lg[a->tokens[row + 1]] += wt;

@@ -5,11 +5,16 @@
 // that next-token distribution), computing the lm_head only at positions marked in `need` (the
 // completion tokens in RL; prompt positions cost no vocabulary GEMM). The backward computes the
 // gradient of loss = sum_{b,t} w[b,t] * logp[b,t] w.r.t. every parameter (w = d loss / d logp, which
-// is what GRPO/GMPO produce), recomputing the logits in chunks so no [tokens x vocab] buffer is kept.
+// is what GRPO/GMPO produce). When the scored rows' softmax fits QWEN_KEEP_PROBS_MAX_BYTES the
+// forward keeps it for the backward; otherwise the backward recomputes the logits in chunks, so no
+// large [tokens x vocab] buffer is ever held (same gradients either way, bit for bit).
 #ifndef PIONRL_QWEN_TRAIN_H
 #define PIONRL_QWEN_TRAIN_H
 
 #include "policy/qwen.h"
+
+// The largest [N x vocab] softmax buffer qwen_acts_alloc keeps for the backward (N = B * T).
+#define QWEN_KEEP_PROBS_MAX_BYTES ((size_t)256 << 20)
 
 typedef struct {
     int B, T;          // capacity this was allocated for
@@ -41,6 +46,7 @@ typedef struct {
     int *tokens;    // [N] copy of the input
     int *rows;      // [N] rows whose next token is scored (need[b,t]), in order
     int num_rows;
+    float *probs_kept;  // [N, V] softmax of the scored rows (row order of `rows`), or NULL: recompute
     float *scratch; // backward work space
     size_t scratch_size;
 } QwenActs;

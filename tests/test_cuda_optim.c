@@ -12,6 +12,7 @@
 #include "core/cuda_ops.h"
 #include "optim/optim.h"
 #include "optim/optim_cuda.h"
+#include "optim/optim_internal.h"  // the state buffers, to compare them
 #include "test.h"
 
 enum { H = 4, HD = 32, D = 96, F = 160, V = 50 };
@@ -109,6 +110,21 @@ static void compare_steps(OptimKind kind, int per_head, int kp) {
         memcpy(W, Wg, N * sizeof(float));  // both sides continue from the GPU's weights
         CHECK(cuda_to_device(d_w, W, N * sizeof(float), &err) == 0);
     }
+    // the device state comes back into a host optimizer (checkpoints): same step count, and each
+    // state buffer within 1e-3 of its largest value of the CPU's
+    Optimizer *back = host_optimizer(kind, per_head, kp, t, &n, &N);
+    CHECK(back && optim_cuda_download_state(gpu, back, &err) == 0);
+    CHECK(back && optimizer_step_count(back) == optimizer_step_count(cpu));
+    for (int i = 0; back && i < n; i++)
+        for (int b = 0; b < cpu->st[i].nbuf; b++) {
+            double worst = 0, big = 0;
+            for (size_t k = 0; k < cpu->st[i].len[b]; k++) {
+                worst = fmax(worst, fabs((double)back->st[i].buf[b][k] - cpu->st[i].buf[b][k]));
+                big = fmax(big, fabs(cpu->st[i].buf[b][k]));
+            }
+            CHECK_MSG(worst <= 1e-3 * big + 1e-12, "%s state %d differs by %g (max %g)", t[i].name, b, worst, big);
+        }
+    if (back) optimizer_free(back);
     cuda_release(d_w);
     cuda_release(d_g);
     optim_cuda_free(gpu);

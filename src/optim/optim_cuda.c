@@ -13,6 +13,9 @@ int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float l
     return error_set(err, "optimizer: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
 float optim_cuda_update_rms(const OptimCuda *o, int i) { return 0.0f; }
+int optim_cuda_download_state(const OptimCuda *o, Optimizer *host, Error *err) {
+    return error_set(err, "optimizer: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 
 #else
 
@@ -164,5 +167,18 @@ int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float l
 }
 
 float optim_cuda_update_rms(const OptimCuda *o, int i) { return i >= 0 && i < o->n ? o->update_rms[i] : 0.0f; }
+
+int optim_cuda_download_state(const OptimCuda *o, Optimizer *host, Error *err) {
+    if (host->n != o->n) return error_set(err, "optimizer (cuda): host optimizer has %d parameters, not %d", host->n, o->n);
+    for (int i = 0; i < o->n; i++) {
+        ParamState *s = &host->st[i];
+        for (int b = 0; b < s->nbuf; b++)
+            if (cuda_to_host(s->buf[b], o->state[i * OPTIM_MAX_BUFS + b], s->len[b] * sizeof(float), err))
+                return error_prefix(err, "optimizer (cuda): %s", o->table[i].name);
+        s->update_rms = o->update_rms[i];
+    }
+    host->step = o->step;
+    return 0;
+}
 
 #endif

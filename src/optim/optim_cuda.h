@@ -20,5 +20,8 @@ void optim_cuda_free(OptimCuda *o);
 int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float lr_scale, Error *err);
 // RMS of the last step's change of parameter i, as optimizer_update_rms.
 float optim_cuda_update_rms(const OptimCuda *o, int i);
+// Copies the device state and step count back into the host optimizer it was created from (for
+// checkpoints: optimizer_state_save then writes what the device has).
+int optim_cuda_download_state(const OptimCuda *o, Optimizer *host, Error *err);
 
 #endif

@@ -25,6 +25,14 @@ int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) {
 int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+float *qwen_cuda_params(QwenCuda *qc) { return NULL; }
+float *qwen_cuda_grads(QwenCuda *qc) { return NULL; }
 
 #else
 
@@ -161,6 +169,20 @@ int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
     return cuda_to_host(grads, qc->d_grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
                                                                                  : 0;
 }
+
+int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) {
+    return cuda_to_device(qc->d_grads, grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
+                                                                                  : 0;
+}
+
+int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
+    if (m->num_params != qc->num_params) return error_set(err, "model (cuda): parameter count changed");
+    return cuda_to_host(m->params, qc->d_params, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
+                                                                                     : 0;
+}
+
+float *qwen_cuda_params(QwenCuda *qc) { return qc->d_params; }
+float *qwen_cuda_grads(QwenCuda *qc) { return qc->d_grads; }
 
 // Pointers to layer l's saved activations.
 typedef struct {

@@ -29,6 +29,13 @@ int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err);
 int qwen_cuda_zero_grads(QwenCuda *qc, Error *err);
 // Copies the device gradients (num_params floats, the layout of m->params) to the host.
 int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err);
+// Replaces the device gradients with host ones (e.g. clipped on the host).
+int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err);
+// Copies the device weights back into m (after an optimizer step on the device).
+int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err);
+// The device parameter and gradient buffers (num_params floats each), for a device optimizer.
+float *qwen_cuda_params(QwenCuda *qc);
+float *qwen_cuda_grads(QwenCuda *qc);
 
 // Incremental decode with a device KV cache, the contract of qwen_decode (qwen_decode.h): slots of
 // up to max_len tokens, one call takes up to max_tokens (prompt prefill and/or one token per

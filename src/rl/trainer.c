@@ -15,6 +15,7 @@
 #include "core/timer.h"
 #include "optim/diagnostics.h"
 #include "optim/optim.h"
+#include "optim/optim_cuda.h"
 #include "policy/qwen_checkpoint.h"
 #include "policy/qwen_cuda.h"
 #include "policy/qwen_train.h"
@@ -46,6 +47,7 @@ typedef struct {
     QwenActs acts;
     int acts_B, acts_T;
     QwenCuda *gpu, *gpu_ref;  // device copies of the policy / reference ("device": "cuda")
+    OptimCuda *gpu_opt;       // the optimizer on the device (NULL: on the host)
     float *grads_mb;          // one micro-batch's gradients, downloaded from the device
     int *tokens;
     unsigned char *need;
@@ -421,6 +423,7 @@ static int save_checkpoint(Trainer *t, Error *err) {
     if (qwen_model_save(tmp, &t->model, ST_F32, err)) return error_prefix(err, "checkpoint");
     if (qwen_checkpoint_copy_aux_files(t->tok_dir, tmp, err) < 0) return error_prefix(err, "checkpoint");
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+    if (t->gpu_opt && optim_cuda_download_state(t->gpu_opt, t->opt, err)) return error_prefix(err, "checkpoint");
     if (optimizer_state_save(t->opt, path, err)) return error_prefix(err, "checkpoint");
     cJSON *st = cJSON_CreateObject();
     cJSON_AddNumberToObject(st, "format", 1);
@@ -468,6 +471,7 @@ static void trainer_free(Trainer *t) {
     qwen_acts_free(&t->acts);
     qwen_cuda_free(t->gpu);
     qwen_cuda_free(t->gpu_ref);
+    optim_cuda_free(t->gpu_opt);
     free(t->grads_mb);
     free(t->tokens);
     free(t->need);
@@ -569,6 +573,11 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
         free(text);
         if (rc) return -1;
     }
+    if (t->gpu) {  // the optimizer follows the model to the device, with the (resumed) host state
+        Error why;
+        if (optim_cuda_create(t->opt, &t->gpu_opt, &why))
+            fprintf(stderr, "train: the optimizer stays on the host: %s\n", why.msg);
+    }
     return metrics_open(&t->mw, c->run_dir, err);
 }
 
@@ -627,9 +636,18 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
         int finite = isfinite(gnorm) && isfinite(st.loss.loss);
         float lr_scale = lr_schedule_scale(&c->optim.schedule, t.step);
         if (finite) {
-            if ((rc = optimizer_step(t.opt, t.model.params, t.grads, lr_scale, err))) break;
-            // the optimizer runs on the host: the device copy follows the new weights
-            if (t.gpu && (rc = qwen_cuda_upload(t.gpu, &t.model, err))) break;
+            if (t.gpu_opt) {
+                // clipped gradients up, the step on the device, the new weights back to the host copy
+                // (checkpoints, diagnostics, and the device buffers' next re-creation read it)
+                rc = qwen_cuda_upload_grads(t.gpu, t.grads, err) ||
+                     optim_cuda_step(t.gpu_opt, qwen_cuda_params(t.gpu), qwen_cuda_grads(t.gpu), lr_scale, err) ||
+                     qwen_cuda_download_params(t.gpu, &t.model, err);
+                if (rc) break;
+            } else {
+                if ((rc = optimizer_step(t.opt, t.model.params, t.grads, lr_scale, err))) break;
+                // the optimizer ran on the host: the device copy follows the new weights
+                if (t.gpu && (rc = qwen_cuda_upload(t.gpu, &t.model, err))) break;
+            }
             t.bad_steps = 0;
         } else {
             t.bad_steps++;
@@ -672,7 +690,7 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
         int nrms = 0;
         for (int i = 0; i < t.ntab; i++)
             if (t.table[i].role == ROLE_MATRIX) {
-                double u = optimizer_update_rms(t.opt, i);
+                double u = t.gpu_opt ? optim_cuda_update_rms(t.gpu_opt, i) : optimizer_update_rms(t.opt, i);
                 metrics_set_in(&line, "update_rms_by_matrix", t.table[i].name, u);
                 rms_sum += u;
                 nrms++;

@@ -16,6 +16,9 @@
 #include "core/json.h"
 #include "policy/qwen.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/qwen_decode.h"
+#include "policy/qwen_train.h"
+#include "rl/memory_plan.h"
 #include "rl/trainer.h"
 
 static char root[256];
@@ -86,7 +89,7 @@ static int run_with_stop(cJSON *j, int resume, volatile sig_atomic_t *stop, Erro
     TrainConfig c;
     train_config_default(&c);
     int rc = train_config_parse(j, &c, "test config", e);
-    TrainOptions o = {resume, stop, 1};
+    TrainOptions o = {resume, stop, 1, 0};
     if (rc == 0) rc = trainer_run(&c, j, &o, e);
     train_config_free(&c);
     return rc;
@@ -327,6 +330,43 @@ static void test_bad_configs(void) {
     }
 }
 
+// --plan: the run stops after the memory plan, writing nothing; the plan's parts add up, and follow
+// the formulas (weights and gradients are 4 bytes a parameter, activations and KV cache are what
+// the allocators would take for the planned shapes, the reference only with a KL term).
+static void test_memory_plan(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e;
+    cJSON *j = make_config("run-plan", "pion", "dapo", 2);
+    TrainConfig c;
+    train_config_default(&c);
+    CHECK_MSG(train_config_parse(j, &c, "test config", &e) == 0, "%s", e.msg);
+    TrainOptions o = {0, NULL, 1, 1};
+    CHECK_MSG(trainer_run(&c, j, &o, &e) == 0, "%s", e.msg);
+    char path[600];
+    snprintf(path, sizeof path, "%s/run-plan", root);
+    CHECK_MSG(!file_exists(path), "--plan created %s", path);
+    QwenConfig mc;
+    snprintf(path, sizeof path, "%s/model/config.json", root);
+    CHECK_MSG(qwen_config_load(path, &mc, &e) == 0, "%s", e.msg);
+    TrainMemoryPlan p;
+    train_memory_plan(&c, &mc, 1234, 40, &p);
+    size_t n = qwen_num_params(&mc), S = (size_t)c.prompts_per_step * c.group_size;
+    int T = 40 + c.max_new_tokens;
+    CHECK(p.weights == 4 * n && p.grads == 4 * n && p.optimizer == 1234 && p.reference == 0);
+    CHECK(p.seq_len == T && p.sequences == (int)S);
+    CHECK(p.activations == qwen_acts_bytes(&mc, c.micro_batch_size, T));
+    CHECK(p.kv_cache == qwen_kv_bytes(&mc, (int)S, T, S > 512 ? (int)S : 512));
+    CHECK(p.total == p.weights + p.grads + p.optimizer + p.reference + p.activations + p.kv_cache + p.logits);
+    c.loss.beta = 0.04f;
+    train_memory_plan(&c, &mc, 1234, 40, &p);
+    CHECK(p.reference == 4 * n);
+    train_config_free(&c);
+    cJSON_Delete(j);
+}
+
 // "device": "cuda": without a GPU (or in a CPU-only build) the run stops before it creates its run
 // directory, naming the device and the reason; with one, it trains on the device (rollouts and
 // forward/backward there, the optimizer on the host) and writes its metrics and checkpoints.
@@ -359,6 +399,7 @@ int main(void) {
     RUN(test_stop_request_checkpoints);
     RUN(test_bad_configs);
     RUN(test_device_cuda);
+    RUN(test_memory_plan);
     if (ready > 0) {
         Error e;
         if (!getenv("PIONRL_KEEP_TEST_DIR")) path_remove_recursive(root, &e);

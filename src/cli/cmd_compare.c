@@ -146,7 +146,7 @@ int cmd_compare(int argc, char **argv) {
             snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", run_dirs[nruns]);
             char probe[4200];
             Error ignore;
-            TrainOptions o = {trainer_latest_checkpoint(cfg.run_dir, probe, sizeof probe, &ignore) == 0, &stop_requested, 0};
+            TrainOptions o = {trainer_latest_checkpoint(cfg.run_dir, probe, sizeof probe, &ignore) == 0, &stop_requested, 0, 0};
             fprintf(stderr, "compare: %s -> %s%s\n", opts[oi], cfg.run_dir, o.resume ? " (resuming)" : "");
             if (trainer_run(&cfg, json, &o, &e)) {
                 fprintf(stderr, "compare: %s: %s (continuing with the others)\n", opts[oi], e.msg);

@@ -18,7 +18,7 @@ static void on_sigint(int sig) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: pionrl train CONFIG.json [--set key=value ...] [--resume] [--quiet]\n"
+            "usage: pionrl train CONFIG.json [--set key=value ...] [--resume] [--quiet] [--plan]\n"
             "       pionrl train --resume RUN_DIR [--set key=value ...]\n"
             "\n"
             "RLVR training (GRPO / GMPO with AdamW, Muon, Pion or spectrum-preserving Pion) of a Qwen2/Qwen3\n"
@@ -29,6 +29,8 @@ static void usage(FILE *f) {
             "  --resume          continue from the run directory's latest checkpoint, bit-exactly\n"
             "                    (with RUN_DIR alone, its saved config.json is used)\n"
             "  --quiet           no progress line\n"
+            "  --plan            print the memory the run needs (weights, gradients, optimizer state,\n"
+            "                    activations, KV cache, logits; fp32) and exit without training\n"
             "\n"
             "Ctrl-C finishes the current step, writes a checkpoint and exits; a second Ctrl-C exits at once.\n"
             "Metrics: RUN_DIR/metrics.jsonl (pionrl report RUN_DIR... charts them).\n");
@@ -37,7 +39,7 @@ static void usage(FILE *f) {
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *resume_dir = NULL;
     const char **sets = calloc(argc, sizeof(char *));
-    int nsets = 0, resume = 0, quiet = 0;
+    int nsets = 0, resume = 0, quiet = 0, plan = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -50,6 +52,8 @@ int cmd_train(int argc, char **argv) {
             if (i + 1 < argc && argv[i + 1][0] != '-' && dir_exists(argv[i + 1])) resume_dir = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--plan")) {
+            plan = 1;
         } else if (argv[i][0] != '-' && !config) {
             config = argv[i];
         } else {
@@ -81,7 +85,7 @@ int cmd_train(int argc, char **argv) {
     if (resume_dir && strcmp(resume_dir, cfg.run_dir) != 0) snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s", resume_dir);
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
-    TrainOptions opt = {resume, &stop_requested, quiet};
+    TrainOptions opt = {resume, &stop_requested, quiet || plan, plan};
     int rc = trainer_run(&cfg, json, &opt, &e);
     if (rc) fprintf(stderr, "train: %s\n", e.msg);
     cJSON_Delete(json);

@@ -20,6 +20,7 @@
 #include "policy/qwen_cuda.h"
 #include "policy/qwen_train.h"
 #include "rl/eval.h"
+#include "rl/memory_plan.h"
 #include "rl/metrics.h"
 #include "rl/rollout.h"
 
@@ -492,6 +493,27 @@ static void trainer_free(Trainer *t) {
     if (t->mw.fd > 0) metrics_close(&t->mw);
 }
 
+// The longest prompt the run will see: every training and held-out prompt encoded, or, for the
+// synthetic task (an endless stream), the held-out ones with a 25% margin.
+static int longest_prompt(Trainer *t, int *out, Error *err) {
+    const TrainConfig *c = t->cfg;
+    int synthetic = t->data.eval_hashes != NULL, longest = 0;
+    for (int split = synthetic ? 1 : 0; split < 2; split++) {
+        const DatasetExample *ex = split ? t->data.eval : t->data.train;
+        int n = split ? t->data.num_eval : t->data.num_train;
+        for (int i = 0; i < n; i++) {
+            int *ids, len;
+            if (rollout_encode_prompt(t->tok, &ex[i], c->chat_template, c->enable_thinking, &ids, &len, err))
+                return error_prefix(err, "memory plan");
+            free(ids);
+            if (len > longest) longest = len;
+        }
+    }
+    *out = synthetic ? (longest * 5 + 3) / 4 : longest;
+    if (*out <= 0) *out = 512;  // nothing to measure: a generous default
+    return 0;
+}
+
 // Loads everything a run needs; on resume the weights come from the latest checkpoint.
 static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json, const TrainOptions *o,
                         char *resume_ckpt, size_t rn, Error *err) {
@@ -506,7 +528,7 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     resume_ckpt[0] = 0;
     if (o->resume) {
         if (trainer_latest_checkpoint(c->run_dir, resume_ckpt, rn, err)) return error_prefix(err, "--resume");
-    } else {
+    } else if (!o->plan_only) {  // a plan writes nothing, so an existing run is no obstacle
         char probe[4200];
         if (trainer_latest_checkpoint(c->run_dir, probe, sizeof probe, err) == 0)
             return error_set(err, "%s already holds checkpoints (latest %s): use --resume, or another run_dir",
@@ -541,6 +563,26 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     if (!t->table || !t->grads) return error_set(err, "out of memory for gradients");
     qwen_param_table(&t->model.cfg, t->table);
     if (optimizer_create(&c->optim, t->table, t->ntab, t->model.num_params, &t->opt, err)) return -1;
+    int cuda = !strcmp(c->device, "cuda");
+    if (o->plan_only || cuda) {
+        int prompt_tokens = 0;
+        TrainMemoryPlan plan;
+        if (longest_prompt(t, &prompt_tokens, err)) return -1;
+        train_memory_plan(c, &t->model.cfg, optimizer_state_bytes(t->opt), prompt_tokens, &plan);
+        if (o->plan_only) {
+            train_memory_plan_print(stdout, &plan, c->device);
+            return 1;  // not an error: the caller stops here
+        }
+        char gpu[256];
+        size_t mem = 0;
+        if (cuda_device_probe(gpu, sizeof gpu, &mem, err)) return error_prefix(err, "device \"cuda\"");
+        if (plan.total > mem) {
+            train_memory_plan_print(stderr, &plan, c->device);
+            return error_set(err, "device \"cuda\": the run needs %.1f GB but %s has %.1f GB (plan above): lower "
+                                  "micro_batch_size, rollout.prompts_per_step x group_size or max_new_tokens",
+                             plan.total / 1073741824.0, gpu, mem / 1073741824.0);
+        }
+    }
     if (c->diagnostics_every > 0) {
         int mbs = (c->prompts_per_step * c->group_size + c->micro_batch_size - 1) / c->micro_batch_size;
         t->nchunks = c->snr_chunks < mbs ? c->snr_chunks : mbs;
@@ -552,9 +594,8 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
             if (!(t->chunks[k] = malloc(sizeof(float) * t->model.num_params)))
                 return error_set(err, "out of memory for %d diagnostic gradient copies", t->nchunks);
     }
-    if (!strcmp(c->device, "cuda")) {
+    if (cuda) {
         // the device copies start small and grow with the micro-batches (ensure_acts)
-        if (cuda_device_probe(NULL, 0, NULL, err)) return error_prefix(err, "device \"cuda\"");
         if (qwen_cuda_create(&t->model, 1, 2, &t->gpu, err) ||
             (t->has_ref && qwen_cuda_create(&t->ref, 1, 2, &t->gpu_ref, err)))
             return error_prefix(err, "device \"cuda\"");
@@ -584,9 +625,10 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
 int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions *o, Error *err) {
     Trainer t;
     char resume_ckpt[4200];
-    if (trainer_init(&t, c, cfg_json, o, resume_ckpt, sizeof resume_ckpt, err)) {
+    int init = trainer_init(&t, c, cfg_json, o, resume_ckpt, sizeof resume_ckpt, err);
+    if (init) {  // 1: the memory plan was asked for and printed
         trainer_free(&t);
-        return -1;
+        return init > 0 ? 0 : -1;
     }
     if (!o->quiet) {
         fprintf(stderr, "train: %s (%zu parameters), %d train / %d eval examples, optimizer %s, loss %s, run dir %s\n",

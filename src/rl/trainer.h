@@ -21,6 +21,7 @@ typedef struct {
     int resume;                         // continue from RUN_DIR/checkpoints/latest
     volatile sig_atomic_t *stop;        // set asynchronously (Ctrl-C): checkpoint and return
     int quiet;                          // no progress line
+    int plan_only;                      // print the memory plan (stdout) and return before training
 } TrainOptions;
 
 // Runs the config to cfg->steps. Returns 0 when done or stopped cleanly (a checkpoint was written).

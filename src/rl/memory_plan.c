@@ -1,0 +1,44 @@
+#include "rl/memory_plan.h"
+
+#include "policy/qwen_decode.h"
+#include "policy/qwen_train.h"
+
+void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimizer_bytes, int prompt_tokens,
+                       TrainMemoryPlan *out) {
+    size_t params = qwen_num_params(mc), f = sizeof(float);
+    int T = prompt_tokens + c->max_new_tokens, S = c->prompts_per_step * c->group_size;
+    out->seq_len = T;
+    out->sequences = S;
+    out->weights = params * f;
+    out->grads = params * f;
+    out->optimizer = optimizer_bytes;
+    out->reference = c->loss.beta > 0 ? params * f : 0;
+    out->activations = qwen_acts_bytes(mc, c->micro_batch_size, T);
+    // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
+    // up to 512 tokens or one token per sequence, whichever is larger)
+    int max_tok = S > 512 ? S : 512;
+    out->kv_cache = qwen_kv_bytes(mc, S, T, max_tok);
+    out->logits = (size_t)max_tok * mc->vocab_size * f;
+    out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +
+                 out->logits;
+}
+
+static void line(FILE *f, const char *what, size_t bytes, const char *note) {
+    if (bytes >= ((size_t)1 << 30)) fprintf(f, "  %-12s %9.2f GB  %s\n", what, bytes / 1073741824.0, note);
+    else fprintf(f, "  %-12s %9.1f MB  %s\n", what, bytes / 1048576.0, note);
+}
+
+void train_memory_plan_print(FILE *f, const TrainMemoryPlan *p, const char *device) {
+    char note[160];
+    fprintf(f, "memory plan (%s, fp32):\n", device);
+    line(f, "weights", p->weights, "policy");
+    line(f, "gradients", p->grads, "");
+    line(f, "optimizer", p->optimizer, "state of the configured optimizer");
+    if (p->reference) line(f, "reference", p->reference, "KL reference policy (loss.beta > 0)");
+    snprintf(note, sizeof note, "largest micro-batch, sequences of %d tokens", p->seq_len);
+    line(f, "activations", p->activations, note);
+    snprintf(note, sizeof note, "%d sequences x %d tokens", p->sequences, p->seq_len);
+    line(f, "kv cache", p->kv_cache, note);
+    line(f, "logits", p->logits, "one decode call");
+    line(f, "total", p->total, "");
+}

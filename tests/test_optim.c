@@ -738,6 +738,10 @@ static void test_qwen_table(void) {
             Error err;
             CHECK_MSG(optimizer_create(&c, t, n, N, &o, &err) == 0, "qwen%d %s: %s", arch,
                       optimizer_kind_name(kinds[k]), err.msg);
+            // the planner's count (no allocation) is the created optimizer's
+            CHECK_MSG(optimizer_state_bytes_planned(&c, t, n) == optimizer_state_bytes(o), "qwen%d %s: planned %zu, "
+                      "allocated %zu", arch, optimizer_kind_name(kinds[k]), optimizer_state_bytes_planned(&c, t, n),
+                      optimizer_state_bytes(o));
             memcpy(W, W0, N * sizeof(float));
             CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
             for (int i = 0; i < n; i++) {

@@ -189,6 +189,17 @@ size_t optimizer_state_bytes(const Optimizer *o) {
     return b;
 }
 
+size_t optimizer_state_bytes_planned(const OptimConfig *cfg, const ParamInfo *table, int n) {
+    size_t floats = 0;
+    for (int i = 0; i < n; i++) {  // the buffers optimizer_create gives each rule
+        const ParamInfo *p = &table[i];
+        if (!optim_is_hidden_matrix(p) || cfg->kind == OPT_ADAMW) floats += 2 * param_numel(p);
+        else if (cfg->kind == OPT_SPECTRAL) floats += 2 * (size_t)p->rows * p->rows + 2 * (size_t)p->cols * p->cols;
+        else floats += param_numel(p);
+    }
+    return floats * sizeof(float);
+}
+
 float optimizer_update_rms(const Optimizer *o, int i) { return i >= 0 && i < o->n ? o->st[i].update_rms : 0.0f; }
 
 const char *optimizer_param_rule(const Optimizer *o, int i) {

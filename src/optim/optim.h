@@ -74,6 +74,8 @@ long optimizer_step_count(const Optimizer *opt);
 const OptimConfig *optimizer_config(const Optimizer *opt);
 // Bytes of optimizer state (for memory estimates).
 size_t optimizer_state_bytes(const Optimizer *opt);
+// The same number without creating the optimizer (planning a run before its weights exist).
+size_t optimizer_state_bytes_planned(const OptimConfig *cfg, const ParamInfo *table, int n);
 // RMS of the last step's change of parameter i (0 before the first step).
 float optimizer_update_rms(const Optimizer *opt, int i);
 // Which rule parameter i uses ("adamw", "muon", "pion", "spectral").

@@ -514,6 +514,27 @@ static int longest_prompt(Trainer *t, int *out, Error *err) {
     return 0;
 }
 
+// --plan: the memory plan from config.json alone (no weights loaded, no optimizer state
+// allocated, so a model can be planned before it is downloaded), printed on stdout; returns 1.
+static int plan_only(Trainer *t, const TrainConfig *c, Error *err) {
+    QwenConfig mc;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", c->model);
+    if (qwen_config_load(path, &mc, err)) return -1;
+    if (tokenizer_load(t->tok_dir, &t->tok, err) || dataset_load(&c->dataset, &t->data, err)) return -1;
+    int nt = qwen_num_tensors(&mc), prompt_tokens = 0;
+    ParamInfo *table = calloc(nt, sizeof(ParamInfo));
+    if (!table) return error_set(err, "out of memory");
+    qwen_param_table(&mc, table);
+    size_t opt_bytes = optimizer_state_bytes_planned(&c->optim, table, nt);
+    free(table);
+    if (longest_prompt(t, &prompt_tokens, err)) return -1;
+    TrainMemoryPlan plan;
+    train_memory_plan(c, &mc, opt_bytes, prompt_tokens, &plan);
+    train_memory_plan_print(stdout, &plan, c->device);
+    return 1;
+}
+
 // Loads everything a run needs; on resume the weights come from the latest checkpoint.
 static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json, const TrainOptions *o,
                         char *resume_ckpt, size_t rn, Error *err) {
@@ -534,6 +555,7 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
             return error_set(err, "%s already holds checkpoints (latest %s): use --resume, or another run_dir",
                              c->run_dir, probe);
     }
+    if (o->plan_only) return plan_only(t, c, err);
     if (qwen_model_load(resume_ckpt[0] ? resume_ckpt : c->model, &t->model, err)) return -1;
     if (c->loss.beta > 0) {
         if (qwen_model_load(c->model, &t->ref, err)) return error_prefix(err, "reference model");
@@ -564,15 +586,11 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     qwen_param_table(&t->model.cfg, t->table);
     if (optimizer_create(&c->optim, t->table, t->ntab, t->model.num_params, &t->opt, err)) return -1;
     int cuda = !strcmp(c->device, "cuda");
-    if (o->plan_only || cuda) {
+    if (cuda) {
         int prompt_tokens = 0;
         TrainMemoryPlan plan;
         if (longest_prompt(t, &prompt_tokens, err)) return -1;
         train_memory_plan(c, &t->model.cfg, optimizer_state_bytes(t->opt), prompt_tokens, &plan);
-        if (o->plan_only) {
-            train_memory_plan_print(stdout, &plan, c->device);
-            return 1;  // not an error: the caller stops here
-        }
         char gpu[256];
         size_t mem = 0;
         if (cuda_device_probe(gpu, sizeof gpu, &mem, err)) return error_prefix(err, "device \"cuda\"");

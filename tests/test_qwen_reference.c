@@ -97,6 +97,23 @@ static void check_fixture(const char *dir) {
     size_t ndiff = 0;
     for (size_t i = 0; i < m.num_params; i++) ndiff += grads2[i] != grads[i];
     CHECK_MSG(ndiff == 0, "%s: %zu gradient values differ between kept and recomputed logits", dir, ndiff);
+    // Activation recomputation (only the layer inputs kept, each layer re-run in the backward):
+    // the same log-probs and the same gradients, bit for bit, with less activation memory.
+    QwenActs ar;
+    CHECK(qwen_acts_alloc_ex(&ar, &m.cfg, B, T, 1, &e) == 0);
+    CHECK(qwen_acts_bytes_ex(&m.cfg, B, T, 1) < qwen_acts_bytes(&m.cfg, B, T));
+    float *logp3 = malloc(sizeof(float) * B * (T - 1));
+    memset(grads2, 0, sizeof(float) * m.num_params);
+    CHECK(qwen_forward(&m, &ar, tok, NULL, B, T, 1.0f, logp3, NULL, &e) == 0);
+    qwen_backward(&m, &ar, w, grads2);
+    size_t nd_logp = 0;
+    ndiff = 0;
+    for (int i = 0; i < B * (T - 1); i++) nd_logp += logp3[i] != logp[i];
+    for (size_t i = 0; i < m.num_params; i++) ndiff += grads2[i] != grads[i];
+    CHECK_MSG(nd_logp == 0 && ndiff == 0, "%s: recomputation changes %zu log-probs and %zu gradient values", dir,
+              nd_logp, ndiff);
+    qwen_acts_free(&ar);
+    free(logp3);
     free(grads2);
     free(tab);
     free(grads);

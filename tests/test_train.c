@@ -330,6 +330,32 @@ static void test_bad_configs(void) {
     }
 }
 
+// gradient_checkpointing: the same run with each layer re-run in the backward ends with the same
+// weights, bit for bit.
+static void test_gradient_checkpointing_same_weights(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e;
+    cJSON *a = make_config("gc-off", "pion", "dapo", 2), *b = make_config("gc-on", "pion", "dapo", 2);
+    CHECK(train_config_apply_set(b, "gradient_checkpointing=true", &e) == 0);
+    CHECK_MSG(run(a, 0, &e) == 0, "%s", e.msg);
+    CHECK_MSG(run(b, 0, &e) == 0, "%s", e.msg);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    char pa[600], pb[600], ca[700], cb[700];
+    snprintf(pa, sizeof pa, "%s/gc-off", root);
+    snprintf(pb, sizeof pb, "%s/gc-on", root);
+    CHECK(trainer_latest_checkpoint(pa, ca, sizeof ca, &e) == 0 && trainer_latest_checkpoint(pb, cb, sizeof cb, &e) == 0);
+    QwenModel ma, mb;
+    CHECK(qwen_model_load(ca, &ma, &e) == 0 && qwen_model_load(cb, &mb, &e) == 0);
+    CHECK_MSG(ma.num_params == mb.num_params && !memcmp(ma.params, mb.params, sizeof(float) * ma.num_params),
+              "gradient checkpointing changed the trained weights");
+    qwen_model_free(&ma);
+    qwen_model_free(&mb);
+}
+
 // --plan: the run stops after the memory plan, writing nothing; the plan's parts add up, and follow
 // the formulas (weights and gradients are 4 bytes a parameter, activations and KV cache are what
 // the allocators would take for the planned shapes, the reference only with a KL term).
@@ -400,6 +426,7 @@ int main(void) {
     RUN(test_bad_configs);
     RUN(test_device_cuda);
     RUN(test_memory_plan);
+    RUN(test_gradient_checkpointing_same_weights);
     if (ready > 0) {
         Error e;
         if (!getenv("PIONRL_KEEP_TEST_DIR")) path_remove_recursive(root, &e);

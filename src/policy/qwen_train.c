@@ -31,35 +31,44 @@ static size_t scratch_floats(const QwenConfig *c, Dims d) {
     return d.N * rows + (size_t)LOGIT_CHUNK * (c->vocab_size + 2 * d.D);
 }
 
-size_t qwen_acts_bytes(const QwenConfig *c, int B, int T) {
+size_t qwen_acts_bytes_ex(const QwenConfig *c, int B, int T, int recompute) {
     Dims d = dims_of(c, B, T);
-    size_t per_layer = d.N * (5 * d.D + 2 + 3 * d.QD + 4 * d.KD + c->num_heads + c->num_kv_heads + 3 * d.F) +
-                       (size_t)B * c->num_heads * T * T;
-    size_t floats = d.L * per_layer + d.N * (2 * d.D + 1) + scratch_floats(c, d);
+    // per layer: x (always kept per layer) + everything else (one layer's room when recomputing)
+    size_t rest = d.N * (4 * d.D + 2 + 3 * d.QD + 4 * d.KD + c->num_heads + c->num_kv_heads + 3 * d.F) +
+                  (size_t)B * c->num_heads * T * T;
+    size_t floats = d.L * d.N * d.D + (recompute ? 1 : d.L) * rest + d.N * (2 * d.D + 1) + scratch_floats(c, d);
     if (d.N * c->vocab_size * sizeof(float) <= QWEN_KEEP_PROBS_MAX_BYTES) floats += d.N * c->vocab_size;
     return floats * sizeof(float) + 3 * d.N * sizeof(int);
 }
 
+size_t qwen_acts_bytes(const QwenConfig *c, int B, int T) { return qwen_acts_bytes_ex(c, B, T, 0); }
+
 int qwen_acts_alloc(QwenActs *a, const QwenConfig *c, int B, int T, Error *err) {
+    return qwen_acts_alloc_ex(a, c, B, T, 0, err);
+}
+
+int qwen_acts_alloc_ex(QwenActs *a, const QwenConfig *c, int B, int T, int recompute, Error *err) {
     memset(a, 0, sizeof *a);
     if (B <= 0 || T <= 0) return error_set(err, "activations: batch %d x length %d must be positive", B, T);
     Dims d = dims_of(c, B, T);
     a->B = B;
     a->T = T;
+    a->recompute = recompute;
+    size_t S = recompute ? 1 : d.L;  // layers of room for everything but the layer inputs
     struct {
         float **p;
         size_t n;
     } f[] = {
-        {&a->x, d.L * d.N * d.D},       {&a->ln1, d.L * d.N * d.D},
-        {&a->rstd1, d.L * d.N},         {&a->q_raw, d.L * d.N * d.QD},
-        {&a->k_raw, d.L * d.N * d.KD},  {&a->rstd_q, d.L * d.N * c->num_heads},
-        {&a->rstd_k, d.L * d.N * c->num_kv_heads},
-        {&a->q, d.L * d.N * d.QD},      {&a->k, d.L * d.N * d.KD},
-        {&a->v, d.L * d.N * d.KD},      {&a->probs, d.L * (size_t)B * c->num_heads * T * T},
-        {&a->att, d.L * d.N * d.QD},    {&a->x_mid, d.L * d.N * d.D},
-        {&a->ln2, d.L * d.N * d.D},     {&a->rstd2, d.L * d.N},
-        {&a->gate, d.L * d.N * d.F},    {&a->up, d.L * d.N * d.F},
-        {&a->act, d.L * d.N * d.F},     {&a->x_out, d.N * d.D},
+        {&a->x, d.L * d.N * d.D},       {&a->ln1, S * d.N * d.D},
+        {&a->rstd1, S * d.N},         {&a->q_raw, S * d.N * d.QD},
+        {&a->k_raw, S * d.N * d.KD},  {&a->rstd_q, S * d.N * c->num_heads},
+        {&a->rstd_k, S * d.N * c->num_kv_heads},
+        {&a->q, S * d.N * d.QD},      {&a->k, S * d.N * d.KD},
+        {&a->v, S * d.N * d.KD},      {&a->probs, S * (size_t)B * c->num_heads * T * T},
+        {&a->att, S * d.N * d.QD},    {&a->x_mid, S * d.N * d.D},
+        {&a->ln2, S * d.N * d.D},     {&a->rstd2, S * d.N},
+        {&a->gate, S * d.N * d.F},    {&a->up, S * d.N * d.F},
+        {&a->act, S * d.N * d.F},     {&a->x_out, d.N * d.D},
         {&a->lnf, d.N * d.D},           {&a->rstdf, d.N},
         {&a->scratch, scratch_floats(c, d)},
     };
@@ -68,7 +77,7 @@ int qwen_acts_alloc(QwenActs *a, const QwenConfig *c, int B, int T, Error *err) 
         if (!*f[i].p) {
             qwen_acts_free(a);
             return error_set(err, "out of memory for activations (batch %d x length %d needs %.1f MB)", B, T,
-                             qwen_acts_bytes(c, B, T) / 1e6);
+                             qwen_acts_bytes_ex(c, B, T, recompute) / 1e6);
         }
     }
     a->scratch_size = scratch_floats(c, d);
@@ -97,6 +106,58 @@ void qwen_acts_free(QwenActs *a) {
     memset(a, 0, sizeof *a);
 }
 
+// Layer l's activations: its input x (always kept per layer), the next layer's input, and the rest
+// in slot l, or in the single slot when recomputing.
+typedef struct {
+    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
+    float *gate, *up, *act, *x_next;
+} LayerActs;
+
+static LayerActs layer_acts(const QwenActs *a, const QwenConfig *c, Dims d, size_t l) {
+    size_t s = a->recompute ? 0 : l, P = (size_t)a->batch * c->num_heads * a->len * a->len;
+    LayerActs r;
+    r.x = a->x + l * d.N * d.D;
+    r.x_next = l + 1 < d.L ? a->x + (l + 1) * d.N * d.D : a->x_out;
+    r.ln1 = a->ln1 + s * d.N * d.D, r.rstd1 = a->rstd1 + s * d.N;
+    r.q_raw = a->q_raw + s * d.N * d.QD, r.k_raw = a->k_raw + s * d.N * d.KD;
+    r.rstd_q = a->rstd_q + s * d.N * c->num_heads, r.rstd_k = a->rstd_k + s * d.N * c->num_kv_heads;
+    r.q = a->q + s * d.N * d.QD, r.k = a->k + s * d.N * d.KD, r.v = a->v + s * d.N * d.KD;
+    r.probs = a->probs + s * P, r.att = a->att + s * d.N * d.QD;
+    r.x_mid = a->x_mid + s * d.N * d.D, r.ln2 = a->ln2 + s * d.N * d.D, r.rstd2 = a->rstd2 + s * d.N;
+    r.gate = a->gate + s * d.N * d.F, r.up = a->up + s * d.N * d.F, r.act = a->act + s * d.N * d.F;
+    return r;
+}
+
+// One decoder layer from la->x to la->x_next, saving its activations in la.
+static void layer_forward(const QwenModel *m, const QwenActs *a, const LayerActs *la, size_t l, Dims d) {
+    const QwenConfig *c = &m->cfg;
+    const QwenWeights *w = &m->w;
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, B = a->batch, T = a->len;
+    rmsnorm_forward(la->ln1, la->rstd1, la->x, w->attn_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
+    linear_forward(la->q_raw, la->ln1, w->wq + l * d.QD * d.D, w->bq ? w->bq + l * d.QD : NULL, d.N, d.D, d.QD);
+    linear_forward(la->k_raw, la->ln1, w->wk + l * d.KD * d.D, w->bk ? w->bk + l * d.KD : NULL, d.N, d.D, d.KD);
+    linear_forward(la->v, la->ln1, w->wv + l * d.KD * d.D, w->bv ? w->bv + l * d.KD : NULL, d.N, d.D, d.KD);
+    if (c->qk_norm) {
+        // per-head RMSNorm over head_dim: rows of width hd
+        rmsnorm_forward(la->q, la->rstd_q, la->q_raw, w->q_norm + l * hd, d.N * Hq, hd, c->rms_norm_eps);
+        rmsnorm_forward(la->k, la->rstd_k, la->k_raw, w->k_norm + l * hd, d.N * Hkv, hd, c->rms_norm_eps);
+    } else {
+        memcpy(la->q, la->q_raw, sizeof(float) * d.N * d.QD);
+        memcpy(la->k, la->k_raw, sizeof(float) * d.N * d.KD);
+    }
+    rope_forward(la->q, a->pos, d.N, Hq, hd, c->rope_theta);
+    rope_forward(la->k, a->pos, d.N, Hkv, hd, c->rope_theta);
+    attention_forward(la->att, la->probs, la->q, la->k, la->v, B, T, Hq, Hkv, hd);
+    memcpy(la->x_mid, la->x, sizeof(float) * d.N * d.D);
+    sgemm(0, 1, d.N, d.D, d.QD, 1.0f, la->att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, la->x_mid, d.D);
+    rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
+    linear_forward(la->gate, la->ln2, w->w_gate + l * d.F * d.D, NULL, d.N, d.D, d.F);
+    linear_forward(la->up, la->ln2, w->w_up + l * d.F * d.D, NULL, d.N, d.D, d.F);
+    swiglu_forward(la->act, la->gate, la->up, (long)(d.N * d.F));
+    memcpy(la->x_next, la->x_mid, sizeof(float) * d.N * d.D);
+    sgemm(0, 1, d.N, d.D, d.F, 1.0f, la->act, d.F, w->w_down + l * d.D * d.F, d.F, 1.0f, la->x_next, d.D);
+}
+
 // Embedding through the final norm; fills every saved activation.
 static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int B, int T, Error *err) {
     const QwenConfig *c = &m->cfg;
@@ -107,7 +168,6 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
         return error_set(err, "forward: sequence length %d exceeds max_position_embeddings %d", T,
                          c->max_position_embeddings);
     Dims d = dims_of(c, B, T);
-    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
     a->batch = B;
     a->len = T;
     for (size_t n = 0; n < d.N; n++) {
@@ -119,37 +179,8 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
     }
     for (size_t n = 0; n < d.N; n++) memcpy(a->x + n * d.D, w->embed + (size_t)tokens[n] * d.D, sizeof(float) * d.D);
     for (size_t l = 0; l < d.L; l++) {
-        float *x = a->x + l * d.N * d.D, *ln1 = a->ln1 + l * d.N * d.D;
-        float *q_raw = a->q_raw + l * d.N * d.QD, *k_raw = a->k_raw + l * d.N * d.KD;
-        float *q = a->q + l * d.N * d.QD, *k = a->k + l * d.N * d.KD, *v = a->v + l * d.N * d.KD;
-        float *att = a->att + l * d.N * d.QD, *x_mid = a->x_mid + l * d.N * d.D, *ln2 = a->ln2 + l * d.N * d.D;
-        float *gate = a->gate + l * d.N * d.F, *up = a->up + l * d.N * d.F, *act = a->act + l * d.N * d.F;
-        float *probs = a->probs + l * (size_t)B * Hq * T * T;
-        rmsnorm_forward(ln1, a->rstd1 + l * d.N, x, w->attn_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
-        linear_forward(q_raw, ln1, w->wq + l * d.QD * d.D, w->bq ? w->bq + l * d.QD : NULL, d.N, d.D, d.QD);
-        linear_forward(k_raw, ln1, w->wk + l * d.KD * d.D, w->bk ? w->bk + l * d.KD : NULL, d.N, d.D, d.KD);
-        linear_forward(v, ln1, w->wv + l * d.KD * d.D, w->bv ? w->bv + l * d.KD : NULL, d.N, d.D, d.KD);
-        if (c->qk_norm) {
-            // per-head RMSNorm over head_dim: rows of width hd
-            rmsnorm_forward(q, a->rstd_q + l * d.N * Hq, q_raw, w->q_norm + l * hd, d.N * Hq, hd, c->rms_norm_eps);
-            rmsnorm_forward(k, a->rstd_k + l * d.N * Hkv, k_raw, w->k_norm + l * hd, d.N * Hkv, hd,
-                            c->rms_norm_eps);
-        } else {
-            memcpy(q, q_raw, sizeof(float) * d.N * d.QD);
-            memcpy(k, k_raw, sizeof(float) * d.N * d.KD);
-        }
-        rope_forward(q, a->pos, d.N, Hq, hd, c->rope_theta);
-        rope_forward(k, a->pos, d.N, Hkv, hd, c->rope_theta);
-        attention_forward(att, probs, q, k, v, B, T, Hq, Hkv, hd);
-        memcpy(x_mid, x, sizeof(float) * d.N * d.D);
-        sgemm(0, 1, d.N, d.D, d.QD, 1.0f, att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, x_mid, d.D);
-        rmsnorm_forward(ln2, a->rstd2 + l * d.N, x_mid, w->mlp_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
-        linear_forward(gate, ln2, w->w_gate + l * d.F * d.D, NULL, d.N, d.D, d.F);
-        linear_forward(up, ln2, w->w_up + l * d.F * d.D, NULL, d.N, d.D, d.F);
-        swiglu_forward(act, gate, up, (long)(d.N * d.F));
-        float *x_next = (l + 1 < d.L) ? a->x + (l + 1) * d.N * d.D : a->x_out;
-        memcpy(x_next, x_mid, sizeof(float) * d.N * d.D);
-        sgemm(0, 1, d.N, d.D, d.F, 1.0f, act, d.F, w->w_down + l * d.D * d.F, d.F, 1.0f, x_next, d.D);
+        LayerActs la = layer_acts(a, c, d, l);
+        layer_forward(m, a, &la, l, d);
     }
     rmsnorm_forward(a->lnf, a->rstdf, a->x_out, w->final_norm, d.N, d.D, c->rms_norm_eps);
     return 0;
@@ -259,19 +290,18 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
     rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);
 
     for (size_t l = d.L; l-- > 0;) {
-        float *x = a->x + l * d.N * d.D, *ln1 = a->ln1 + l * d.N * d.D;
-        float *q_raw = a->q_raw + l * d.N * d.QD, *k_raw = a->k_raw + l * d.N * d.KD;
-        float *q = a->q + l * d.N * d.QD, *k = a->k + l * d.N * d.KD, *v = a->v + l * d.N * d.KD;
-        float *att = a->att + l * d.N * d.QD, *x_mid = a->x_mid + l * d.N * d.D, *ln2 = a->ln2 + l * d.N * d.D;
-        float *gate = a->gate + l * d.N * d.F, *up = a->up + l * d.N * d.F, *act = a->act + l * d.N * d.F;
-        float *probs = a->probs + l * (size_t)B * Hq * T * T;
+        LayerActs la = layer_acts(a, c, d, l);
+        if (a->recompute) layer_forward(m, a, &la, l, d);  // rebuild this layer's activations from its input
+        float *x = la.x, *ln1 = la.ln1, *q_raw = la.q_raw, *k_raw = la.k_raw, *q = la.q, *k = la.k, *v = la.v;
+        float *att = la.att, *x_mid = la.x_mid, *ln2 = la.ln2, *gate = la.gate, *up = la.up, *act = la.act;
+        float *probs = la.probs;
         // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
         linear_backward(dact, 0, g.w_down + l * d.D * d.F, NULL, dx, act, w->w_down + l * d.D * d.F, d.N, d.F, d.D);
         swiglu_backward(dgate, dup, dact, gate, up, (long)(d.N * d.F));
         linear_backward(dln, 0, g.w_gate + l * d.F * d.D, NULL, dgate, ln2, w->w_gate + l * d.F * d.D, d.N, d.D, d.F);
         linear_backward(dln, 1, g.w_up + l * d.F * d.D, NULL, dup, ln2, w->w_up + l * d.F * d.D, d.N, d.D, d.F);
         memcpy(dx_mid, dx, sizeof(float) * d.N * d.D);
-        rmsnorm_backward(dx_mid, 1, g.mlp_norm + l * d.D, dln, x_mid, w->mlp_norm + l * d.D, a->rstd2 + l * d.N, d.N,
+        rmsnorm_backward(dx_mid, 1, g.mlp_norm + l * d.D, dln, x_mid, w->mlp_norm + l * d.D, la.rstd2, d.N,
                          d.D);
         // attention: x_mid = x + o_proj(att)
         linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D);
@@ -280,10 +310,10 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
         rope_backward(dk, a->pos, d.N, Hkv, hd, c->rope_theta);
         if (c->qk_norm) {
             // dq/dk are w.r.t. the normed values: map back to the raw projections (reuse datt / dtmp)
-            rmsnorm_backward(datt, 0, g.q_norm + l * hd, dq, q_raw, w->q_norm + l * hd, a->rstd_q + l * d.N * Hq,
+            rmsnorm_backward(datt, 0, g.q_norm + l * hd, dq, q_raw, w->q_norm + l * hd, la.rstd_q,
                              d.N * Hq, hd);
             memcpy(dq, datt, sizeof(float) * d.N * d.QD);
-            rmsnorm_backward(dtmp, 0, g.k_norm + l * hd, dk, k_raw, w->k_norm + l * hd, a->rstd_k + l * d.N * Hkv,
+            rmsnorm_backward(dtmp, 0, g.k_norm + l * hd, dk, k_raw, w->k_norm + l * hd, la.rstd_k,
                              d.N * Hkv, hd);
             memcpy(dk, dtmp, sizeof(float) * d.N * d.KD);
         }
@@ -294,7 +324,7 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
         linear_backward(dln, 1, g.wv + l * d.KD * d.D, g.bv ? g.bv + l * d.KD : NULL, dv, ln1, w->wv + l * d.KD * d.D,
                         d.N, d.D, d.KD);
         memcpy(dx, dx_mid, sizeof(float) * d.N * d.D);
-        rmsnorm_backward(dx, 1, g.attn_norm + l * d.D, dln, x, w->attn_norm + l * d.D, a->rstd1 + l * d.N, d.N, d.D);
+        rmsnorm_backward(dx, 1, g.attn_norm + l * d.D, dln, x, w->attn_norm + l * d.D, la.rstd1, d.N, d.D);
     }
     // embedding rows (tied: the same buffer as lm_head's gradient)
     for (size_t n = 0; n < d.N; n++) {

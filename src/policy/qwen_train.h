@@ -49,12 +49,19 @@ typedef struct {
     float *probs_kept;  // [N, V] softmax of the scored rows (row order of `rows`), or NULL: recompute
     float *scratch; // backward work space
     size_t scratch_size;
+    // Activation recomputation: only each layer's input x is kept; every other per-layer array
+    // has one layer's room, and the backward re-runs a layer's forward from its input before
+    // differentiating it (bit-identical gradients, about a third more compute).
+    int recompute;
 } QwenActs;
 
 int qwen_acts_alloc(QwenActs *a, const QwenConfig *cfg, int B, int T, Error *err);
+// The same with recompute set: activation memory ~ layer inputs + one layer instead of L layers.
+int qwen_acts_alloc_ex(QwenActs *a, const QwenConfig *cfg, int B, int T, int recompute, Error *err);
 void qwen_acts_free(QwenActs *a);
-// Bytes qwen_acts_alloc would allocate (for memory planning).
+// Bytes qwen_acts_alloc(_ex) would allocate (for memory planning).
 size_t qwen_acts_bytes(const QwenConfig *cfg, int B, int T);
+size_t qwen_acts_bytes_ex(const QwenConfig *cfg, int B, int T, int recompute);
 
 // tokens [B, T]; need [B, T-1] (NULL = all positions); logp, entropy [B, T-1] (entropy may be NULL).
 // Log-probs are of softmax(logits / temperature) (TRL scores completions at the sampling

@@ -115,7 +115,8 @@ static int parse_section(const cJSON *root, const char *name, const char *const 
 }
 
 int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Error *err) {
-    static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "device", "dataset",
+    static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "device",
+                                      "gradient_checkpointing", "dataset",
                                       "rollout", "loss", "num_iterations", "micro_batch_size", "optimizer",
                                       "reward", "reward_options", "accuracy_checker", "eval", "checkpoint",
                                       "diagnostics", "max_bad_steps", "description", "compare", NULL};
@@ -129,6 +130,7 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
         json_get_double(root, "seed", 0, &seed, file, err) || json_get_int(root, "steps", 0, &steps, file, err) ||
         json_get_int(root, "threads", 0, &c->threads, file, err) ||
         json_get_string(root, "device", 0, c->device, sizeof c->device, file, err) ||
+        json_get_bool(root, "gradient_checkpointing", 0, &c->gradient_checkpointing, file, err) ||
         json_get_int(root, "num_iterations", 0, &c->num_iterations, file, err) ||
         json_get_int(root, "micro_batch_size", 0, &c->micro_batch_size, file, err) ||
         json_get_string(root, "accuracy_checker", 0, c->accuracy_checker, sizeof c->accuracy_checker, file, err) ||

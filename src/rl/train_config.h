@@ -28,6 +28,7 @@ typedef struct {
     long steps;             // optimizer steps (rollout batches x num_iterations)
     int threads;            // OpenMP/OpenBLAS threads (0 = all cores)
     char device[8];         // "cpu" (default) or "cuda": rollouts and forward/backward on the GPU
+    int gradient_checkpointing;  // keep only layer inputs; re-run each layer in the backward (CPU)
     DatasetConfig dataset;
     // rollout
     int prompts_per_step;   // P

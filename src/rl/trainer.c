@@ -93,7 +93,7 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     free(t->w_full);
     t->acts_B = t->acts_T = 0;
     // on the device the activations live there (below); the host keeps only the token buffers
-    if (!t->gpu && qwen_acts_alloc(&t->acts, &t->model.cfg, B, T, err))
+    if (!t->gpu && qwen_acts_alloc_ex(&t->acts, &t->model.cfg, B, T, t->cfg->gradient_checkpointing, err))
         return error_prefix(err, "training activations");
     size_t n = (size_t)B * T;
     t->tokens = malloc(sizeof(int) * n);

@@ -51,7 +51,7 @@ typedef struct {
     size_t scratch_size;
     // Activation recomputation: only each layer's input x is kept; every other per-layer array
     // has one layer's room, and the backward re-runs a layer's forward from its input before
-    // differentiating it (bit-identical gradients, about a third more compute).
+    // differentiating it (bit-identical gradients; one more forward of the layers).
     int recompute;
 } QwenActs;
 

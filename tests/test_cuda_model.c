@@ -79,6 +79,23 @@ static void compare_fixture(const char *dir) {
         }
         CHECK_MSG(worst <= 1e-3 * big + 1e-9, "%s: gradient %s differs by %g (max %g)", dir, tab[i].name, worst, big);
     }
+    // activation recomputation on the device: the same gradients (1e-5 of each tensor's largest)
+    QwenCuda *qr = NULL;
+    float *g_rc = malloc(sizeof(float) * m.num_params);
+    CHECK_MSG(qwen_cuda_create_ex(&m, B, T, 1, &qr, &err) == 0 &&
+                  qwen_cuda_forward(qr, tok, B, T, 0.7f, lp_gpu, NULL, &err) == 0 &&
+                  qwen_cuda_backward(qr, wgt, &err) == 0 && qwen_cuda_download_grads(qr, g_rc, &err) == 0,
+              "%s", err.msg);
+    for (int i = 0; i < nt && test_state.state == 0; i++) {
+        double worst = 0, big = 0;
+        for (size_t k = tab[i].offset; k < tab[i].offset + param_numel(&tab[i]); k++) {
+            worst = fmax(worst, fabs((double)g_rc[k] - g_gpu[k]));
+            big = fmax(big, fabs(g_gpu[k]));
+        }
+        CHECK_MSG(worst <= 1e-5 * big + 1e-12, "%s: recomputed gradient %s differs by %g", dir, tab[i].name, worst);
+    }
+    qwen_cuda_free(qr);
+    free(g_rc);
     free(tab), free(wgt), free(g_cpu), free(g_gpu);
     // bad input is refused on the host side, before any kernel runs
     CHECK(qwen_cuda_forward(qc, tok, B + 1, T, 1.0f, lp_gpu, NULL, &err) != 0);

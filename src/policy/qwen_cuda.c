@@ -8,6 +8,10 @@ int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, E
     *out = NULL;
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {
+    *out = NULL;
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 void qwen_cuda_free(QwenCuda *qc) {}
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
@@ -55,28 +59,28 @@ static int dev_bufs(QwenCuda *qc, DevBuf *t) {
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t P = (size_t)qc->max_B * c->num_heads * qc->max_T * qc->max_T, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
-    size_t f = sizeof(float);
+    size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
     DevBuf b[] = {
         {(void **)&qc->d_params, f * qc->num_params},
         {(void **)&qc->d_grads, f * qc->num_params},
         {(void **)&qc->x, f * L * N * D},
-        {(void **)&qc->ln1, f * L * N * D},
-        {(void **)&qc->rstd1, f * L * N},
-        {(void **)&qc->q_raw, f * L * N * QD},
-        {(void **)&qc->k_raw, f * L * N * KD},
-        {(void **)&qc->rstd_q, f * L * N * c->num_heads},
-        {(void **)&qc->rstd_k, f * L * N * c->num_kv_heads},
-        {(void **)&qc->q, f * L * N * QD},
-        {(void **)&qc->k, f * L * N * KD},
-        {(void **)&qc->v, f * L * N * KD},
-        {(void **)&qc->probs, f * L * P},
-        {(void **)&qc->att, f * L * N * QD},
-        {(void **)&qc->x_mid, f * L * N * D},
-        {(void **)&qc->ln2, f * L * N * D},
-        {(void **)&qc->rstd2, f * L * N},
-        {(void **)&qc->gate, f * L * N * F},
-        {(void **)&qc->up, f * L * N * F},
-        {(void **)&qc->act, f * L * N * F},
+        {(void **)&qc->ln1, f * S * N * D},
+        {(void **)&qc->rstd1, f * S * N},
+        {(void **)&qc->q_raw, f * S * N * QD},
+        {(void **)&qc->k_raw, f * S * N * KD},
+        {(void **)&qc->rstd_q, f * S * N * c->num_heads},
+        {(void **)&qc->rstd_k, f * S * N * c->num_kv_heads},
+        {(void **)&qc->q, f * S * N * QD},
+        {(void **)&qc->k, f * S * N * KD},
+        {(void **)&qc->v, f * S * N * KD},
+        {(void **)&qc->probs, f * S * P},
+        {(void **)&qc->att, f * S * N * QD},
+        {(void **)&qc->x_mid, f * S * N * D},
+        {(void **)&qc->ln2, f * S * N * D},
+        {(void **)&qc->rstd2, f * S * N},
+        {(void **)&qc->gate, f * S * N * F},
+        {(void **)&qc->up, f * S * N * F},
+        {(void **)&qc->act, f * S * N * F},
         {(void **)&qc->x_out, f * N * D},
         {(void **)&qc->lnf, f * N * D},
         {(void **)&qc->rstdf, f * N},
@@ -126,6 +130,10 @@ int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
 }
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
+    return qwen_cuda_create_ex(m, max_B, max_T, 0, out, err);
+}
+
+int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {
     *out = NULL;
     if (max_B <= 0 || max_T <= 0)
         return error_set(err, "model (cuda): batch %d x length %d must be positive", max_B, max_T);
@@ -133,6 +141,7 @@ int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, E
     if (!qc) return error_set(err, "model (cuda): out of memory");
     qc->cfg = m->cfg;
     qc->max_B = max_B, qc->max_T = max_T;
+    qc->recompute = recompute;
     qc->num_params = m->num_params;
     DevBuf t[64];
     int n = dev_bufs(qc, t);
@@ -172,13 +181,14 @@ int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
 
 int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) {
     return cuda_to_device(qc->d_grads, grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
-                                                                                  : 0;
+                                                                                   : 0;
 }
 
 int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
     if (m->num_params != qc->num_params) return error_set(err, "model (cuda): parameter count changed");
-    return cuda_to_host(m->params, qc->d_params, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
-                                                                                     : 0;
+    return cuda_to_host(m->params, qc->d_params, sizeof(float) * qc->num_params, err)
+               ? error_prefix(err, "model (cuda)")
+               : 0;
 }
 
 float *qwen_cuda_params(QwenCuda *qc) { return qc->d_params; }
@@ -195,54 +205,62 @@ static Layer layer_acts(const QwenCuda *qc, size_t l) {
     size_t N = (size_t)qc->B * qc->T, D = c->hidden_size, F = c->intermediate_size;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t P = (size_t)qc->B * c->num_heads * qc->T * qc->T;
+    size_t s = qc->recompute ? 0 : l;  // slot of everything but the layer input
     Layer a;
-    a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + l * N * D, a.rstd1 = qc->rstd1 + l * N;
-    a.q_raw = qc->q_raw + l * N * QD, a.k_raw = qc->k_raw + l * N * KD;
-    a.rstd_q = qc->rstd_q + l * N * c->num_heads, a.rstd_k = qc->rstd_k + l * N * c->num_kv_heads;
-    a.q = qc->q + l * N * QD, a.k = qc->k + l * N * KD, a.v = qc->v + l * N * KD, a.probs = qc->probs + l * P;
-    a.att = qc->att + l * N * QD, a.x_mid = qc->x_mid + l * N * D, a.ln2 = qc->ln2 + l * N * D;
-    a.rstd2 = qc->rstd2 + l * N, a.gate = qc->gate + l * N * F, a.up = qc->up + l * N * F, a.act = qc->act + l * N * F;
+    a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + s * N * D, a.rstd1 = qc->rstd1 + s * N;
+    a.q_raw = qc->q_raw + s * N * QD, a.k_raw = qc->k_raw + s * N * KD;
+    a.rstd_q = qc->rstd_q + s * N * c->num_heads, a.rstd_k = qc->rstd_k + s * N * c->num_kv_heads;
+    a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD, a.probs = qc->probs + s * P;
+    a.att = qc->att + s * N * QD, a.x_mid = qc->x_mid + s * N * D, a.ln2 = qc->ln2 + s * N * D;
+    a.rstd2 = qc->rstd2 + s * N, a.gate = qc->gate + s * N * F, a.up = qc->up + s * N * F, a.act = qc->act + s * N * F;
     a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + (l + 1) * N * D : qc->x_out;
     return a;
+}
+
+// One decoder layer from a->x to a->x_next, saving its activations in a.
+static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w;
+    Layer a = *pa;
+    int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
+    int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
+    float eps = c->rms_norm_eps;
+    int rc =
+        cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err) ||
+        cuda_linear_forward(qc->cb, a.q_raw, a.ln1, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D, QD, err) ||
+        cuda_linear_forward(qc->cb, a.k_raw, a.ln1, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D, KD, err) ||
+        cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
+    if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
+        rc = cuda_rmsnorm_forward(a.q, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
+             cuda_rmsnorm_forward(a.k, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
+    else if (!rc)
+        rc = cuda_copy(a.q, a.q_raw, sizeof(float) * N * QD, err) ||
+             cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
+    rc = rc || cuda_rope_forward(a.q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
+         cuda_rope_forward(a.k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
+         cuda_attention_forward(qc->cb, a.att, a.probs, a.q, a.k, a.v, B, T, Hq, Hkv, hd, err) ||
+         cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
+         cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
+         cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
+         cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
+         cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err) ||
+         cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
+         cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
+         cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
+    return rc ? error_prefix(err, "layer %zu", l) : 0;
 }
 
 // Embedding through the final norm, saving every activation; forward_trunk of qwen_train.c.
 static int trunk(QwenCuda *qc, Error *err) {
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w;
-    int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
-    int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
-    float eps = c->rms_norm_eps;
+    int N = qc->B * qc->T, D = c->hidden_size;
     if (cuda_embedding_forward(qc->x, w->embed, qc->tokens, N, D, err)) return -1;
     for (size_t l = 0; l < (size_t)c->num_layers; l++) {
         Layer a = layer_acts(qc, l);
-        int rc =
-            cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err) ||
-            cuda_linear_forward(qc->cb, a.q_raw, a.ln1, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D, QD,
-                                err) ||
-            cuda_linear_forward(qc->cb, a.k_raw, a.ln1, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D, KD,
-                                err) ||
-            cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
-        if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
-            rc = cuda_rmsnorm_forward(a.q, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
-                 cuda_rmsnorm_forward(a.k, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
-        else if (!rc)
-            rc = cuda_copy(a.q, a.q_raw, sizeof(float) * N * QD, err) ||
-                 cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
-        rc = rc || cuda_rope_forward(a.q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
-             cuda_rope_forward(a.k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
-             cuda_attention_forward(qc->cb, a.att, a.probs, a.q, a.k, a.v, B, T, Hq, Hkv, hd, err) ||
-             cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
-             cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
-             cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
-             cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
-             cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err) ||
-             cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
-             cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
-             cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
-        if (rc) return error_prefix(err, "layer %zu", l);
+        if (layer_forward(qc, l, &a, err)) return -1;
     }
-    return cuda_rmsnorm_forward(qc->lnf, qc->rstdf, qc->x_out, w->final_norm, N, D, eps, err);
+    return cuda_rmsnorm_forward(qc->lnf, qc->rstdf, qc->x_out, w->final_norm, N, D, c->rms_norm_eps, err);
 }
 
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
@@ -312,6 +330,8 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
         return error_prefix(err, "backward (cuda)");
     for (size_t l = c->num_layers; l-- > 0;) {
         Layer a = layer_acts(qc, l);
+        if (qc->recompute && layer_forward(qc, l, &a, err))  // rebuild this layer's activations from its input
+            return error_prefix(err, "backward (cuda)");
         // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
         int rc = cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act,
                                       w->w_down + l * D * F, N, F, D, err) ||

@@ -16,6 +16,9 @@ typedef struct QwenCuda QwenCuda;
 // Copies m's weights to the device, zeroes a device gradient buffer and allocates activations for
 // up to max_B x max_T tokens.
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err);
+// The same with activation recomputation (as qwen_acts_alloc_ex on the CPU): only each layer's
+// input is kept on the device and the backward re-runs each layer first.
+int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err);
 void qwen_cuda_free(QwenCuda *qc);
 // Copies m's weights again (after an optimizer step on the host); m must have the same config.
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err);

@@ -13,6 +13,7 @@
 struct QwenCuda {
     QwenConfig cfg;
     int max_B, max_T, B, T;  // capacity; shape of the last forward
+    int recompute;           // activation recomputation: one layer of room, layers re-run in the backward
     float temperature;
     size_t num_params;
     float *d_params, *d_grads;

@@ -1,7 +1,5 @@
 #include "rl/memory_plan.h"
 
-#include <string.h>
-
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 
@@ -15,9 +13,7 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->grads = params * f;
     out->optimizer = optimizer_bytes;
     out->reference = c->loss.beta > 0 ? params * f : 0;
-    // gradient checkpointing is a CPU-backend feature so far: the device keeps every layer
-    int recompute = c->gradient_checkpointing && strcmp(c->device, "cuda") != 0;
-    out->activations = qwen_acts_bytes_ex(mc, c->micro_batch_size, T, recompute);
+    out->activations = qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing);
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;

@@ -106,7 +106,8 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     if (t->gpu) {  // the device activations follow the same capacity
         qwen_cuda_free(t->gpu);
         t->gpu = NULL;
-        if (qwen_cuda_create(&t->model, B, T, &t->gpu, err)) return error_prefix(err, "device activations");
+        if (qwen_cuda_create_ex(&t->model, B, T, t->cfg->gradient_checkpointing, &t->gpu, err))
+            return error_prefix(err, "device activations");
         if (t->gpu_ref) {
             qwen_cuda_free(t->gpu_ref);
             t->gpu_ref = NULL;

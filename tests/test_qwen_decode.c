@@ -14,7 +14,9 @@
 
 static QwenConfig tiny(int arch) { return qwen_tiny_config(arch, 48, 32, 40); }
 
-static void decode_matches_forward(int arch) {
+// bf16: the cache stored as bfloat16; logits then agree with the fp32 forward only to bf16's
+// precision (checked relative to the logits' scale), and must still differ from nothing.
+static void decode_matches_forward(int arch, int bf16) {
     QwenConfig c = tiny(arch);
     QwenModel m;
     Error e;
@@ -34,7 +36,8 @@ static void decode_matches_forward(int arch) {
     // decode: slot 0 prefills 7 tokens at once, slot 1 prefills 3, then both advance one token per
     // call in the same batch (different lengths), checking every logits row produced.
     QwenKVCache kv;
-    CHECK(qwen_kv_alloc(&kv, &c, 2, T, 16, &e) == 0);
+    CHECK(qwen_kv_alloc_ex(&kv, &c, 2, T, 16, bf16, &e) == 0);
+    CHECK(!bf16 || qwen_kv_bytes_ex(&c, 2, T, 16, 1) < qwen_kv_bytes(&c, 2, T, 16));
     float *lg = malloc(sizeof(float) * 16 * c.vocab_size);
     int slot[16], tok[16];
     int n = 0;
@@ -60,7 +63,12 @@ static void decode_matches_forward(int arch) {
                              fabs(lg[(size_t)i * c.vocab_size + v] - ref[((size_t)s * T + t) * c.vocab_size + v]));
         }
     }
-    CHECK_MSG(worst < 1e-4, "decode vs forward max |diff| %.3g", worst);
+    double scale = 1;
+    for (size_t i = 0; i < (size_t)2 * T * c.vocab_size; i++) scale = fmax(scale, fabs(ref[i]));
+    if (bf16) printf("  bf16 cache: decode vs fp32 forward max |diff| %.2e (logits up to %.2f)\n", worst, scale);
+    if (bf16) CHECK_MSG(worst > 0 && worst < 2e-2 * scale, "bf16 cache: decode vs forward max |diff| %.3g (scale %.3g)",
+                        worst, scale);
+    else CHECK_MSG(worst < 1e-4, "decode vs forward max |diff| %.3g", worst);
     // a full slot is an error, not an overflow
     slot[0] = 0, tok[0] = 1;
     CHECK(qwen_decode(&m, &kv, slot, tok, 1, NULL, lg, &e) == -1 && strstr(e.msg, "full"));
@@ -75,8 +83,9 @@ static void decode_matches_forward(int arch) {
     qwen_model_free(&m);
 }
 
-static void test_decode_matches_forward_qwen3(void) { decode_matches_forward(ARCH_QWEN3); }
-static void test_decode_matches_forward_qwen2(void) { decode_matches_forward(ARCH_QWEN2); }
+static void test_decode_matches_forward_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 0); }
+static void test_decode_matches_forward_qwen2(void) { decode_matches_forward(ARCH_QWEN2, 0); }
+static void test_decode_bf16_cache_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 1); }
 
 static void test_forward_logp_matches_logits(void) {
     QwenConfig c = tiny(ARCH_QWEN3);
@@ -193,7 +202,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
     const int *prompts[] = {p0, p1};
     int lens[] = {4, 3};
     int eos[] = {0};
-    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL};
+    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL, 0};
     GenSeq a[6], b[6], solo[3];
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, a, &e) == 0);
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, b, &e) == 0);
@@ -260,6 +269,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
 int main(void) {
     RUN(test_decode_matches_forward_qwen3);
     RUN(test_decode_matches_forward_qwen2);
+    RUN(test_decode_bf16_cache_qwen3);
     RUN(test_forward_logp_matches_logits);
     RUN(test_exp_fast_accuracy);
     RUN(test_sampler_filters);

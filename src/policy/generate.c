@@ -28,12 +28,12 @@ typedef struct {
     QwenCudaKV *gpu;
 } Decoder;
 
-static int decoder_open(Decoder *d, const QwenModel *m, QwenCuda *cuda, int slots, int max_len, int max_tok,
-                        Error *err) {
+static int decoder_open(Decoder *d, const QwenModel *m, QwenCuda *cuda, int bf16, int slots, int max_len,
+                        int max_tok, Error *err) {
     memset(d, 0, sizeof *d);
     d->m = m;
     if (cuda) return qwen_cuda_kv_create(cuda, slots, max_len, max_tok, &d->gpu, err);
-    return qwen_kv_alloc(&d->cpu, &m->cfg, slots, max_len, max_tok, err);
+    return qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, bf16, err);
 }
 
 static void decoder_close(Decoder *d) {
@@ -107,7 +107,7 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
     memset(out, 0, sizeof(GenSeq) * S);
     Decoder dec;
     Sampler smp;
-    if (decoder_open(&dec, m, gp->cuda, S, max_len, max_tok, err)) return -1;
+    if (decoder_open(&dec, m, gp->cuda, gp->kv_bf16, S, max_len, max_tok, err)) return -1;
     if (sampler_init(&smp, V, err)) {
         decoder_close(&dec);
         return -1;

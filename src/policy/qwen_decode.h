@@ -4,6 +4,8 @@
 #ifndef PIONRL_QWEN_DECODE_H
 #define PIONRL_QWEN_DECODE_H
 
+#include <stdint.h>
+
 #include "policy/qwen.h"
 
 typedef struct {
@@ -12,14 +14,21 @@ typedef struct {
     int *len;                            // [num_slots] tokens stored per slot
     float *k;                            // [L, num_slots, Hkv, hd, max_len] (transposed for decode)
     float *v;                            // [L, num_slots, max_len, KD]
+    int bf16;                            // cache stored as bfloat16 in k16/v16 (same layouts; k, v NULL)
+    uint16_t *k16, *v16;
     // per-call scratch, max_tokens rows
     float *x, *ln, *q, *kk, *vv, *att, *gate, *up, *in;
     int *pos;
 } QwenKVCache;
 
 int qwen_kv_alloc(QwenKVCache *kv, const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, Error *err);
+// bf16 = 1 stores K and V as bfloat16 (round to nearest even): half the cache memory and traffic;
+// logits then differ from the fp32 forward by ~1e-3 relative (a vLLM-style kv_cache_dtype).
+int qwen_kv_alloc_ex(QwenKVCache *kv, const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, int bf16,
+                     Error *err);
 void qwen_kv_free(QwenKVCache *kv);
 size_t qwen_kv_bytes(const QwenConfig *cfg, int num_slots, int max_len, int max_tokens);
+size_t qwen_kv_bytes_ex(const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, int bf16);
 void qwen_kv_reset(QwenKVCache *kv, int slot);
 // Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).
 void qwen_kv_copy(QwenKVCache *kv, int dst, int src);

@@ -1,5 +1,7 @@
 #include "rl/memory_plan.h"
 
+#include <string.h>
+
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 
@@ -17,7 +19,9 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;
-    out->kv_cache = qwen_kv_bytes(mc, S, T, max_tok);
+    // the bf16 cache is a CPU-decode option so far; the device cache is fp32
+    out->kv_bf16 = c->kv_bf16 && strcmp(c->device, "cuda") != 0;
+    out->kv_cache = qwen_kv_bytes_ex(mc, S, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +
                  out->logits;
@@ -30,14 +34,14 @@ static void line(FILE *f, const char *what, size_t bytes, const char *note) {
 
 void train_memory_plan_print(FILE *f, const TrainMemoryPlan *p, const char *device) {
     char note[160];
-    fprintf(f, "memory plan (%s, fp32):\n", device);
+    fprintf(f, "memory plan (%s; fp32 unless marked):\n", device);
     line(f, "weights", p->weights, "policy");
     line(f, "gradients", p->grads, "");
     line(f, "optimizer", p->optimizer, "state of the configured optimizer");
     if (p->reference) line(f, "reference", p->reference, "KL reference policy (loss.beta > 0)");
     snprintf(note, sizeof note, "largest micro-batch, sequences of %d tokens", p->seq_len);
     line(f, "activations", p->activations, note);
-    snprintf(note, sizeof note, "%d sequences x %d tokens", p->sequences, p->seq_len);
+    snprintf(note, sizeof note, "%d sequences x %d tokens%s", p->sequences, p->seq_len, p->kv_bf16 ? ", bf16" : "");
     line(f, "kv cache", p->kv_cache, note);
     line(f, "logits", p->logits, "one decode call");
     line(f, "total", p->total, "");

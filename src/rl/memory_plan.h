@@ -16,6 +16,7 @@ typedef struct {
     size_t weights, grads, optimizer, reference, activations, kv_cache, logits, total;
     int seq_len;    // tokens per sequence assumed: prompt_tokens + max_new_tokens
     int sequences;  // decoded together: prompts_per_step x group_size
+    int kv_bf16;    // the KV cache counted in bfloat16
 } TrainMemoryPlan;
 
 // optimizer_bytes: optimizer_state_bytes of the run's optimizer; prompt_tokens: the longest prompt

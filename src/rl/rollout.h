@@ -21,6 +21,7 @@ typedef struct {
     int accuracy_checker;  // index in the reward set whose score >= 1 counts as correct
     uint64_t seed;
     struct QwenCuda *cuda;  // decode on the GPU with this device model (NULL: the CPU)
+    int kv_bf16;            // bfloat16 KV cache (CPU decode)
 } RolloutParams;
 
 typedef struct {

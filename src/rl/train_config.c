@@ -75,7 +75,8 @@ int train_config_apply_set(cJSON *root, const char *assignment, Error *err) {
 
 static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Error *err) {
     static const char *const keys[] = {"prompts_per_step", "group_size", "max_new_tokens", "temperature", "top_p",
-                                       "top_k", "min_p", "stop", "chat_template", "enable_thinking", NULL};
+                                       "top_k", "min_p", "stop", "chat_template", "enable_thinking",
+                                       "kv_cache_dtype", NULL};
     if (json_check_keys(o, keys, where, err)) return -1;
     if (json_get_int(o, "prompts_per_step", 0, &c->prompts_per_step, where, err) ||
         json_get_int(o, "group_size", 0, &c->group_size, where, err) ||
@@ -87,6 +88,11 @@ static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Erro
         json_get_bool(o, "chat_template", 0, &c->chat_template, where, err) ||
         json_get_bool(o, "enable_thinking", 0, &c->enable_thinking, where, err))
         return -1;
+    char kvd[16] = "fp32";
+    if (json_get_string(o, "kv_cache_dtype", 0, kvd, sizeof kvd, where, err)) return -1;
+    if (strcmp(kvd, "fp32") && strcmp(kvd, "bf16"))
+        return error_set(err, "%s: kv_cache_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", where, kvd);
+    c->kv_bf16 = !strcmp(kvd, "bf16");
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (stop) {
         if (!cJSON_IsArray(stop)) return error_set(err, "%s: 'stop' must be an array of strings", where);

@@ -35,6 +35,7 @@ typedef struct {
     int group_size;         // G
     int max_new_tokens;
     SamplingParams sampling;
+    int kv_bf16;            // rollout.kv_cache_dtype "bf16": the decode KV cache in bfloat16 (CPU)
     char stops[TRAIN_MAX_STOPS][64];
     int num_stops;
     int chat_template;      // 1: render prompts with the tokenizer's chat template; 0: raw text

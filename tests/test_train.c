@@ -332,6 +332,7 @@ static void test_bad_configs(void) {
         {"reward={\"nosuch\": 1}", "nosuch"},
         {"model=\"/nonexistent\"", "/nonexistent"},
         {"device=\"tpu\"", "device must be"},
+        {"rollout.kv_cache_dtype=\"fp16\"", "kv_cache_dtype"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *j = make_config("bad", "pion", "dapo", 1);
@@ -358,6 +359,22 @@ static void test_gradient_checkpointing_same_weights(void) {
     cJSON_Delete(a);
     cJSON_Delete(b);
     CHECK_MSG(same_final_weights("gc-off", "gc-on", 2), "gradient checkpointing changed the trained weights");
+}
+
+// rollout.kv_cache_dtype "bf16": a run with the bfloat16 rollout cache trains and writes its metrics.
+static void test_kv_cache_bf16_run(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e;
+    cJSON *j = make_config("kv-bf16", "pion", "dapo", 2);
+    CHECK(train_config_apply_set(j, "rollout.kv_cache_dtype=\"bf16\"", &e) == 0);
+    CHECK_MSG(run(j, 0, &e) == 0, "%s", e.msg);
+    cJSON_Delete(j);
+    char path[600];
+    snprintf(path, sizeof path, "%s/kv-bf16/metrics.jsonl", root);
+    CHECK(count_lines(path) == 2);
 }
 
 // --plan: the run stops after the memory plan, writing nothing; the plan's parts add up, and follow
@@ -431,6 +448,7 @@ int main(void) {
     RUN(test_device_cuda);
     RUN(test_memory_plan);
     RUN(test_gradient_checkpointing_same_weights);
+    RUN(test_kv_cache_bf16_run);
     if (ready > 0) {
         Error e;
         if (!getenv("PIONRL_KEEP_TEST_DIR")) path_remove_recursive(root, &e);

@@ -188,6 +188,43 @@ static void test_generate_on_device(void) {
     qwen_model_free(&m);
 }
 
+// A bfloat16 KV cache on the device against the CPU's bfloat16 cache: both round the same values,
+// so the logits agree to well within bf16 precision (1e-2 of their scale), after a prefill and 4
+// decode steps.
+static void test_decode_bf16_cache_on_device(void) {
+    QwenModel m;
+    Error err;
+    if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
+    int V = m.cfg.vocab_size, slots[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1}, toks[9], s2[2] = {0, 1}, next[2];
+    unsigned char want[9] = {0, 0, 0, 0, 1, 0, 0, 0, 1};
+    for (int i = 0; i < 9; i++) toks[i] = (i * 131 + 7) % V;
+    float *lc = malloc(sizeof(float) * 2 * V), *lg = malloc(sizeof(float) * 2 * V);
+    QwenKVCache kc;
+    QwenCuda *qc = NULL;
+    QwenCudaKV *kg = NULL;
+    CHECK_MSG(qwen_kv_alloc_ex(&kc, &m.cfg, 2, 32, 16, 1, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_create(&m, 1, 2, &qc, &err) == 0 && qwen_cuda_kv_create_ex(qc, 2, 32, 16, 1, &kg, &err) == 0,
+              "%s", err.msg);
+    CHECK(qwen_decode(&m, &kc, slots, toks, 9, want, lc, &err) == 0 &&
+          qwen_cuda_decode(kg, slots, toks, 9, want, lg, &err) == 0);
+    for (int step = 0; step < 5 && test_state.state == 0; step++) {
+        double worst = 0, scale = 1;
+        for (size_t v = 0; v < (size_t)2 * V; v++) {
+            worst = fmax(worst, fabs((double)lc[v] - lg[v]));
+            scale = fmax(scale, fabs(lc[v]));
+        }
+        CHECK_MSG(worst <= 1e-2 * scale, "bf16 cache step %d: logits differ by %g (scale %g)", step, worst, scale);
+        next[0] = (step * 17 + 3) % V, next[1] = (step * 29 + 5) % V;
+        CHECK(qwen_decode(&m, &kc, s2, next, 2, NULL, lc, &err) == 0 &&
+              qwen_cuda_decode(kg, s2, next, 2, NULL, lg, &err) == 0);
+    }
+    qwen_cuda_kv_free(kg);
+    qwen_cuda_free(qc);
+    qwen_kv_free(&kc);
+    qwen_model_free(&m);
+    free(lc), free(lg);
+}
+
 static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
 static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
 
@@ -215,5 +252,6 @@ int main(void) {
     RUN(test_decode_qwen3_tiny);
     RUN(test_decode_qwen2_tiny);
     RUN(test_generate_on_device);
+    RUN(test_decode_bf16_cache_on_device);
     return test_summary("test_cuda_model");
 }

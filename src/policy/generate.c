@@ -32,7 +32,7 @@ static int decoder_open(Decoder *d, const QwenModel *m, QwenCuda *cuda, int bf16
                         int max_tok, Error *err) {
     memset(d, 0, sizeof *d);
     d->m = m;
-    if (cuda) return qwen_cuda_kv_create(cuda, slots, max_len, max_tok, &d->gpu, err);
+    if (cuda) return qwen_cuda_kv_create_ex(cuda, slots, max_len, max_tok, bf16, &d->gpu, err);
     return qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, bf16, err);
 }
 

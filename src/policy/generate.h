@@ -29,7 +29,7 @@ typedef struct {
     // Decode on the GPU with this device copy of the model (qwen_cuda.h; CUDA builds), sampling on
     // the host as for the CPU. NULL: the CPU KV cache.
     struct QwenCuda *cuda;
-    int kv_bf16;  // CPU cache in bfloat16 (qwen_kv_alloc_ex): half the memory, ~1e-3 relative on logits
+    int kv_bf16;  // KV cache in bfloat16 (CPU or device): half the memory, logits at bf16 precision
 } GenerateParams;
 
 typedef struct {

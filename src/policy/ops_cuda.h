@@ -62,13 +62,16 @@ int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, fl
 
 // KV cache for decode, K and V each [L, num_slots, max_len, KD] (KD = Hkv * hd). Append writes row i
 // of k/v [n, KD] at (layer, slot[i], pos[i]).
-int cuda_kv_append(float *K, float *V, const float *k, const float *v, const int *slot, const int *pos, int n,
+// With bf16 set the cache holds bfloat16 elements (rounded to nearest even on append, widened to
+// fp32 for the arithmetic): half the memory and the reads.
+int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
                    int layer, int num_slots, int max_len, int KD, Error *err);
 // out [n, Hq*hd]: attention of query row i (q [n, Hq, hd]) over positions 0..pos[i] of slot[i] in
 // the given layer of the cache; one thread block per (row, query head), scores in shared memory
 // (max_len floats).
-int cuda_cached_attention(float *out, const float *q, const float *K, const float *V, const int *slot, const int *pos,
-                          int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err);
+int cuda_cached_attention(float *out, const float *q, const void *K, const void *V, int bf16, const int *slot,
+                          const int *pos, int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd,
+                          Error *err);
 
 // In place, per row r of N rows of V logits: logits <- weight[r] (onehot(target[r]) -
 // softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the

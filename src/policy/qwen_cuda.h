@@ -46,6 +46,9 @@ float *qwen_cuda_grads(QwenCuda *qc);
 // rows of the host array logits. Uses qc's device weights (upload after a host optimizer step).
 typedef struct QwenCudaKV QwenCudaKV;
 int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err);
+// bf16 = 1: the cache in bfloat16 (half the memory; logits at bf16 precision, as qwen_kv_alloc_ex).
+int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16, QwenCudaKV **out,
+                           Error *err);
 void qwen_cuda_kv_free(QwenCudaKV *kv);
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
 // Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).

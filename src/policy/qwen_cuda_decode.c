@@ -9,6 +9,11 @@ int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens
     *out = NULL;
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16, QwenCudaKV **out,
+                           Error *err) {
+    *out = NULL;
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
@@ -32,7 +37,8 @@ struct QwenCudaKV {
     int num_slots, max_len, max_tokens;
     int *len;                                                                     // host: tokens stored per slot
     int *h_pos, *h_row;                                                           // host staging for one call
-    float *K, *V;                                                                 // device cache
+    void *K, *V;                                                                  // device cache
+    int bf16;                                                                     // cache elements are bfloat16
     float *x, *ln, *rstd, *rstd_h, *q, *kk, *vv, *att, *gate, *up, *in, *logits;  // device, max_tokens rows
     int *slot, *pos, *tokens, *rows;
 };
@@ -48,8 +54,8 @@ static int kv_bufs(QwenCudaKV *kv, DevBuf *t) {
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t cache = (size_t)c->num_layers * kv->num_slots * kv->max_len * KD;
     DevBuf b[] = {
-        {(void **)&kv->K, f * cache},
-        {(void **)&kv->V, f * cache},
+        {(void **)&kv->K, (kv->bf16 ? 2 : f) * cache},
+        {(void **)&kv->V, (kv->bf16 ? 2 : f) * cache},
         {(void **)&kv->x, f * M * D},
         {(void **)&kv->ln, f * M * D},
         {(void **)&kv->rstd, f * M},
@@ -84,6 +90,11 @@ void qwen_cuda_kv_free(QwenCudaKV *kv) {
 }
 
 int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err) {
+    return qwen_cuda_kv_create_ex(qc, num_slots, max_len, max_tokens, 0, out, err);
+}
+
+int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16, QwenCudaKV **out,
+                           Error *err) {
     *out = NULL;
     if (num_slots <= 0 || max_len <= 0 || max_tokens <= 0)
         return error_set(err, "kv cache (cuda): slots %d, length %d, tokens %d must be positive", num_slots, max_len,
@@ -95,6 +106,7 @@ int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens
     if (!kv) return error_set(err, "kv cache (cuda): out of memory");
     kv->qc = qc;
     kv->num_slots = num_slots, kv->max_len = max_len, kv->max_tokens = max_tokens;
+    kv->bf16 = bf16;
     kv->len = calloc(num_slots, sizeof(int));
     kv->h_pos = malloc(sizeof(int) * max_tokens);
     kv->h_row = malloc(sizeof(int) * max_tokens);
@@ -121,11 +133,12 @@ int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
     if (dst < 0 || dst >= kv->num_slots || src < 0 || src >= kv->num_slots)
         return error_set(err, "kv cache (cuda): slot %d or %d out of range", dst, src);
     const QwenConfig *c = &kv->qc->cfg;
-    size_t KD = (size_t)c->num_kv_heads * c->head_dim, slot_floats = (size_t)kv->max_len * KD;
-    size_t bytes = sizeof(float) * kv->len[src] * KD;
+    size_t KD = (size_t)c->num_kv_heads * c->head_dim, es = kv->bf16 ? 2 : sizeof(float);
+    size_t slot_bytes = (size_t)kv->max_len * KD * es, bytes = es * kv->len[src] * KD;
+    char *K = kv->K, *V = kv->V;
     for (size_t l = 0; l < (size_t)c->num_layers; l++) {
-        size_t d = (l * kv->num_slots + dst) * slot_floats, s = (l * kv->num_slots + src) * slot_floats;
-        if (cuda_copy(kv->K + d, kv->K + s, bytes, err) || cuda_copy(kv->V + d, kv->V + s, bytes, err))
+        size_t d = (l * kv->num_slots + dst) * slot_bytes, s = (l * kv->num_slots + src) * slot_bytes;
+        if (cuda_copy(K + d, K + s, bytes, err) || cuda_copy(V + d, V + s, bytes, err))
             return error_prefix(err, "kv cache (cuda): copy slot %d to %d", src, dst);
     }
     kv->len[dst] = kv->len[src];
@@ -180,9 +193,9 @@ int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, c
                  cuda_rmsnorm_forward(kv->kk, kv->rstd_h, kv->kk, w->k_norm + l * hd, n * Hkv, hd, eps, err);
         rc = rc || cuda_rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta, err) ||
              cuda_rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta, err) ||
-             cuda_kv_append(kv->K, kv->V, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->num_slots, kv->max_len, KD,
-                            err) ||
-             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->slot, kv->pos, n, (int)l, kv->num_slots,
+             cuda_kv_append(kv->K, kv->V, kv->bf16, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->num_slots,
+                            kv->max_len, KD, err) ||
+             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l, kv->num_slots,
                                    kv->max_len, Hq, Hkv, hd, err) ||
              cuda_sgemm(qc->cb, 0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + l * D * QD, QD, 1.0f, kv->x, D, err) ||
              cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err) ||

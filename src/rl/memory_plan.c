@@ -1,7 +1,5 @@
 #include "rl/memory_plan.h"
 
-#include <string.h>
-
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 
@@ -19,8 +17,7 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;
-    // the bf16 cache is a CPU-decode option so far; the device cache is fp32
-    out->kv_bf16 = c->kv_bf16 && strcmp(c->device, "cuda") != 0;
+    out->kv_bf16 = c->kv_bf16;
     out->kv_cache = qwen_kv_bytes_ex(mc, S, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +

@@ -4,6 +4,7 @@
 #include "policy/ops_cuda.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -362,38 +363,50 @@ int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *wei
 
 // ---- decode with a KV cache ----------------------------------------------------------------------
 
-__global__ static void kv_append_kernel(float *K, float *V, const float *k, const float *v, const int *slot,
-                                        const int *pos, int n, int layer, int num_slots, int max_len, int KD) {
+// Cache elements are float or bfloat16 (round to nearest even on store); arithmetic is fp32.
+__device__ static inline float kv_load(const float *p, size_t i) { return p[i]; }
+__device__ static inline float kv_load(const __nv_bfloat16 *p, size_t i) { return __bfloat162float(p[i]); }
+__device__ static inline void kv_store(float *p, size_t i, float v) { p[i] = v; }
+__device__ static inline void kv_store(__nv_bfloat16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+template <typename E>
+__global__ static void kv_append_kernel(E *K, E *V, const float *k, const float *v, const int *slot, const int *pos,
+                                        int n, int layer, int num_slots, int max_len, int KD) {
     size_t total = (size_t)n * KD;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
         size_t i = e / KD, c = e % KD;
         size_t at = (((size_t)layer * num_slots + slot[i]) * max_len + pos[i]) * KD + c;
-        K[at] = k[e];
-        V[at] = v[e];
+        kv_store(K, at, k[e]);
+        kv_store(V, at, v[e]);
     }
 }
 
-int cuda_kv_append(float *K, float *V, const float *k, const float *v, const int *slot, const int *pos, int n,
+int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
                    int layer, int num_slots, int max_len, int KD, Error *err) {
-    kv_append_kernel<<<cuda_grid_for((size_t)n * KD), CUDA_THREADS>>>(K, V, k, v, slot, pos, n, layer, num_slots,
-                                                                      max_len, KD);
+    unsigned grid = cuda_grid_for((size_t)n * KD);
+    if (bf16)
+        kv_append_kernel<<<grid, CUDA_THREADS>>>((__nv_bfloat16 *)K, (__nv_bfloat16 *)V, k, v, slot, pos, n, layer,
+                                                 num_slots, max_len, KD);
+    else
+        kv_append_kernel<<<grid, CUDA_THREADS>>>((float *)K, (float *)V, k, v, slot, pos, n, layer, num_slots, max_len,
+                                                 KD);
     return cuda_launch_check("kv append", err);
 }
 
-__global__ static void cached_attention_kernel(float *out, const float *q, const float *K, const float *V,
-                                               const int *slot, const int *pos, int layer, int num_slots, int max_len,
-                                               int Hq, int Hkv, int hd) {
+template <typename E>
+__global__ static void cached_attention_kernel(float *out, const float *q, const E *K, const E *V, const int *slot,
+                                               const int *pos, int layer, int num_slots, int max_len, int Hq, int Hkv,
+                                               int hd) {
     extern __shared__ float sc[];  // max_len scores
     int i = blockIdx.x, h = blockIdx.y, g = h / (Hq / Hkv), KD = Hkv * hd, len = pos[i] + 1;
     const float *qi = q + ((size_t)i * Hq + h) * hd;
-    const float *Ks = K + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
-    const float *Vs = V + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
+    const E *Ks = K + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
+    const E *Vs = V + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
     float scale = 1.0f / sqrtf((float)hd);
     float mx = -INFINITY;
     for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        const float *kr = Ks + (size_t)s * KD;
         float dot = 0.0f;
-        for (int d = 0; d < hd; d++) dot += qi[d] * kr[d];
+        for (int d = 0; d < hd; d++) dot += qi[d] * kv_load(Ks, (size_t)s * KD + d);
         sc[s] = dot * scale;
         mx = fmaxf(mx, sc[s]);
     }
@@ -406,23 +419,34 @@ __global__ static void cached_attention_kernel(float *out, const float *q, const
     float inv = (float)(1.0 / cuda_block_sum(sum));  // also orders the sc writes before the reads below
     for (int e = threadIdx.x; e < hd; e += blockDim.x) {
         float acc = 0.0f;
-        for (int s = 0; s < len; s++) acc += sc[s] * Vs[(size_t)s * KD + e];
+        for (int s = 0; s < len; s++) acc += sc[s] * kv_load(Vs, (size_t)s * KD + e);
         out[((size_t)i * Hq + h) * hd + e] = acc * inv;
     }
 }
 
-int cuda_cached_attention(float *out, const float *q, const float *K, const float *V, const int *slot, const int *pos,
-                          int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err) {
+template <typename E>
+static int launch_cached_attention(float *out, const float *q, const E *K, const E *V, const int *slot, const int *pos,
+                                   int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err) {
     dim3 grid(n, Hq);
     size_t shared = sizeof(float) * max_len;
     if (shared > 48 * 1024) {  // above the default limit: opt in (up to the device's maximum)
         cudaError_t rc =
-            cudaFuncSetAttribute(cached_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
+            cudaFuncSetAttribute(cached_attention_kernel<E>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
         if (rc != cudaSuccess)
             return error_set(err, "cuda: cached attention: %zu bytes of shared memory for max_len %d: %s", shared,
                              max_len, cudaGetErrorString(rc));
     }
-    cached_attention_kernel<<<grid, CUDA_THREADS, shared>>>(out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv,
-                                                            hd);
+    cached_attention_kernel<E>
+        <<<grid, CUDA_THREADS, shared>>>(out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd);
     return cuda_launch_check("cached attention", err);
+}
+
+int cuda_cached_attention(float *out, const float *q, const void *K, const void *V, int bf16, const int *slot,
+                          const int *pos, int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd,
+                          Error *err) {
+    if (bf16)
+        return launch_cached_attention(out, q, (const __nv_bfloat16 *)K, (const __nv_bfloat16 *)V, slot, pos, n, layer,
+                                       num_slots, max_len, Hq, Hkv, hd, err);
+    return launch_cached_attention(out, q, (const float *)K, (const float *)V, slot, pos, n, layer, num_slots, max_len,
+                                   Hq, Hkv, hd, err);
 }

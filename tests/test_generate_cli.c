@@ -1,7 +1,8 @@
 // `pionrl generate` end to end on the tiny Qwen3 fixture with token ids in and out: greedy output
 // equals the library's qwen_generate, --device cpu is the default, --device cuda either fails
 // with the reason (CPU-only build, no GPU) or, on a GPU, gives the CPU's greedy tokens; bad
-// options exit 2 with a message. The binary is found beside the test program (BUILD/pionrl).
+// options exit 2 with a message; `pionrl eval --device` likewise. The binary is found beside the
+// test program (BUILD/pionrl).
 #include <libgen.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +69,20 @@ static void test_bad_options(void) {
     CHECK(test_shell(cmd, out, sizeof out) == 2 && strstr(out, "not a number"));
 }
 
+// `pionrl eval --device`: cuda without a GPU is refused with the reason (exit 1) before any work;
+// an unknown device is a usage error (exit 2); cpu evaluates.
+static void test_eval_device(void) {
+    char cmd[2048], out[4096];
+    Error err;
+    snprintf(cmd, sizeof cmd, "%s eval --config configs/demo.json --examples 4 --device tpu 2>&1", bin);
+    CHECK(test_shell(cmd, out, sizeof out) == 2);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s eval --config configs/demo.json --examples 4 --device cpu 2>&1", bin);
+    CHECK_MSG(test_shell(cmd, out, sizeof out) == 0 && strstr(out, "pass@1"), "%s", out);
+    if (cuda_device_probe(NULL, 0, NULL, &err) == 0) return;  // with a GPU the cuda run is the GPU tests' job
+    snprintf(cmd, sizeof cmd, "%s eval --config configs/demo.json --examples 4 --device cuda 2>&1", bin);
+    CHECK_MSG(test_shell(cmd, out, sizeof out) == 1 && strstr(out, "--device cuda") && strstr(out, err.msg), "%s", out);
+}
+
 static void test_binary_missing(void) { test_skip("%s not built", bin); }
 
 int main(int argc, char **argv) {
@@ -81,5 +96,6 @@ int main(int argc, char **argv) {
     RUN(test_greedy_ids_match_library);
     RUN(test_device_cuda);
     RUN(test_bad_options);
+    RUN(test_eval_device);
     return test_summary("test_generate_cli");
 }

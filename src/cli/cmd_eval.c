@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/cuda_ops.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/qwen_cuda.h"
 #include "rl/eval.h"
 #include "rl/train_config.h"
 
@@ -27,13 +29,14 @@ static void usage(FILE *f) {
             "                         (default: gsm8k for the gsm8k preset, math otherwise)\n"
             "  --question-field F --answer-field F --answer-extract none|gsm8k|boxed   for a JSONL file\n"
             "  --no-chat              raw prompts, no chat template (base models)\n"
+            "  --device cpu|cuda      where the model decodes (default: the config's device, else cpu)\n"
             "  --out FILE.jsonl       one record per example: prompt, answer, completion, pred, correct\n"
             "  --json                 print the summary as JSON\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tok_dir = NULL, *dataset = NULL, *config = NULL, *split = "eval", *reward = NULL,
-               *out_path = NULL, *qfield = NULL, *afield = NULL, *extract = NULL;
+               *out_path = NULL, *qfield = NULL, *afield = NULL, *extract = NULL, *device = NULL;
     int examples = 0, samples = 0, max_new = 0, no_chat = 0, as_json = 0;
     float temperature = 1.0f;
     for (int i = 1; i < argc; i++) {
@@ -56,6 +59,7 @@ int cmd_eval(int argc, char **argv) {
             else if (!strcmp(a, "--config")) config = v;
             else if (!strcmp(a, "--split")) split = v;
             else if (!strcmp(a, "--reward")) reward = v;
+            else if (!strcmp(a, "--device")) device = v;
             else if (!strcmp(a, "--out")) out_path = v;
             else if (!strcmp(a, "--question-field")) qfield = v;
             else if (!strcmp(a, "--answer-field")) afield = v;
@@ -75,7 +79,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if ((!model && !config) || (!dataset && !config) || (strcmp(split, "eval") && strcmp(split, "train")) ||
-        examples < 0 || samples < 0 || max_new < 0) {
+        examples < 0 || samples < 0 || max_new < 0 || (device && strcmp(device, "cpu") && strcmp(device, "cuda"))) {
         usage(stderr);
         return 2;
     }
@@ -123,13 +127,21 @@ int cmd_eval(int argc, char **argv) {
         cfg.accuracy_checker[0] = 0;
     }
     QwenModel m = {0};
+    QwenCuda *gpu = NULL;
     Tokenizer *tok = NULL;
     RewardSet *rewards = NULL;
     Dataset ds = {0};
     FILE *out = NULL;
     const DatasetExample **ex = NULL;
+    if (device) snprintf(cfg.device, sizeof cfg.device, "%s", device);
+    if (!strcmp(cfg.device, "cuda") && cuda_device_probe(NULL, 0, NULL, &e)) {
+        error_prefix(&e, "--device cuda");
+        goto done;
+    }
     if (qwen_model_load(cfg.model, &m, &e) || tokenizer_load(cfg.tokenizer[0] ? cfg.tokenizer : cfg.model, &tok, &e))
         goto done;
+    // decoding on the device needs only the weights there (its training buffers: the minimum, 1 x 2)
+    if (!strcmp(cfg.device, "cuda") && qwen_cuda_create(&m, 1, 2, &gpu, &e)) goto done;
     if (!(rewards = reward_set_from_json(cfg.reward_weights, &cfg.reward_options, "reward", &e))) goto done;
     if (dataset_load(&cfg.dataset, &ds, &e)) goto done;
     int use_train = !strcmp(split, "train") || ds.num_eval == 0;
@@ -152,7 +164,7 @@ int cmd_eval(int argc, char **argv) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < cfg.num_stops; i++) stops[i] = cfg.stops[i];
     RolloutParams rp = {cfg.sampling, cfg.max_new_tokens, cfg.chat_template, cfg.enable_thinking, stops,
-                        cfg.num_stops, acc, cfg.seed, NULL, cfg.kv_bf16};
+                        cfg.num_stops, acc, cfg.seed, gpu, cfg.kv_bf16};
     SamplingParams sp = cfg.sampling;
     sp.temperature = temperature;
     EvalResult r;
@@ -176,6 +188,7 @@ done:
     dataset_free(&ds);
     if (rewards) reward_set_free(rewards);
     if (tok) tokenizer_free(tok);
+    qwen_cuda_free(gpu);
     qwen_model_free(&m);
     train_config_free(&cfg);
     return rc;

@@ -25,6 +25,15 @@ int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err);
 int cuda_zero(void *d_ptr, size_t bytes, Error *err);
 int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err);  // device to device
 
+// A table of device buffers owned by one object: allocated together (on failure the error names
+// the request; the caller releases the table, whose unallocated entries are NULL).
+typedef struct {
+    void **p;
+    size_t bytes;
+} CudaBuf;
+int cuda_alloc_table(const CudaBuf *t, int n, Error *err);
+void cuda_release_table(const CudaBuf *t, int n);
+
 // The kernels below are queued on the default stream and do not wait for the device; d_dsum
 // (one device double) accumulates the sum of the squared parameter changes for update_rms, so a
 // whole optimizer step needs one copy back at its end.

@@ -49,18 +49,13 @@ float *qwen_cuda_grads(QwenCuda *qc) { return NULL; }
 #include "policy/qwen_cuda_internal.h"
 
 // The device buffers in one table, for allocation and release.
-typedef struct {
-    void **p;
-    size_t bytes;
-} DevBuf;
-
-static int dev_bufs(QwenCuda *qc, DevBuf *t) {
+static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t P = (size_t)qc->max_B * c->num_heads * qc->max_T * qc->max_T, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
     size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
-    DevBuf b[] = {
+    CudaBuf b[] = {
         {(void **)&qc->d_params, f * qc->num_params},
         {(void **)&qc->d_grads, f * qc->num_params},
         {(void **)&qc->x, f * L * N * D},
@@ -110,9 +105,8 @@ static int dev_bufs(QwenCuda *qc, DevBuf *t) {
 
 void qwen_cuda_free(QwenCuda *qc) {
     if (!qc) return;
-    DevBuf t[64];
-    int n = dev_bufs(qc, t);
-    for (int i = 0; i < n; i++) cuda_release(*t[i].p);
+    CudaBuf t[64];
+    cuda_release_table(t, dev_bufs(qc, t));
     cuda_blas_free(qc->cb);
     free(qc->h_logp);
     free(qc->h_ent);
@@ -143,13 +137,11 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     qc->max_B = max_B, qc->max_T = max_T;
     qc->recompute = recompute;
     qc->num_params = m->num_params;
-    DevBuf t[64];
-    int n = dev_bufs(qc, t);
-    for (int i = 0; i < n; i++)
-        if (cuda_alloc(t[i].p, t[i].bytes, err)) {
-            qwen_cuda_free(qc);
-            return error_prefix(err, "model (cuda): batch %d x length %d", max_B, max_T);
-        }
+    CudaBuf t[64];
+    if (cuda_alloc_table(t, dev_bufs(qc, t), err)) {
+        qwen_cuda_free(qc);
+        return error_prefix(err, "model (cuda): batch %d x length %d", max_B, max_T);
+    }
     size_t N = (size_t)max_B * max_T;
     qc->h_logp = malloc(sizeof(float) * N);
     qc->h_ent = malloc(sizeof(float) * N);

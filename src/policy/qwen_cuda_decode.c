@@ -43,17 +43,12 @@ struct QwenCudaKV {
     int *slot, *pos, *tokens, *rows;
 };
 
-typedef struct {
-    void **p;
-    size_t bytes;
-} DevBuf;
-
-static int kv_bufs(QwenCudaKV *kv, DevBuf *t) {
+static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
     const QwenConfig *c = &kv->qc->cfg;
     size_t M = kv->max_tokens, D = c->hidden_size, F = c->intermediate_size, f = sizeof(float);
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t cache = (size_t)c->num_layers * kv->num_slots * kv->max_len * KD;
-    DevBuf b[] = {
+    CudaBuf b[] = {
         {(void **)&kv->K, (kv->bf16 ? 2 : f) * cache},
         {(void **)&kv->V, (kv->bf16 ? 2 : f) * cache},
         {(void **)&kv->x, f * M * D},
@@ -80,9 +75,8 @@ static int kv_bufs(QwenCudaKV *kv, DevBuf *t) {
 
 void qwen_cuda_kv_free(QwenCudaKV *kv) {
     if (!kv) return;
-    DevBuf t[32];
-    int n = kv_bufs(kv, t);
-    for (int i = 0; i < n; i++) cuda_release(*t[i].p);
+    CudaBuf t[32];
+    cuda_release_table(t, kv_bufs(kv, t));
     free(kv->len);
     free(kv->h_pos);
     free(kv->h_row);
@@ -114,13 +108,11 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
         qwen_cuda_kv_free(kv);
         return error_set(err, "kv cache (cuda): out of memory");
     }
-    DevBuf t[32];
-    int n = kv_bufs(kv, t);
-    for (int i = 0; i < n; i++)
-        if (cuda_alloc(t[i].p, t[i].bytes, err)) {
-            qwen_cuda_kv_free(kv);
-            return error_prefix(err, "kv cache (cuda): %d slots x %d tokens", num_slots, max_len);
-        }
+    CudaBuf t[32];
+    if (cuda_alloc_table(t, kv_bufs(kv, t), err)) {
+        qwen_cuda_kv_free(kv);
+        return error_prefix(err, "kv cache (cuda): %d slots x %d tokens", num_slots, max_len);
+    }
     *out = kv;
     return 0;
 }

@@ -58,6 +58,16 @@ int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err) {
     return cuda_check(cudaMemcpy(dst, d_src, bytes, cudaMemcpyDeviceToHost), "copy to host", err);
 }
 
+int cuda_alloc_table(const CudaBuf *t, int n, Error *err) {
+    for (int i = 0; i < n; i++)
+        if (cuda_alloc(t[i].p, t[i].bytes, err)) return -1;
+    return 0;
+}
+
+void cuda_release_table(const CudaBuf *t, int n) {
+    for (int i = 0; i < n; i++) cuda_release(*t[i].p);
+}
+
 int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) {
     return cuda_check(cudaMemcpy(d_dst, d_src, bytes, cudaMemcpyDeviceToDevice), "copy on device", err);
 }

@@ -7,7 +7,6 @@
 #include "core/blas.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 void ns_schedule_muon(NsSchedule *s) {
     s->steps = 5;
@@ -154,30 +153,6 @@ int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int
     for (int h = 0; h < batch; h++)
         if (ns_orthogonalize(s, G + h * n, rows, cols, cols, out + h * n, cols, eps, w, err))
             return error_prefix(err, "block %d of %d", h, batch);
-    return 0;
-}
-
-int ns_orthogonalize_blocks(const NsSchedule *s, const float *G, int nblocks, int rows, int cols, int ldg,
-                            size_t g_stride, float *out, int ldo, size_t o_stride, float eps, NsWork *work, int nwork,
-                            Error *err) {
-    for (int t = 0; t < nwork; t++)
-        if (ns_work_check(&work[t], rows, cols, err)) return error_prefix(err, "workspace %d", t);
-    int threads = nwork < nblocks ? nwork : nblocks;
-    if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
-    if (threads <= 1) {
-        for (int b = 0; b < nblocks; b++)
-            if (ns_orthogonalize(s, G + b * g_stride, rows, cols, ldg, out + b * o_stride, ldo, eps, &work[0], err))
-                return error_prefix(err, "block %d of %d", b, nblocks);
-        return 0;
-    }
-    // OpenBLAS's own threads would compete with ours: one BLAS thread per block while this runs.
-    int blas_threads = blas_get_threads();
-    blas_set_threads(1);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int b = 0; b < nblocks; b++)
-        ns_orthogonalize(s, G + b * g_stride, rows, cols, ldg, out + b * o_stride, ldo, eps,
-                         &work[omp_get_thread_num()], NULL);  // cannot fail: shapes checked above
-    blas_set_threads(blas_threads);
     return 0;
 }
 

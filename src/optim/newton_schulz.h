@@ -53,18 +53,6 @@ int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, in
 int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out, float eps,
                              NsWork *w, Error *err);
 
-// `nblocks` same-shape blocks (rows x cols each) of a larger matrix: block b starts at
-// G + b * g_stride (row stride ldg) and is written to out + b * o_stride (row stride ldo). Row
-// blocks of q/k/v (g_stride = head_dim * cols) and column blocks of o_proj (g_stride = head_dim)
-// both fit. With nwork > 1 workspaces the blocks run in parallel (OpenMP), each with a
-// single-threaded BLAS: small per-head GEMMs use the cores better side by side than split up.
-// OpenBLAS's thread count is process-wide, so it is 1 while this runs and restored afterwards: do
-// not run other GEMMs concurrently from other threads. Every block's result is the same as
-// ns_orthogonalize on that block alone.
-int ns_orthogonalize_blocks(const NsSchedule *s, const float *G, int nblocks, int rows, int cols, int ldg,
-                            size_t g_stride, float *out, int ldo, size_t o_stride, float eps, NsWork *work, int nwork,
-                            Error *err);
-
 // Flops of the three plain GEMMs one iteration consists of, as Muon implementations run it (per
 // step: 2r^2c for A, 2r^3 for A^2, 2r^2c for BX, with r the short side and c the long side).
 double ns_gemm_flops(const NsSchedule *s, int rows, int cols);

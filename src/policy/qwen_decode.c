@@ -157,9 +157,10 @@ static inline float bf16_load(uint16_t h) {
     return f;
 }
 
-// Attention of n query rows against their slots' caches (positions 0..pos[i] inclusive). A bf16
-// cache is widened into per-thread fp32 copies of the (token, kv head) block first (K: hd rows of
-// len, V: len rows of hd), so the arithmetic is the fp32 path's and only the memory read halves.
+// Attention of n query rows against their slots' caches (positions 0..pos[i] inclusive). One work
+// item is a (token, kv head) pair and the query heads sharing it. A bf16 cache is widened once per
+// item into per-thread fp32 copies (K: hd rows of len, V: len rows of hd), so the arithmetic is the
+// fp32 path's and only the memory read halves.
 static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int Hq, int Hkv, int hd) {
     int group = Hq / Hkv, QD = Hq * hd, M = kv->max_len;
     float scale = 1.0f / sqrtf((float)hd);
@@ -170,24 +171,26 @@ static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int
         float *vf = kv->bf16 ? malloc(sizeof(float) * (size_t)hd * M) : NULL;
 #pragma omp for collapse(2) schedule(dynamic)
         for (int i = 0; i < n; i++) {
-            for (int h = 0; h < Hq; h++) {
-                int g = h / group, len = kv->pos[i] + 1;
-                const float *q = kv->q + (size_t)i * QD + h * hd;
-                float *o = kv->att + (size_t)i * QD + h * hd;
-                if (!kv->bf16) {
-                    attend(q, kv->k + k_at(kv, l, slot[i], g, hd), M, kv->v + v_at(kv, l, slot[i], 0) + g * hd, kv->KD,
-                           len, hd, scale, sc, o);
-                    continue;
+            for (int g = 0; g < Hkv; g++) {
+                int len = kv->pos[i] + 1;
+                const float *K = kf, *V = vf;
+                size_t kst = len, vst = hd;
+                if (kv->bf16) {
+                    const uint16_t *Kh = kv->k16 + k_at(kv, l, slot[i], g, hd);
+                    const uint16_t *Vh = kv->v16 + v_at(kv, l, slot[i], 0) + g * hd;
+                    for (int d = 0; d < hd; d++)
+#pragma omp simd
+                        for (int s = 0; s < len; s++) kf[(size_t)d * len + s] = bf16_load(Kh[(size_t)d * M + s]);
+                    for (int s = 0; s < len; s++)
+#pragma omp simd
+                        for (int e = 0; e < hd; e++) vf[(size_t)s * hd + e] = bf16_load(Vh[(size_t)s * kv->KD + e]);
+                } else {
+                    K = kv->k + k_at(kv, l, slot[i], g, hd), kst = M;
+                    V = kv->v + v_at(kv, l, slot[i], 0) + g * hd, vst = kv->KD;
                 }
-                const uint16_t *Kh = kv->k16 + k_at(kv, l, slot[i], g, hd);
-                const uint16_t *Vh = kv->v16 + v_at(kv, l, slot[i], 0) + g * hd;
-                for (int d = 0; d < hd; d++)
-#pragma omp simd
-                    for (int s = 0; s < len; s++) kf[(size_t)d * len + s] = bf16_load(Kh[(size_t)d * M + s]);
-                for (int s = 0; s < len; s++)
-#pragma omp simd
-                    for (int e = 0; e < hd; e++) vf[(size_t)s * hd + e] = bf16_load(Vh[(size_t)s * kv->KD + e]);
-                attend(q, kf, len, vf, hd, len, hd, scale, sc, o);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                    attend(kv->q + (size_t)i * QD + h * hd, K, kst, V, vst, len, hd, scale, sc,
+                           kv->att + (size_t)i * QD + h * hd);
             }
         }
         free(sc);

@@ -14,7 +14,9 @@
 #include "policy/qwen.h"
 #include "policy/qwen_train.h"
 
-enum { V = 8192, D = 256, F = 768, L = 10, HQ = 4, HKV = 2, HD = 64, B = 8, T = 256, P = 32, NEW = 128 };
+#include "bench_qwen10m.h"
+
+enum { B = 8, T = 256, P = 32, NEW = 128 };
 
 static double bench_train(QwenModel *m, float *grads) {
     QwenActs a;
@@ -77,20 +79,7 @@ static double json_number(const char *json, const char *key) {
 }
 
 int main(void) {
-    QwenConfig c = {0};
-    c.arch = ARCH_QWEN3;
-    c.vocab_size = V;
-    c.hidden_size = D;
-    c.intermediate_size = F;
-    c.num_layers = L;
-    c.num_heads = HQ;
-    c.num_kv_heads = HKV;
-    c.head_dim = HD;
-    c.max_position_embeddings = 1024;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 1e6;
-    c.tie_word_embeddings = 1;
-    c.qk_norm = 1;
+    QwenConfig c = bench_qwen10m_config();
     QwenModel m;
     Error e;
     if (qwen_model_init(&m, &c, &e)) {

@@ -34,8 +34,9 @@
 #include "rl/advantage.h"
 #include "rl/loss.h"
 
-// Model: the 9.97M-parameter Qwen3 of bench_model.c. Step: P x G sequences of PROMPT + NEW tokens.
-enum { V = 8192, D = 256, F = 768, L = 10, HQ = 4, HKV = 2, HD = 64 };
+#include "bench_qwen10m.h"
+
+// Model: the 9.97M-parameter Qwen3 of bench_qwen10m.h. Step: P x G sequences of PROMPT + NEW tokens.
 enum { P = 4, G = 8, S = P * G, PROMPT = 32, NEW = 64, T = PROMPT + NEW, MB = 8, WARMUP = 1, STEPS = 3 };
 static const float TEMPERATURE = 1.0f;
 static const double CLIP_EPS = 0.2, MAX_GRAD_NORM = 1.0;
@@ -70,20 +71,7 @@ static int make_optimizer(Bench *b, OptimKind kind, int per_head, Optimizer **ou
 }
 
 static int bench_init(Bench *b, Error *err) {
-    QwenConfig c = {0};
-    c.arch = ARCH_QWEN3;
-    c.vocab_size = V;
-    c.hidden_size = D;
-    c.intermediate_size = F;
-    c.num_layers = L;
-    c.num_heads = HQ;
-    c.num_kv_heads = HKV;
-    c.head_dim = HD;
-    c.max_position_embeddings = 1024;
-    c.rms_norm_eps = 1e-6f;
-    c.rope_theta = 1e6;
-    c.tie_word_embeddings = 1;
-    c.qk_norm = 1;
+    QwenConfig c = bench_qwen10m_config();
     if (qwen_model_init(&b->m, &c, err)) return -1;
     qwen_model_init_random(&b->m, 1, 0.02f);
     size_t n = b->m.num_params;

@@ -515,23 +515,31 @@ static int longest_prompt(Trainer *t, int *out, Error *err) {
     return 0;
 }
 
+// The run's memory plan for model config mc (needs t->tok and t->data loaded). The optimizer's
+// state is counted without allocating it.
+static int memory_plan(Trainer *t, const QwenConfig *mc, TrainMemoryPlan *plan, Error *err) {
+    int nt = qwen_num_tensors(mc), prompt_tokens = 0;
+    ParamInfo *table = calloc(nt, sizeof(ParamInfo));
+    if (!table) return error_set(err, "out of memory");
+    qwen_param_table(mc, table);
+    size_t opt_bytes = optimizer_state_bytes_planned(&t->cfg->optim, table, nt);
+    free(table);
+    if (longest_prompt(t, &prompt_tokens, err)) return -1;
+    train_memory_plan(t->cfg, mc, opt_bytes, prompt_tokens, plan);
+    return 0;
+}
+
 // --plan: the memory plan from config.json alone (no weights loaded, no optimizer state
 // allocated, so a model can be planned before it is downloaded), printed on stdout; returns 1.
 static int plan_only(Trainer *t, const TrainConfig *c, Error *err) {
     QwenConfig mc;
     char path[1100];
+    TrainMemoryPlan plan;
     snprintf(path, sizeof path, "%s/config.json", c->model);
     if (qwen_config_load(path, &mc, err)) return -1;
-    if (tokenizer_load(t->tok_dir, &t->tok, err) || dataset_load(&c->dataset, &t->data, err)) return -1;
-    int nt = qwen_num_tensors(&mc), prompt_tokens = 0;
-    ParamInfo *table = calloc(nt, sizeof(ParamInfo));
-    if (!table) return error_set(err, "out of memory");
-    qwen_param_table(&mc, table);
-    size_t opt_bytes = optimizer_state_bytes_planned(&c->optim, table, nt);
-    free(table);
-    if (longest_prompt(t, &prompt_tokens, err)) return -1;
-    TrainMemoryPlan plan;
-    train_memory_plan(c, &mc, opt_bytes, prompt_tokens, &plan);
+    if (tokenizer_load(t->tok_dir, &t->tok, err) || dataset_load(&c->dataset, &t->data, err) ||
+        memory_plan(t, &mc, &plan, err))
+        return -1;
     train_memory_plan_print(stdout, &plan, c->device);
     return 1;
 }
@@ -588,10 +596,8 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     if (optimizer_create(&c->optim, t->table, t->ntab, t->model.num_params, &t->opt, err)) return -1;
     int cuda = !strcmp(c->device, "cuda");
     if (cuda) {
-        int prompt_tokens = 0;
         TrainMemoryPlan plan;
-        if (longest_prompt(t, &prompt_tokens, err)) return -1;
-        train_memory_plan(c, &t->model.cfg, optimizer_state_bytes(t->opt), prompt_tokens, &plan);
+        if (memory_plan(t, &t->model.cfg, &plan, err)) return -1;
         char gpu[256];
         size_t mem = 0;
         if (cuda_device_probe(gpu, sizeof gpu, &mem, err)) return error_prefix(err, "device \"cuda\"");

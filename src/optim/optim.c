@@ -130,12 +130,11 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
             int sh = p->rows < p->cols ? p->rows : p->cols;
             if (sh > max_short) max_short = sh;
             if (param_numel(p) > max_numel) max_numel = param_numel(p);
-            if (cfg->per_head && p->heads != HEADS_NONE) {
-                int br = p->heads == HEADS_ROWS ? p->head_dim : p->rows;
-                int bc = p->heads == HEADS_ROWS ? p->cols : p->head_dim;
-                int bs = br < bc ? br : bc;
+            if (optim_ns_nblocks(cfg, p) > 1) {  // per-head blocks get their own (smaller) workspaces
+                NsBlock b = optim_ns_block(cfg, p, 0);
+                int bs = b.rows < b.cols ? b.rows : b.cols;
                 if (bs > head_short) head_short = bs;
-                if ((size_t)br * bc > head_numel) head_numel = (size_t)br * bc;
+                if ((size_t)b.rows * b.cols > head_numel) head_numel = (size_t)b.rows * b.cols;
             }
         }
         if (rc) {
@@ -214,21 +213,21 @@ float optim_block_scale(const OptimConfig *c, int br, int bc) {
     return c->scale_factor * sqrtf((float)(br > bc ? br : bc));
 }
 
-// A rectangle of a row-major matrix with row stride ld: the whole matrix, or one head's rows
-// (q/k/v_proj) or columns (o_proj).
-typedef struct {
-    size_t off;
-    int rows, cols, ld;
-} Block;
+static int per_head_split(const OptimConfig *c, const ParamInfo *p) {
+    return c->per_head && (p->heads == HEADS_ROWS || p->heads == HEADS_COLS);
+}
 
-static Block head_block(const ParamInfo *p, int h) {
-    if (p->heads == HEADS_ROWS) return (Block){(size_t)h * p->head_dim * p->cols, p->head_dim, p->cols, p->cols};
-    if (p->heads == HEADS_COLS) return (Block){(size_t)h * p->head_dim, p->rows, p->head_dim, p->cols};
-    return (Block){0, p->rows, p->cols, p->cols};
+int optim_ns_nblocks(const OptimConfig *c, const ParamInfo *p) { return per_head_split(c, p) ? p->num_heads : 1; }
+
+NsBlock optim_ns_block(const OptimConfig *c, const ParamInfo *p, int h) {
+    if (per_head_split(c, p) && p->heads == HEADS_ROWS)
+        return (NsBlock){(size_t)h * p->head_dim * p->cols, p->head_dim, p->cols, p->cols};
+    if (per_head_split(c, p)) return (NsBlock){(size_t)h * p->head_dim, p->rows, p->head_dim, p->cols};
+    return (NsBlock){0, p->rows, p->cols, p->cols};
 }
 
 // M <- mu M + gk G on the block; with Nesterov, in <- gk G + mu M (the orthogonaliser's input).
-static void momentum_block(const OptimConfig *c, Block b, float *M, const float *G, float *in) {
+static void momentum_block(const OptimConfig *c, NsBlock b, float *M, const float *G, float *in) {
     float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
     for (int r = 0; r < b.rows; r++) {
         size_t o = b.off + (size_t)r * b.ld;
@@ -241,7 +240,7 @@ static void momentum_block(const OptimConfig *c, Block b, float *M, const float 
 }
 
 // W <- W decay - step U on the block; returns the sum of squared changes (for update_rms).
-static double update_block(Block b, float *W, const float *U, float step, float decay) {
+static double update_block(NsBlock b, float *W, const float *U, float step, float decay) {
     double dsum = 0.0;
     for (int r = 0; r < b.rows; r++) {
         size_t o = b.off + (size_t)r * b.ld;
@@ -259,40 +258,34 @@ static double update_block(Block b, float *W, const float *U, float step, float 
 // Muon / Pion on one matrix: momentum, (Nesterov) input, orthogonalisation (whole or per head),
 // decoupled decay and the scaled update. Per head, each block goes through all four stages on
 // one thread (heads spread over the OpenMP threads, one BLAS thread each): the elementwise passes
-// then run in parallel on data that is still in that core's cache.
+// then run in parallel on data that is still in that core's cache. A whole matrix is one block on
+// this thread, with OpenBLAS's own threads inside its GEMMs.
 static int ns_param_step(Optimizer *o, const ParamInfo *p, ParamState *s, float *W, const float *G, float lr,
                          Error *err) {
     const OptimConfig *c = &o->cfg;
     float *M = s->buf[0], *in = c->nesterov ? o->scratch_in : M, *U = o->scratch_u;
-    int per_head = c->per_head && (p->heads == HEADS_ROWS || p->heads == HEADS_COLS);
-    int nblocks = per_head ? p->num_heads : 1;
-    Block b0 = per_head ? head_block(p, 0) : (Block){0, p->rows, p->cols, p->cols};
+    int nblocks = optim_ns_nblocks(c, p);
+    NsBlock b0 = optim_ns_block(c, p, 0);
     float step = lr * optim_block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
+    int threads = nblocks > 1 ? (o->nws < nblocks ? o->nws : nblocks) : 1;
+    if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
+    if (threads < 1) threads = 1;
+    for (int t = 0; t < threads; t++)
+        if (ns_work_check(&o->ws[t], b0.rows, b0.cols, err)) return -1;
+    // OpenBLAS's own threads would compete with ours: one BLAS thread per block while this runs.
+    int blas_threads = blas_get_threads();
+    if (threads > 1) blas_set_threads(1);
     double dsum = 0.0;
-    if (!per_head) {
-        momentum_block(c, b0, M, G, in);
-        if (ns_orthogonalize(&o->sched, in, b0.rows, b0.cols, b0.ld, U, b0.ld, c->ns_eps, &o->ws[0], err)) return -1;
-        dsum = update_block(b0, W, U, step, decay);
-    } else {
-        int threads = o->nws < nblocks ? o->nws : nblocks;
-        if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
-        if (threads < 1) threads = 1;
-        for (int t = 0; t < threads; t++)
-            if (ns_work_check(&o->ws[t], b0.rows, b0.cols, err)) return -1;
-        // OpenBLAS's own threads would compete with ours: one BLAS thread per block while this runs.
-        int blas_threads = blas_get_threads();
-        if (threads > 1) blas_set_threads(1);
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : dsum)
-        for (int h = 0; h < nblocks; h++) {
-            Block b = head_block(p, h);
-            momentum_block(c, b, M, G, in);
-            // cannot fail: the workspace was checked above for this block shape
-            ns_orthogonalize(&o->sched, in + b.off, b.rows, b.cols, b.ld, U + b.off, b.ld, c->ns_eps,
-                             &o->ws[omp_get_thread_num()], NULL);
-            dsum += update_block(b, W, U, step, decay);
-        }
-        if (threads > 1) blas_set_threads(blas_threads);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static) reduction(+ : dsum)
+    for (int h = 0; h < nblocks; h++) {
+        NsBlock b = optim_ns_block(c, p, h);
+        momentum_block(c, b, M, G, in);
+        // cannot fail: the workspace was checked above for this block shape
+        ns_orthogonalize(&o->sched, in + b.off, b.rows, b.cols, b.ld, U + b.off, b.ld, c->ns_eps,
+                         &o->ws[omp_get_thread_num()], NULL);
+        dsum += update_block(b, W, U, step, decay);
     }
+    if (threads > 1) blas_set_threads(blas_threads);
     s->update_rms = (float)sqrt(dsum / (double)param_numel(p));
     return 0;
 }

@@ -57,20 +57,6 @@ void optim_cuda_free(OptimCuda *o) {
     free(o);
 }
 
-// Block geometry of a Muon/Pion step on p: nblocks blocks of rows x cols, row stride ld, block
-// stride stride (the CPU's head_block, as one batched call).
-static void ns_geometry(const OptimConfig *c, const ParamInfo *p, int *nblocks, int *rows, int *cols, int *ld,
-                        size_t *stride) {
-    *ld = p->cols;
-    if (c->per_head && p->heads == HEADS_ROWS) {
-        *nblocks = p->num_heads, *rows = p->head_dim, *cols = p->cols, *stride = (size_t)p->head_dim * p->cols;
-    } else if (c->per_head && p->heads == HEADS_COLS) {
-        *nblocks = p->num_heads, *rows = p->rows, *cols = p->head_dim, *stride = (size_t)p->head_dim;
-    } else {
-        *nblocks = 1, *rows = p->rows, *cols = p->cols, *stride = (size_t)p->rows * p->cols;
-    }
-}
-
 int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
     *out = NULL;
     OptimCuda *o = calloc(1, sizeof *o);
@@ -108,12 +94,12 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
             }
         }
         if (s->rule == RULE_NS) {
-            int nb, r, c, ld;
-            size_t stride;
-            ns_geometry(&o->cfg, p, &nb, &r, &c, &ld, &stride);
+            int nb = optim_ns_nblocks(&o->cfg, p);
+            NsBlock b0 = optim_ns_block(&o->cfg, p, 0);
+            int sh = b0.rows < b0.cols ? b0.rows : b0.cols;
             if (nb > max_blocks) max_blocks = nb;
-            if ((size_t)r * c > max_block) max_block = (size_t)r * c;
-            if ((r < c ? r : c) > max_short) max_short = r < c ? r : c;
+            if ((size_t)b0.rows * b0.cols > max_block) max_block = (size_t)b0.rows * b0.cols;
+            if (sh > max_short) max_short = sh;
             if (param_numel(p) > max_numel) max_numel = param_numel(p);
         }
     }
@@ -148,13 +134,14 @@ int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float l
         } else {
             float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
             float *in = c->nesterov ? o->d_in : st[0];
-            int nb, r, cc, ld;
-            size_t stride;
-            ns_geometry(c, p, &nb, &r, &cc, &ld, &stride);
-            float step = lr * optim_block_scale(c, r, cc), decay = 1.0f - lr * c->weight_decay;
+            // all blocks in one batch: block h sits h block strides after block 0 (see optim_ns_block)
+            int nb = optim_ns_nblocks(c, p);
+            NsBlock b0 = optim_ns_block(c, p, 0);
+            size_t stride = nb > 1 ? optim_ns_block(c, p, 1).off : 0;
+            float step = lr * optim_block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
             rc = cuda_momentum(st[0], G, o->d_in, n, mu, gk, c->nesterov, err) ||
-                 cuda_ns_blocks(o->ns, o->sched.a, o->sched.b, o->sched.c, o->sched.steps, in, nb, r, cc, ld, stride,
-                                o->d_u, ld, stride, c->ns_eps, err) ||
+                 cuda_ns_blocks(o->ns, o->sched.a, o->sched.b, o->sched.c, o->sched.steps, in, nb, b0.rows, b0.cols,
+                                b0.ld, stride, o->d_u, b0.ld, stride, c->ns_eps, err) ||
                  cuda_scaled_update(W, o->d_u, n, step, decay, o->d_dsum + i, err);
         }
         if (rc) return error_prefix(err, "optimizer (cuda): %s", p->name);

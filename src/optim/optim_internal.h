@@ -38,6 +38,16 @@ int optim_step_rates(const OptimConfig *c, float lr_scale, StepRates *r, Error *
 
 // A 2-D hidden matrix (q/k/v/o, gate/up/down): the matrix optimizers apply to these.
 int optim_is_hidden_matrix(const ParamInfo *p);
+// The blocks a Muon/Pion step orthogonalises separately: in per-head mode one per head (the rows
+// of q/k/v_proj, the columns of o_proj), otherwise the whole matrix. Block h starts at offset off
+// of the matrix, with row stride ld.
+typedef struct {
+    size_t off;
+    int rows, cols, ld;
+} NsBlock;
+int optim_ns_nblocks(const OptimConfig *c, const ParamInfo *p);
+NsBlock optim_ns_block(const OptimConfig *c, const ParamInfo *p, int h);
+
 // The update scale of a Muon/Pion block of br x bc (the whole matrix, or one head's block).
 float optim_block_scale(const OptimConfig *c, int br, int bc);
 

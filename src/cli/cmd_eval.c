@@ -140,8 +140,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (qwen_model_load(cfg.model, &m, &e) || tokenizer_load(cfg.tokenizer[0] ? cfg.tokenizer : cfg.model, &tok, &e))
         goto done;
-    // decoding on the device needs only the weights there (its training buffers: the minimum, 1 x 2)
-    if (!strcmp(cfg.device, "cuda") && qwen_cuda_create(&m, 1, 2, &gpu, &e)) goto done;
+    if (!strcmp(cfg.device, "cuda") && qwen_cuda_create_for_decode(&m, &gpu, &e)) goto done;
     if (!(rewards = reward_set_from_json(cfg.reward_weights, &cfg.reward_options, "reward", &e))) goto done;
     if (dataset_load(&cfg.dataset, &ds, &e)) goto done;
     int use_train = !strcmp(split, "train") || ds.num_eval == 0;

@@ -139,8 +139,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "generate: %s\n", e.msg);
         return 1;
     }
-    // the device copy of the weights; its training buffers are sized for the minimum (1 x 2)
-    if (!strcmp(device, "cuda") && qwen_cuda_create(&m, 1, 2, &gp.cuda, &e)) {
+    if (!strcmp(device, "cuda") && qwen_cuda_create_for_decode(&m, &gp.cuda, &e)) {
         fprintf(stderr, "generate: --device cuda: %s\n", e.msg);
         qwen_model_free(&m);
         return 1;

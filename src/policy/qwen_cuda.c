@@ -12,6 +12,10 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     *out = NULL;
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err) {
+    *out = NULL;
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 void qwen_cuda_free(QwenCuda *qc) {}
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
     return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
@@ -125,6 +129,10 @@ int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
     return qwen_cuda_create_ex(m, max_B, max_T, 0, out, err);
+}
+
+int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err) {
+    return qwen_cuda_create_ex(m, 1, 2, 0, out, err);
 }
 
 int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {

@@ -19,6 +19,9 @@ int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, E
 // The same with activation recomputation (as qwen_acts_alloc_ex on the CPU): only each layer's
 // input is kept on the device and the backward re-runs each layer first.
 int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err);
+// For decoding only (generate, eval, rollouts): the weights on the device, training buffers at
+// their minimum (one sequence of 2 tokens; the trainer grows them per micro-batch).
+int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err);
 void qwen_cuda_free(QwenCuda *qc);
 // Copies m's weights again (after an optimizer step on the host); m must have the same config.
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err);

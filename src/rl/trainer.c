@@ -621,8 +621,8 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     }
     if (cuda) {
         // the device copies start small and grow with the micro-batches (ensure_acts)
-        if (qwen_cuda_create(&t->model, 1, 2, &t->gpu, err) ||
-            (t->has_ref && qwen_cuda_create(&t->ref, 1, 2, &t->gpu_ref, err)))
+        if (qwen_cuda_create_for_decode(&t->model, &t->gpu, err) ||
+            (t->has_ref && qwen_cuda_create_for_decode(&t->ref, &t->gpu_ref, err)))
             return error_prefix(err, "device \"cuda\"");
         if (!(t->grads_mb = malloc(sizeof(float) * t->model.num_params)))
             return error_set(err, "out of memory for gradients");

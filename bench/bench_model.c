@@ -48,7 +48,7 @@ static double bench_train(QwenModel *m, float *grads) {
     return B * T / best;
 }
 
-static double bench_decode(QwenModel *m, int batch, int kv_bf16) {
+static double bench_decode(QwenModel *m, int batch, int kv_bf16, int mm_bf16) {
     Rng rng;
     rng_seed(&rng, 2);
     int **prompts = malloc(sizeof(int *) * batch), *lens = malloc(sizeof(int) * batch);
@@ -57,7 +57,7 @@ static double bench_decode(QwenModel *m, int batch, int kv_bf16) {
         lens[i] = P;
         for (int t = 0; t < P; t++) prompts[i][t] = (int)rng_below(&rng, V);
     }
-    GenerateParams gp = {{1.0f, 0, 1.0f, 0.0f}, NEW, NULL, 0, 0, 7, NULL, NULL, NULL, NULL, 0, NULL, kv_bf16};
+    GenerateParams gp = {{1.0f, 0, 1.0f, 0.0f}, NEW, NULL, 0, 0, 7, NULL, NULL, NULL, NULL, 0, NULL, kv_bf16, mm_bf16};
     GenSeq *out = calloc(batch, sizeof(GenSeq));
     Error e;
     double t0 = time_now();
@@ -104,7 +104,7 @@ int main(void) {
         double tr = no_train ? 0 : bench_train(&m, grads);
         train = tr > train ? tr : train;
         for (int r = 0; r < 3 && !no_decode; r++) {
-            double a = bench_decode(&m, 16, 0), b = bench_decode(&m, 64, 0);
+            double a = bench_decode(&m, 16, 0, 0), b = bench_decode(&m, 64, 0, 0);
             dec16 = a > dec16 ? a : dec16;
             dec64 = b > dec64 ? b : dec64;
         }
@@ -136,7 +136,7 @@ int main(void) {
     // the opt-in bf16 KV cache (rollout.kv_cache_dtype), pionrl only: best of 3 at batch 64
     double dec64_bf16 = 0;
     for (int r = 0; r < 3 && !no_decode; r++) {
-        double b = bench_decode(&m, 64, 1);
+        double b = bench_decode(&m, 64, 1, 0);
         dec64_bf16 = b > dec64_bf16 ? b : dec64_bf16;
     }
     printf("pionrl: decode b64 with a bf16 KV cache %.0f tokens/s\n", dec64_bf16);

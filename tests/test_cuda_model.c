@@ -168,7 +168,7 @@ static void test_generate_on_device(void) {
     if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
     int p0[] = {5, 9, 14, 3}, p1[] = {7, 7}, lens[] = {4, 2}, eos[] = {2};
     const int *prompts[] = {p0, p1};
-    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0};
+    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
     GenSeq cpu[6], gpu[6];
     CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, cpu, &err) == 0, "%s", err.msg);
     CHECK_MSG(qwen_cuda_create(&m, 1, 2, &gp.cuda, &err) == 0, "%s", err.msg);

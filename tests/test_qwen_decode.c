@@ -1,5 +1,7 @@
 // KV-cache decoding against the full-sequence forward, the sampler's filters against their
 // definitions, and generation's determinism and stopping rules. Random tiny models, no fixtures.
+#include <omp.h>
+
 #include "test.h"
 
 #include "qwen_tiny.h"
@@ -14,9 +16,10 @@
 
 static QwenConfig tiny(int arch) { return qwen_tiny_config(arch, 48, 32, 40); }
 
-// bf16: the cache stored as bfloat16; logits then agree with the fp32 forward only to bf16's
-// precision (checked relative to the logits' scale), and must still differ from nothing.
-static void decode_matches_forward(int arch, int bf16) {
+// bf16: the cache stored as bfloat16; mm_bf16: the matrix products on bf16 copies of the weights
+// (qwen_kv_pack_bf16). Logits then agree with the fp32 forward only to bf16's precision (checked
+// relative to the logits' scale), and must still differ from nothing.
+static void decode_matches_forward(int arch, int bf16, int mm_bf16) {
     QwenConfig c = tiny(arch);
     QwenModel m;
     Error e;
@@ -38,6 +41,7 @@ static void decode_matches_forward(int arch, int bf16) {
     QwenKVCache kv;
     CHECK(qwen_kv_alloc_ex(&kv, &c, 2, T, 16, bf16, &e) == 0);
     CHECK(!bf16 || qwen_kv_bytes_ex(&c, 2, T, 16, 1) < qwen_kv_bytes(&c, 2, T, 16));
+    if (mm_bf16) CHECK(qwen_kv_pack_bf16(&kv, &m, &e) == 0 && kv.wbf16);
     float *lg = malloc(sizeof(float) * 16 * c.vocab_size);
     int slot[16], tok[16];
     int n = 0;
@@ -65,9 +69,12 @@ static void decode_matches_forward(int arch, int bf16) {
     }
     double scale = 1;
     for (size_t i = 0; i < (size_t)2 * T * c.vocab_size; i++) scale = fmax(scale, fabs(ref[i]));
-    if (bf16) printf("  bf16 cache: decode vs fp32 forward max |diff| %.2e (logits up to %.2f)\n", worst, scale);
-    if (bf16) CHECK_MSG(worst > 0 && worst < 2e-2 * scale, "bf16 cache: decode vs forward max |diff| %.3g (scale %.3g)",
-                        worst, scale);
+    if (bf16 || mm_bf16)
+        printf("  bf16 cache %d, bf16 matmul %d: decode vs fp32 forward max |diff| %.2e (logits up to %.2f)\n", bf16,
+               mm_bf16, worst, scale);
+    if (bf16 || mm_bf16)
+        CHECK_MSG(worst > 0 && worst < 2e-2 * scale, "bf16: decode vs forward max |diff| %.3g (scale %.3g)", worst,
+                  scale);
     else CHECK_MSG(worst < 1e-4, "decode vs forward max |diff| %.3g", worst);
     // a full slot is an error, not an overflow
     slot[0] = 0, tok[0] = 1;
@@ -83,9 +90,12 @@ static void decode_matches_forward(int arch, int bf16) {
     qwen_model_free(&m);
 }
 
-static void test_decode_matches_forward_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 0); }
-static void test_decode_matches_forward_qwen2(void) { decode_matches_forward(ARCH_QWEN2, 0); }
-static void test_decode_bf16_cache_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 1); }
+static void test_decode_matches_forward_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 0, 0); }
+static void test_decode_matches_forward_qwen2(void) { decode_matches_forward(ARCH_QWEN2, 0, 0); }
+static void test_decode_bf16_cache_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 1, 0); }
+static void test_decode_bf16_matmul_qwen3(void) { decode_matches_forward(ARCH_QWEN3, 0, 1); }
+static void test_decode_bf16_matmul_qwen2(void) { decode_matches_forward(ARCH_QWEN2, 0, 1); }
+static void test_decode_bf16_cache_and_matmul(void) { decode_matches_forward(ARCH_QWEN3, 1, 1); }
 
 static void test_forward_logp_matches_logits(void) {
     QwenConfig c = tiny(ARCH_QWEN3);
@@ -202,7 +212,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
     const int *prompts[] = {p0, p1};
     int lens[] = {4, 3};
     int eos[] = {0};
-    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL, 0};
+    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL, 0, 0};
     GenSeq a[6], b[6], solo[3];
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, a, &e) == 0);
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, b, &e) == 0);
@@ -214,6 +224,28 @@ static void test_generate_deterministic_and_batch_independent(void) {
         if (a[i].finish == FINISH_EOS) CHECK(a[i].tokens[a[i].n - 1] == 0);
         else CHECK(a[i].finish == FINISH_LENGTH && a[i].n == 12);
     }
+    // the sequences of a step are sampled in parallel: one thread gives the same tokens and log-probs
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, b + 0, &e) == 0);
+    omp_set_num_threads(threads);
+    for (int i = 0; i < 6; i++) {
+        CHECK(a[i].n == b[i].n && !memcmp(a[i].tokens, b[i].tokens, sizeof(int) * a[i].n));
+        CHECK(!memcmp(a[i].logps, b[i].logps, sizeof(float) * a[i].n));
+    }
+    gen_seqs_free(b, 6);
+    // bf16 matrix products: valid, reproducible sequences (their tokens may differ from fp32's)
+    GenerateParams gb = gp;
+    gb.matmul_bf16 = 1;
+    CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gb, b, &e) == 0);
+    GenSeq b2[6];
+    CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gb, b2, &e) == 0);
+    for (int i = 0; i < 6; i++) {
+        CHECK(b[i].n >= 1 && b[i].n <= 12 && b[i].n == b2[i].n);
+        CHECK(!memcmp(b[i].tokens, b2[i].tokens, sizeof(int) * b[i].n));
+        for (int j = 0; j < b[i].n; j++) CHECK(b[i].tokens[j] < 40 && b[i].logps[j] <= 0);
+    }
+    gen_seqs_free(b2, 6);
     // prompt 0 alone gives the same sequences as in the batch (seeded per sequence index)
     CHECK(qwen_generate(&m, prompts, lens, 1, 3, &gp, solo, &e) == 0);
     for (int i = 0; i < 3; i++) CHECK(solo[i].n == a[i].n && !memcmp(solo[i].tokens, a[i].tokens, sizeof(int) * a[i].n));
@@ -270,6 +302,9 @@ int main(void) {
     RUN(test_decode_matches_forward_qwen3);
     RUN(test_decode_matches_forward_qwen2);
     RUN(test_decode_bf16_cache_qwen3);
+    RUN(test_decode_bf16_matmul_qwen3);
+    RUN(test_decode_bf16_matmul_qwen2);
+    RUN(test_decode_bf16_cache_and_matmul);
     RUN(test_forward_logp_matches_logits);
     RUN(test_exp_fast_accuracy);
     RUN(test_sampler_filters);

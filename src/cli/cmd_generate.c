@@ -38,6 +38,9 @@ static void usage(FILE *f) {
             "  --seed S               (default 0)\n"
             "  --device cpu|cuda      where the model runs (default cpu; cuda needs a make CUDA=1 build\n"
             "                         and a GPU: decode on the device, sampling on the host)\n"
+            "  --matmul-dtype fp32|bf16   precision of the decode's matrix products on the CPU (default\n"
+            "                         fp32; bf16: weights and inputs rounded to bfloat16, fp32 sums)\n"
+            "  --kv-cache-dtype fp32|bf16 precision of the KV cache (default fp32)\n"
             "  --json                 print JSON lines even for a single prompt\n",
             MAX_STOPS);
 }
@@ -68,7 +71,8 @@ int cmd_generate(int argc, char **argv) {
                *system = NULL;
     const char *device = "cpu";
     int raw = 0, think = 0, G = 1, as_json = 0;
-    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0};
+    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
+    const char *matmul_dtype = "fp32", *kv_dtype = "fp32";
     StopStrings stop = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -93,6 +97,8 @@ int cmd_generate(int argc, char **argv) {
             else if (!strcmp(a, "--ids")) ids_arg = v;
             else if (!strcmp(a, "--system")) system = v;
             else if (!strcmp(a, "--device")) device = v;
+            else if (!strcmp(a, "--matmul-dtype")) matmul_dtype = v;
+            else if (!strcmp(a, "--kv-cache-dtype")) kv_dtype = v;
             else if (!strcmp(a, "--num-samples")) G = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--max-new-tokens")) gp.max_new_tokens = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--temperature")) gp.sampling.temperature = strtof(v, &end);
@@ -127,6 +133,17 @@ int cmd_generate(int argc, char **argv) {
     }
     if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
         fprintf(stderr, "generate: --device must be cpu or cuda (got '%s')\n", device);
+        return 2;
+    }
+    if ((strcmp(matmul_dtype, "fp32") && strcmp(matmul_dtype, "bf16")) || (strcmp(kv_dtype, "fp32") && strcmp(kv_dtype, "bf16"))) {
+        fprintf(stderr, "generate: --matmul-dtype and --kv-cache-dtype take fp32 or bf16 (got '%s', '%s')\n",
+                matmul_dtype, kv_dtype);
+        return 2;
+    }
+    gp.matmul_bf16 = !strcmp(matmul_dtype, "bf16");
+    gp.kv_bf16 = !strcmp(kv_dtype, "bf16");
+    if (gp.matmul_bf16 && !strcmp(device, "cuda")) {
+        fprintf(stderr, "generate: --matmul-dtype bf16 is CPU-only (--device cuda decodes in fp32)\n");
         return 2;
     }
     Error e;

@@ -1,5 +1,6 @@
 #include "policy/generate.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,12 +29,20 @@ typedef struct {
     QwenCudaKV *gpu;
 } Decoder;
 
-static int decoder_open(Decoder *d, const QwenModel *m, QwenCuda *cuda, int bf16, int slots, int max_len,
+static int decoder_open(Decoder *d, const QwenModel *m, const GenerateParams *gp, int slots, int max_len,
                         int max_tok, Error *err) {
     memset(d, 0, sizeof *d);
     d->m = m;
-    if (cuda) return qwen_cuda_kv_create_ex(cuda, slots, max_len, max_tok, bf16, &d->gpu, err);
-    return qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, bf16, err);
+    if (gp->cuda) {
+        if (gp->matmul_bf16) return error_set(err, "generate: matmul_dtype bf16 is CPU-only (device decode is fp32)");
+        return qwen_cuda_kv_create_ex(gp->cuda, slots, max_len, max_tok, gp->kv_bf16, &d->gpu, err);
+    }
+    if (qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, gp->kv_bf16, err)) return -1;
+    if (gp->matmul_bf16 && qwen_kv_pack_bf16(&d->cpu, m, err)) {
+        qwen_kv_free(&d->cpu);
+        return -1;
+    }
+    return 0;
 }
 
 static void decoder_close(Decoder *d) {
@@ -106,9 +115,17 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
     if (max_tok < S) max_tok = S;  // one decode step carries every live sequence
     memset(out, 0, sizeof(GenSeq) * S);
     Decoder dec;
-    Sampler smp;
-    if (decoder_open(&dec, m, gp->cuda, gp->kv_bf16, S, max_len, max_tok, err)) return -1;
-    if (sampler_init(&smp, V, err)) {
+    // one sampler work space per thread: the sequences of a step are sampled in parallel (each
+    // draws from its own RNG stream, so the result does not depend on the thread count)
+    if (decoder_open(&dec, m, gp, S, max_len, max_tok, err)) return -1;
+    int nthr = omp_get_max_threads();
+    Sampler *smp = calloc(nthr, sizeof(Sampler));
+    int sok = smp != NULL;
+    for (int t = 0; sok && t < nthr; t++) sok = sampler_init(&smp[t], V, err) == 0;
+    if (!sok) {
+        if (!smp) error_set(err, "generate: out of memory");
+        for (int t = 0; smp && t < nthr; t++) sampler_free(&smp[t]);
+        free(smp);
         decoder_close(&dec);
         return -1;
     }
@@ -139,11 +156,12 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
             if (decoder_copy(&dec, p * G + g, p * G, err)) goto done;
     // first token of each sequence from its prompt's logits
     int nlive = 0;
+    for (int i = 0; i < S; i++) live[nlive++] = i;
+#pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < S; i++) {
         const float *lg = logits + (size_t)(max_tok + i / G) * V;
-        live[nlive++] = i;
         float lp;
-        int t = sampler_sample(&smp, lg, V, n_valid, &gp->sampling, &rng[i], &lp);
+        int t = sampler_sample(&smp[omp_get_thread_num()], lg, V, n_valid, &gp->sampling, &rng[i], &lp);
         out[i].tokens[0] = t;
         out[i].logps[0] = lp;
         out[i].n = 1;
@@ -176,10 +194,11 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         nlive = n;
         if (nlive == 0) break;
         if (decoder_run(&dec, slot, tok, n, NULL, logits, err)) goto done;
+#pragma omp parallel for schedule(dynamic, 4)
         for (int j = 0; j < n; j++) {
             int i = live[j];
             float lp;
-            int t = sampler_sample(&smp, logits + (size_t)j * V, V, n_valid, &gp->sampling, &rng[i], &lp);
+            int t = sampler_sample(&smp[omp_get_thread_num()], logits + (size_t)j * V, V, n_valid, &gp->sampling, &rng[i], &lp);
             out[i].tokens[out[i].n] = t;
             out[i].logps[out[i].n] = lp;
             out[i].n++;
@@ -195,7 +214,8 @@ done:
     free(live);
     free(want);
     free(rng);
-    sampler_free(&smp);
+    for (int t = 0; t < nthr; t++) sampler_free(&smp[t]);
+    free(smp);
     decoder_close(&dec);
     return rc;
 }

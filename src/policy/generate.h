@@ -30,6 +30,9 @@ typedef struct {
     // the host as for the CPU. NULL: the CPU KV cache.
     struct QwenCuda *cuda;
     int kv_bf16;  // KV cache in bfloat16 (CPU or device): half the memory, logits at bf16 precision
+    // Matrix products of the decode in bfloat16 (CPU): the weights packed to bf16 once per call,
+    // inputs rounded to bf16, fp32 accumulation (matmul_dtype "bf16"; logits at bf16 precision).
+    int matmul_bf16;
 } GenerateParams;
 
 typedef struct {

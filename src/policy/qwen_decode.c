@@ -69,7 +69,68 @@ int qwen_kv_alloc_ex(QwenKVCache *kv, const QwenConfig *c, int num_slots, int ma
     return 0;
 }
 
+enum { W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_PER_LAYER };
+
+// rows x cols of projection `which` (W is rows x cols, y = x W^T)
+static void proj_shape(const QwenConfig *c, int which, int *rows, int *cols) {
+    int D = c->hidden_size, F = c->intermediate_size, QD = c->num_heads * c->head_dim;
+    int KD = c->num_kv_heads * c->head_dim;
+    int r[W_PER_LAYER] = {QD, KD, KD, D, F, F, D}, k[W_PER_LAYER] = {D, D, D, QD, D, D, F};
+    *rows = r[which];
+    *cols = k[which];
+}
+
+static const float *proj_weight(const QwenModel *m, int which, int l) {
+    const QwenWeights *w = &m->w;
+    const float *base[W_PER_LAYER] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    int rows, cols;
+    proj_shape(&m->cfg, which, &rows, &cols);
+    return base[which] + (size_t)l * rows * cols;
+}
+
+size_t qwen_bf16_weight_bytes(const QwenConfig *c) {
+    size_t b = bf16_packed_bytes(c->vocab_size, c->hidden_size);
+    for (int which = 0; which < W_PER_LAYER; which++) {
+        int rows, cols;
+        proj_shape(c, which, &rows, &cols);
+        b += (size_t)c->num_layers * bf16_packed_bytes(rows, cols);
+    }
+    return b;
+}
+
+static void free_bf16_weights(QwenKVCache *kv) {
+    if (!kv->wbf16) return;
+    for (int i = 0; i < kv->L * W_PER_LAYER + 1; i++) bf16_packed_free(&kv->wbf16[i]);
+    free(kv->wbf16);
+    kv->wbf16 = NULL;
+}
+
+int qwen_kv_pack_bf16(QwenKVCache *kv, const QwenModel *m, Error *err) {
+    const QwenConfig *c = &m->cfg;
+    free_bf16_weights(kv);
+    int n = c->num_layers * W_PER_LAYER + 1;
+    kv->wbf16 = calloc(n, sizeof(Bf16Packed));
+    if (!kv->wbf16) return error_set(err, "kv cache: out of memory for the bf16 weights");
+    for (int l = 0; l < c->num_layers; l++) {
+        for (int which = 0; which < W_PER_LAYER; which++) {
+            int rows, cols;
+            proj_shape(c, which, &rows, &cols);
+            if (bf16_pack_b(&kv->wbf16[l * W_PER_LAYER + which], proj_weight(m, which, l), cols, 0, rows, cols,
+                            err)) {
+                free_bf16_weights(kv);
+                return -1;
+            }
+        }
+    }
+    if (bf16_pack_b(&kv->wbf16[n - 1], m->w.lm_head, c->hidden_size, 0, c->vocab_size, c->hidden_size, err)) {
+        free_bf16_weights(kv);
+        return -1;
+    }
+    return 0;
+}
+
 void qwen_kv_free(QwenKVCache *kv) {
+    free_bf16_weights(kv);
     void *p[] = {kv->len, kv->k, kv->v, kv->k16, kv->v16, kv->x, kv->ln, kv->in, kv->q, kv->att, kv->kk, kv->vv,
                  kv->gate, kv->up, kv->pos};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
@@ -106,25 +167,41 @@ static size_t v_at(const QwenKVCache *kv, int l, int slot, int pos) {
     return (((size_t)l * kv->num_slots + slot) * kv->max_len + pos) * (size_t)kv->KD;
 }
 
+static inline float bf16_load(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+// element i of a cache array: fp32, or bf16 widened in the register (a shift)
+static inline __attribute__((always_inline)) float cache_at(const void *p, size_t i, int bf16) {
+    return bf16 ? bf16_load(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
 // One query head's attention over len cached positions: K rows (one per head dim) of stride kst,
-// V rows (one per position) of stride vst. sc is len floats of scratch; o gets hd values.
-static void attend(const float *q, const float *Kt, size_t kst, const float *V, size_t vst, int len, int hd,
-                   float scale, float *sc, float *o) {
+// V rows (one per position) of stride vst, stored fp32 or bf16 (bf16 is a constant at each call, so
+// each storage gets its own vectorised copy). sc is len floats of scratch; o gets hd values.
+static inline __attribute__((always_inline)) void attend(const float *q, const void *Kt, size_t kst, const void *V,
+                                                         size_t vst, int len, int hd, float scale, float *sc, float *o,
+                                                         int bf16) {
     // four rows of K per pass: one load/store of sc per four FMAs (head_dim is even; a multiple of 4
     // in every Qwen model, the remainder loop covers the rest)
     for (int s = 0; s < len; s++) sc[s] = 0;
     int d = 0;
     for (; d + 4 <= hd; d += 4) {
         float q0 = q[d] * scale, q1 = q[d + 1] * scale, q2 = q[d + 2] * scale, q3 = q[d + 3] * scale;
-        const float *k0 = Kt + (size_t)d * kst, *k1 = k0 + kst, *k2 = k1 + kst, *k3 = k2 + kst;
+        size_t k0 = (size_t)d * kst, k1 = k0 + kst, k2 = k1 + kst, k3 = k2 + kst;
 #pragma omp simd
-        for (int s = 0; s < len; s++) sc[s] += q0 * k0[s] + q1 * k1[s] + q2 * k2[s] + q3 * k3[s];
+        for (int s = 0; s < len; s++)
+            sc[s] += q0 * cache_at(Kt, k0 + s, bf16) + q1 * cache_at(Kt, k1 + s, bf16) +
+                     q2 * cache_at(Kt, k2 + s, bf16) + q3 * cache_at(Kt, k3 + s, bf16);
     }
     for (; d < hd; d++) {
         float qd = q[d] * scale;
-        const float *kr = Kt + (size_t)d * kst;
+        size_t kr = (size_t)d * kst;
 #pragma omp simd
-        for (int s = 0; s < len; s++) sc[s] += qd * kr[s];
+        for (int s = 0; s < len; s++) sc[s] += qd * cache_at(Kt, kr + s, bf16);
     }
     float mx = -INFINITY, sum = 0;
     for (int s = 0; s < len; s++) mx = sc[s] > mx ? sc[s] : mx;
@@ -137,65 +214,65 @@ static void attend(const float *q, const float *Kt, size_t kst, const float *V, 
     for (int e = 0; e < hd; e++) o[e] = 0;
     int s = 0;
     for (; s + 4 <= len; s += 4) {  // four positions per pass over o
-        const float *v0 = V + (size_t)s * vst, *v1 = v0 + vst, *v2 = v1 + vst, *v3 = v2 + vst;
+        size_t v0 = (size_t)s * vst, v1 = v0 + vst, v2 = v1 + vst, v3 = v2 + vst;
         float p0 = sc[s] * inv, p1 = sc[s + 1] * inv, p2 = sc[s + 2] * inv, p3 = sc[s + 3] * inv;
 #pragma omp simd
-        for (int e = 0; e < hd; e++) o[e] += p0 * v0[e] + p1 * v1[e] + p2 * v2[e] + p3 * v3[e];
+        for (int e = 0; e < hd; e++)
+            o[e] += p0 * cache_at(V, v0 + e, bf16) + p1 * cache_at(V, v1 + e, bf16) + p2 * cache_at(V, v2 + e, bf16) +
+                    p3 * cache_at(V, v3 + e, bf16);
     }
     for (; s < len; s++) {
-        const float *vs = V + (size_t)s * vst;
+        size_t vs = (size_t)s * vst;
         float p = sc[s] * inv;
 #pragma omp simd
-        for (int e = 0; e < hd; e++) o[e] += p * vs[e];
+        for (int e = 0; e < hd; e++) o[e] += p * cache_at(V, vs + e, bf16);
     }
-}
-
-static inline float bf16_load(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
 }
 
 // Attention of n query rows against their slots' caches (positions 0..pos[i] inclusive). One work
-// item is a (token, kv head) pair and the query heads sharing it. A bf16 cache is widened once per
-// item into per-thread fp32 copies (K: hd rows of len, V: len rows of hd), so the arithmetic is the
-// fp32 path's and only the memory read halves.
+// item is a (token, kv head) pair and the query heads sharing it. A bf16 cache is read as bf16 and
+// widened in registers: the arithmetic is the fp32 path's, the memory read halves.
 static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int Hq, int Hkv, int hd) {
     int group = Hq / Hkv, QD = Hq * hd, M = kv->max_len;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
         float *sc = malloc(sizeof(float) * M);
-        float *kf = kv->bf16 ? malloc(sizeof(float) * (size_t)hd * M) : NULL;
-        float *vf = kv->bf16 ? malloc(sizeof(float) * (size_t)hd * M) : NULL;
 #pragma omp for collapse(2) schedule(dynamic)
         for (int i = 0; i < n; i++) {
             for (int g = 0; g < Hkv; g++) {
                 int len = kv->pos[i] + 1;
-                const float *K = kf, *V = vf;
-                size_t kst = len, vst = hd;
-                if (kv->bf16) {
-                    const uint16_t *Kh = kv->k16 + k_at(kv, l, slot[i], g, hd);
-                    const uint16_t *Vh = kv->v16 + v_at(kv, l, slot[i], 0) + g * hd;
-                    for (int d = 0; d < hd; d++)
-#pragma omp simd
-                        for (int s = 0; s < len; s++) kf[(size_t)d * len + s] = bf16_load(Kh[(size_t)d * M + s]);
-                    for (int s = 0; s < len; s++)
-#pragma omp simd
-                        for (int e = 0; e < hd; e++) vf[(size_t)s * hd + e] = bf16_load(Vh[(size_t)s * kv->KD + e]);
-                } else {
-                    K = kv->k + k_at(kv, l, slot[i], g, hd), kst = M;
-                    V = kv->v + v_at(kv, l, slot[i], 0) + g * hd, vst = kv->KD;
+                size_t ko = k_at(kv, l, slot[i], g, hd), vo = v_at(kv, l, slot[i], 0) + g * hd;
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *qh = kv->q + (size_t)i * QD + h * hd;
+                    float *oh = kv->att + (size_t)i * QD + h * hd;
+                    if (kv->bf16)
+                        attend(qh, kv->k16 + ko, M, kv->v16 + vo, kv->KD, len, hd, scale, sc, oh, 1);
+                    else
+                        attend(qh, kv->k + ko, M, kv->v + vo, kv->KD, len, hd, scale, sc, oh, 0);
                 }
-                for (int h = g * group; h < (g + 1) * group; h++)
-                    attend(kv->q + (size_t)i * QD + h * hd, K, kst, V, vst, len, hd, scale, sc,
-                           kv->att + (size_t)i * QD + h * hd);
             }
         }
         free(sc);
-        free(kf);
-        free(vf);
+    }
+}
+
+// y (+)= x W^T (+ b) for projection `which` of layer l over n rows: the bf16 copy when the cache
+// has one, else the fp32 weight. The bf16 product needs a small packing buffer; should it not be
+// allocatable the fp32 product runs instead.
+static void project(const QwenModel *m, const QwenKVCache *kv, int which, int l, float *y, const float *x,
+                    const float *b, int n, int accumulate) {
+    int rows, cols;
+    proj_shape(&m->cfg, which, &rows, &cols);
+    const float *W = proj_weight(m, which, l);
+    if (kv->wbf16 && gemm_bf16(y, rows, 1.0f, accumulate, x, cols, 0, n, &kv->wbf16[l * W_PER_LAYER + which]) == 0) {
+        if (b)
+            for (int i = 0; i < n; i++)
+                for (int o = 0; o < rows; o++) y[(size_t)i * rows + o] += b[o];
+    } else if (accumulate) {
+        sgemm(0, 1, n, rows, cols, 1.0f, x, cols, W, cols, 1.0f, y, rows);
+    } else {
+        linear_forward(y, x, W, b, n, cols, rows);
     }
 }
 
@@ -225,9 +302,9 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
     if (!rstd) return error_set(err, "decode: out of memory");
     for (int l = 0; l < c->num_layers; l++) {
         rmsnorm_forward(kv->ln, rstd, kv->x, w->attn_norm + (size_t)l * D, n, D, c->rms_norm_eps);
-        linear_forward(kv->q, kv->ln, w->wq + (size_t)l * QD * D, w->bq ? w->bq + (size_t)l * QD : NULL, n, D, QD);
-        linear_forward(kv->kk, kv->ln, w->wk + (size_t)l * KD * D, w->bk ? w->bk + (size_t)l * KD : NULL, n, D, KD);
-        linear_forward(kv->vv, kv->ln, w->wv + (size_t)l * KD * D, w->bv ? w->bv + (size_t)l * KD : NULL, n, D, KD);
+        project(m, kv, W_Q, l, kv->q, kv->ln, w->bq ? w->bq + (size_t)l * QD : NULL, n, 0);
+        project(m, kv, W_K, l, kv->kk, kv->ln, w->bk ? w->bk + (size_t)l * KD : NULL, n, 0);
+        project(m, kv, W_V, l, kv->vv, kv->ln, w->bv ? w->bv + (size_t)l * KD : NULL, n, 0);
         if (c->qk_norm) {
             rmsnorm_forward(kv->q, rstd, kv->q, w->q_norm + (size_t)l * hd, n * Hq, hd, c->rms_norm_eps);
             rmsnorm_forward(kv->kk, rstd, kv->kk, w->k_norm + (size_t)l * hd, n * Hkv, hd, c->rms_norm_eps);
@@ -252,12 +329,12 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
             }
         }
         cached_attention(kv, l, slot, n, Hq, Hkv, hd);
-        sgemm(0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + (size_t)l * D * QD, QD, 1.0f, kv->x, D);
+        project(m, kv, W_O, l, kv->x, kv->att, NULL, n, 1);
         rmsnorm_forward(kv->ln, rstd, kv->x, w->mlp_norm + (size_t)l * D, n, D, c->rms_norm_eps);
-        linear_forward(kv->gate, kv->ln, w->w_gate + (size_t)l * F * D, NULL, n, D, F);
-        linear_forward(kv->up, kv->ln, w->w_up + (size_t)l * F * D, NULL, n, D, F);
+        project(m, kv, W_GATE, l, kv->gate, kv->ln, NULL, n, 0);
+        project(m, kv, W_UP, l, kv->up, kv->ln, NULL, n, 0);
         swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F);
-        sgemm(0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + (size_t)l * D * F, F, 1.0f, kv->x, D);
+        project(m, kv, W_DOWN, l, kv->x, kv->gate, NULL, n, 1);
     }
     // final norm + lm_head only on the rows that want logits
     int nw = 0;
@@ -265,7 +342,9 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
         if (!want || want[i]) memcpy(kv->in + (size_t)nw++ * D, kv->x + (size_t)i * D, sizeof(float) * D);
     if (nw > 0) {
         rmsnorm_forward(kv->ln, rstd, kv->in, w->final_norm, nw, D, c->rms_norm_eps);
-        sgemm(0, 1, nw, c->vocab_size, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
+        const Bf16Packed *head = kv->wbf16 ? &kv->wbf16[c->num_layers * W_PER_LAYER] : NULL;
+        if (!head || gemm_bf16(logits, c->vocab_size, 1.0f, 0, kv->ln, D, 0, nw, head))
+            sgemm(0, 1, nw, c->vocab_size, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
     }
     free(rstd);
     return 0;

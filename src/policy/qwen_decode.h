@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/gemm_bf16.h"
 #include "policy/qwen.h"
 
 typedef struct {
@@ -16,6 +17,9 @@ typedef struct {
     float *v;                            // [L, num_slots, max_len, KD]
     int bf16;                            // cache stored as bfloat16 in k16/v16 (same layouts; k, v NULL)
     uint16_t *k16, *v16;
+    // bfloat16 copies of the projection weights (7 per layer: q k v o gate up down, then lm_head)
+    // when qwen_kv_pack_bf16 made them: the decode's matrix products then run on them (NULL: fp32)
+    Bf16Packed *wbf16;
     // per-call scratch, max_tokens rows
     float *x, *ln, *q, *kk, *vv, *att, *gate, *up, *in;
     int *pos;
@@ -27,6 +31,12 @@ int qwen_kv_alloc(QwenKVCache *kv, const QwenConfig *cfg, int num_slots, int max
 int qwen_kv_alloc_ex(QwenKVCache *kv, const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, int bf16,
                      Error *err);
 void qwen_kv_free(QwenKVCache *kv);
+// Packs m's projection and lm_head weights into bfloat16 for this cache's decode calls
+// (matmul_dtype bf16: bf16 inputs, fp32 accumulation; norms, rotary, attention and the residual
+// stay fp32). The copy is of m's weights now: pack again after they change. Extra memory:
+// qwen_bf16_weight_bytes.
+int qwen_kv_pack_bf16(QwenKVCache *kv, const QwenModel *m, Error *err);
+size_t qwen_bf16_weight_bytes(const QwenConfig *cfg);
 size_t qwen_kv_bytes(const QwenConfig *cfg, int num_slots, int max_len, int max_tokens);
 size_t qwen_kv_bytes_ex(const QwenConfig *cfg, int num_slots, int max_len, int max_tokens, int bf16);
 void qwen_kv_reset(QwenKVCache *kv, int slot);

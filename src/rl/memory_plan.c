@@ -20,8 +20,9 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->kv_bf16 = c->kv_bf16;
     out->kv_cache = qwen_kv_bytes_ex(mc, S, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
+    out->rollout_weights = c->rollout_matmul_bf16 ? qwen_bf16_weight_bytes(mc) : 0;
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +
-                 out->logits;
+                 out->logits + out->rollout_weights;
 }
 
 static void line(FILE *f, const char *what, size_t bytes, const char *note) {
@@ -41,5 +42,6 @@ void train_memory_plan_print(FILE *f, const TrainMemoryPlan *p, const char *devi
     snprintf(note, sizeof note, "%d sequences x %d tokens%s", p->sequences, p->seq_len, p->kv_bf16 ? ", bf16" : "");
     line(f, "kv cache", p->kv_cache, note);
     line(f, "logits", p->logits, "one decode call");
+    if (p->rollout_weights) line(f, "bf16 weights", p->rollout_weights, "rollout copy (rollout.matmul_dtype bf16)");
     line(f, "total", p->total, "");
 }

@@ -85,6 +85,7 @@ int rollout_run(const QwenModel *m, const Tokenizer *tok, RewardSet *rewards, co
     gp.seed = rp->seed;
     gp.cuda = rp->cuda;
     gp.kv_bf16 = rp->kv_bf16;
+    gp.matmul_bf16 = rp->matmul_bf16;
     if (stop.num_stops) {
         gp.stop_fn = stop_strings_check;
         gp.stop_ctx = &stop;

@@ -22,6 +22,7 @@ typedef struct {
     uint64_t seed;
     struct QwenCuda *cuda;  // decode on the GPU with this device model (NULL: the CPU)
     int kv_bf16;            // bfloat16 KV cache (CPU decode)
+    int matmul_bf16;        // decode matrix products on bfloat16 weights (CPU decode)
 } RolloutParams;
 
 typedef struct {

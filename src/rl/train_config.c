@@ -76,7 +76,7 @@ int train_config_apply_set(cJSON *root, const char *assignment, Error *err) {
 static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Error *err) {
     static const char *const keys[] = {"prompts_per_step", "group_size", "max_new_tokens", "temperature", "top_p",
                                        "top_k", "min_p", "stop", "chat_template", "enable_thinking",
-                                       "kv_cache_dtype", NULL};
+                                       "kv_cache_dtype", "matmul_dtype", NULL};
     if (json_check_keys(o, keys, where, err)) return -1;
     if (json_get_int(o, "prompts_per_step", 0, &c->prompts_per_step, where, err) ||
         json_get_int(o, "group_size", 0, &c->group_size, where, err) ||
@@ -93,6 +93,11 @@ static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Erro
     if (strcmp(kvd, "fp32") && strcmp(kvd, "bf16"))
         return error_set(err, "%s: kv_cache_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", where, kvd);
     c->kv_bf16 = !strcmp(kvd, "bf16");
+    char mmd[16] = "fp32";
+    if (json_get_string(o, "matmul_dtype", 0, mmd, sizeof mmd, where, err)) return -1;
+    if (strcmp(mmd, "fp32") && strcmp(mmd, "bf16"))
+        return error_set(err, "%s: matmul_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", where, mmd);
+    c->rollout_matmul_bf16 = !strcmp(mmd, "bf16");
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (stop) {
         if (!cJSON_IsArray(stop)) return error_set(err, "%s: 'stop' must be an array of strings", where);
@@ -146,6 +151,9 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
     if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
         return error_set(err, "%s: device must be \"cpu\" or \"cuda\" (got \"%s\")", file, c->device);
     c->seed = (uint64_t)seed;
+    if (!strcmp(c->device, "cuda") && c->rollout_matmul_bf16)
+        return error_set(err, "%s: rollout.matmul_dtype \"bf16\" is CPU-only (device \"cuda\" decodes in fp32)",
+                         file);
     c->steps = steps;
     if (c->steps <= 0) return error_set(err, "%s: steps must be positive", file);
     if (c->num_iterations <= 0 || c->micro_batch_size <= 0 || c->max_bad_steps <= 0)

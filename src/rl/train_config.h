@@ -36,6 +36,7 @@ typedef struct {
     int max_new_tokens;
     SamplingParams sampling;
     int kv_bf16;            // rollout.kv_cache_dtype "bf16": the decode KV cache in bfloat16 (CPU)
+    int rollout_matmul_bf16; // rollout.matmul_dtype "bf16": decode matrix products on bf16 weights (CPU)
     char stops[TRAIN_MAX_STOPS][64];
     int num_stops;
     int chat_template;      // 1: render prompts with the tokenizer's chat template; 0: raw text

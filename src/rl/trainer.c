@@ -352,7 +352,7 @@ static int run_eval(Trainer *t, MetricsLine *line, Error *err) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < c->num_stops; i++) stops[i] = c->stops[i];
     RolloutParams rp = {c->sampling, c->eval_max_new_tokens, c->chat_template, c->enable_thinking, stops,
-                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu, c->kv_bf16};
+                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu, c->kv_bf16, c->rollout_matmul_bf16};
     const DatasetExample **ex = malloc(sizeof(*ex) * n);
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &t->data.eval[i];
@@ -686,7 +686,7 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
             }
             RolloutParams rp = {c->sampling, c->max_new_tokens, c->chat_template, c->enable_thinking, stops,
                                 c->num_stops, t.acc_idx, mix64(c->seed * 1000003ULL + (uint64_t)(t.step / c->num_iterations)),
-                                t.gpu, c->kv_bf16};
+                                t.gpu, c->kv_bf16, c->rollout_matmul_bf16};
             rc = rollout_run(&t.model, t.tok, t.rewards, &rp, ex, P, G, &t.roll, err);
             free(ex);
             if (rc) break;

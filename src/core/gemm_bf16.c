@@ -1,0 +1,270 @@
+#include "core/gemm_bf16.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PIONRL_X86 1
+#endif
+
+// Tile of C computed by one kernel call: MR rows x NR columns (NR = two 16-lane vectors). 24
+// accumulators + 2 B vectors + 1 broadcast fit the 32 vector registers; 24 independent dot products
+// per k pair cover the instruction's latency.
+enum { NR = 32, MR = 12, A_CHUNK_BYTES = 192 * 1024 };
+
+// fp32 -> bf16, round to nearest even; NaN stays a quiet NaN
+static inline uint32_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
+static inline float bf16_lo(uint32_t p) {
+    uint32_t u = p << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline float bf16_hi(uint32_t p) {
+    uint32_t u = p & 0xffff0000u;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// element (r, c) of an r x c operand stored as is (trans = 0) or transposed
+static inline float at(const float *s, int ld, int trans, int r, int c) {
+    return trans ? s[(size_t)c * ld + r] : s[(size_t)r * ld + c];
+}
+
+static inline int pairs_of(int k) { return (k + 1) / 2; }
+
+// Row stride of packed A in pairs: an odd number of 64-byte lines, so the MR rows a tile reads
+// side by side fall in different L1 sets (a power-of-two stride would put them all in one).
+static inline int a_stride(int k) {
+    int lines = (pairs_of(k) + 15) / 16;
+    return (lines | 1) * 16;
+}
+
+size_t bf16_packed_bytes(int n, int k) { return (size_t)((n + NR - 1) / NR) * pairs_of(k) * NR * sizeof(uint32_t); }
+
+static void pack_b_into(uint32_t *dst, const float *src, int ld, int trans, int n, int k) {
+    int kq = pairs_of(k), np = (n + NR - 1) / NR;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < np; p++) {
+        uint32_t *d = dst + (size_t)p * kq * NR;
+        for (int q = 0; q < kq; q++) {
+            int c = 2 * q;
+            for (int j = 0; j < NR; j++) {
+                int r = p * NR + j;
+                uint32_t v = 0;
+                if (r < n) {
+                    v = to_bf16(at(src, ld, trans, r, c));
+                    if (c + 1 < k) v |= to_bf16(at(src, ld, trans, r, c + 1)) << 16;
+                }
+                d[(size_t)q * NR + j] = v;
+            }
+        }
+    }
+}
+
+int bf16_pack_b(Bf16Packed *p, const float *src, int ld, int trans, int n, int k, Error *err) {
+    memset(p, 0, sizeof *p);
+    if (n <= 0 || k <= 0) return error_set(err, "bf16 pack: shape %d x %d must be positive", n, k);
+    p->data = malloc(bf16_packed_bytes(n, k));
+    if (!p->data) return error_set(err, "bf16 pack: out of memory (%.1f MB)", bf16_packed_bytes(n, k) / 1e6);
+    p->n = n;
+    p->k = k;
+    pack_b_into(p->data, src, ld, trans, n, k);
+    return 0;
+}
+
+void bf16_packed_free(Bf16Packed *p) {
+    free(p->data);
+    memset(p, 0, sizeof *p);
+}
+
+// A (m x k) as m rows of k pairs (the bf16 matrix itself, k padded to even; row stride
+// a_stride). Stored rows convert in one vectorisable pass; transposed storage is read column by
+// column.
+static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
+    int kq = pairs_of(k), as = a_stride(k);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < m; r++) {
+        uint32_t *d = dst + (size_t)r * as;
+        if (!trans) {
+            const float *a = A + (size_t)r * lda;
+            int full = k / 2;
+#pragma omp simd
+            for (int q = 0; q < full; q++) d[q] = to_bf16(a[2 * q]) | to_bf16(a[2 * q + 1]) << 16;
+            if (k & 1) d[full] = to_bf16(a[k - 1]);
+        } else {
+            for (int q = 0; q < kq; q++) {
+                int c = 2 * q;
+                uint32_t v = to_bf16(A[(size_t)c * lda + r]);
+                if (c + 1 < k) v |= to_bf16(A[(size_t)(c + 1) * lda + r]) << 16;
+                d[q] = v;
+            }
+        }
+    }
+}
+
+// One tile in portable C: the same sums as VDPBF16PS (odd element's product first, both exact
+// products of bf16 values added in fp32).
+static void tile_portable(int mr, const uint32_t *a, int kq, const uint32_t *b, float *c, int ldc, int ncols,
+                          float alpha, int accumulate) {
+    float acc[MR][NR];
+    int as = a_stride(2 * kq);
+    memset(acc, 0, sizeof acc);
+    for (int q = 0; q < kq; q++) {
+        const uint32_t *bq = b + (size_t)q * NR;
+        for (int r = 0; r < mr; r++) {
+            uint32_t av = a[(size_t)r * as + q];
+            float alo = bf16_lo(av), ahi = bf16_hi(av);
+#pragma omp simd
+            for (int j = 0; j < NR; j++) {
+                acc[r][j] += ahi * bf16_hi(bq[j]);
+                acc[r][j] += alo * bf16_lo(bq[j]);
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + (size_t)r * ldc;
+        for (int j = 0; j < ncols; j++) cr[j] = accumulate ? cr[j] + alpha * acc[r][j] : alpha * acc[r][j];
+    }
+}
+
+#ifdef PIONRL_X86
+#define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
+
+// MR_ is a constant at every call site (see tile_native), so the accumulator arrays live in registers.
+BF16_TARGET static inline __attribute__((always_inline)) void tile_avx512(const int MR_, const uint32_t *a, int kq,
+                                                                          const uint32_t *b, float *c, int ldc,
+                                                                          int ncols, float alpha,
+                                                                          int accumulate) {
+    __m512 c0[MR], c1[MR];
+    int as = a_stride(2 * kq);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR_; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int q = 0; q < kq; q++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + (size_t)q * NR);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + (size_t)q * NR + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR_; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[(size_t)r * as + q]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+        }
+    }
+    __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1);
+    __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff : ncols > 16 ? (__mmask16)((1u << (ncols - 16)) - 1) : 0;
+    __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR_; r++) {
+        float *cr = c + (size_t)r * ldc;
+        c0[r] = _mm512_mul_ps(c0[r], va);
+        c1[r] = _mm512_mul_ps(c1[r], va);
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, c0[r]);
+        _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
+    }
+}
+
+BF16_TARGET static void tile_native(int mr, const uint32_t *a, int kq, const uint32_t *b, float *c, int ldc,
+                                    int ncols, float alpha, int accumulate) {
+    switch (mr) {
+        case 12: tile_avx512(12, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 11: tile_avx512(11, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 10: tile_avx512(10, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 9: tile_avx512(9, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 8: tile_avx512(8, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 7: tile_avx512(7, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 6: tile_avx512(6, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 5: tile_avx512(5, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 4: tile_avx512(4, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 3: tile_avx512(3, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        case 2: tile_avx512(2, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+        default: tile_avx512(1, a, kq, b, c, ldc, ncols, alpha, accumulate); break;
+    }
+}
+
+int bf16_native(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+}
+#else
+static void tile_native(int mr, const uint32_t *a, int kq, const uint32_t *b, float *c, int ldc, int ncols,
+                        float alpha, int accumulate) {
+    tile_portable(mr, a, kq, b, c, ldc, ncols, alpha, accumulate);
+}
+
+int bf16_native(void) { return 0; }
+#endif
+
+// Rows are taken in chunks whose packed A stays in L2 while every B panel passes over it; the
+// (chunk, panel) pairs are split across threads.
+static void run_packed(float *C, int ldc, float alpha, int accumulate, const uint32_t *ap, int m,
+                       const Bf16Packed *B, int native) {
+    int kq = pairs_of(B->k), np = (B->n + NR - 1) / NR, mb = (m + MR - 1) / MR;
+    int per_chunk = A_CHUNK_BYTES / (a_stride(B->k) * MR * (int)sizeof(uint32_t));
+    if (per_chunk < 1) per_chunk = 1;
+    int nch = (mb + per_chunk - 1) / per_chunk;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        for (int p = 0; p < np; p++) {
+            const uint32_t *bp = B->data + (size_t)p * kq * NR;
+            int ncols = B->n - p * NR < NR ? B->n - p * NR : NR;
+            int b_end = (ch + 1) * per_chunk < mb ? (ch + 1) * per_chunk : mb;
+            for (int rb = ch * per_chunk; rb < b_end; rb++) {
+                int mr = m - rb * MR < MR ? m - rb * MR : MR;
+                float *c = C + (size_t)rb * MR * ldc + (size_t)p * NR;
+                const uint32_t *a = ap + (size_t)rb * MR * a_stride(B->k);
+                if (native)
+                    tile_native(mr, a, kq, bp, c, ldc, ncols, alpha, accumulate);
+                else
+                    tile_portable(mr, a, kq, bp, c, ldc, ncols, alpha, accumulate);
+            }
+        }
+    }
+}
+
+static int gemm_run(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
+                    const Bf16Packed *B, int native) {
+    if (m <= 0) return 0;
+    uint32_t *ap = malloc((size_t)m * a_stride(B->k) * sizeof(uint32_t));
+    if (!ap) return -1;
+    pack_a_into(ap, A, lda, trans_a, m, B->k);
+    run_packed(C, ldc, alpha, accumulate, ap, m, B, native);
+    free(ap);
+    return 0;
+}
+
+int gemm_bf16(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
+              const Bf16Packed *B) {
+    static int native = -1;  // the CPU does not change under a running process
+    if (native < 0) native = bf16_native();
+    return gemm_run(C, ldc, alpha, accumulate, A, lda, trans_a, m, B, native);
+}
+
+int gemm_bf16_portable(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
+                       const Bf16Packed *B) {
+    return gemm_run(C, ldc, alpha, accumulate, A, lda, trans_a, m, B, 0);
+}
+
+int gemm_bf16_nt(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
+                 const float *B, int ldb, int trans_b, int n, int k) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    Bf16Packed pb = {n, k, malloc(bf16_packed_bytes(n, k))};
+    if (!pb.data) return -1;
+    pack_b_into(pb.data, B, ldb, trans_b, n, k);
+    int rc = gemm_bf16(C, ldc, alpha, accumulate, A, lda, trans_a, m, &pb);
+    free(pb.data);
+    return rc;
+}

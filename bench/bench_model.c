@@ -18,13 +18,14 @@
 
 enum { B = 8, T = 256, P = 32, NEW = 128 };
 
-static double bench_train(QwenModel *m, float *grads) {
+static double bench_train(QwenModel *m, float *grads, int bf16) {
     QwenActs a;
     Error e;
     if (qwen_acts_alloc(&a, &m->cfg, B, T, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 0;
     }
+    a.matmul_bf16 = bf16;
     int *tok = malloc(sizeof(int) * B * T);
     float *w = malloc(sizeof(float) * B * (T - 1)), *logp = malloc(sizeof(float) * B * (T - 1));
     Rng rng;
@@ -101,7 +102,7 @@ int main(void) {
     char cmd[256], buf[4096] = {0}, peer_json[4096] = {0};
     int torch_ok = 0, torch_threads = 0;
     for (int turn = 0; turn < (with_peer ? 2 : 1); turn++) {
-        double tr = no_train ? 0 : bench_train(&m, grads);
+        double tr = no_train ? 0 : bench_train(&m, grads, 0);
         train = tr > train ? tr : train;
         for (int r = 0; r < 3 && !no_decode; r++) {
             double a = bench_decode(&m, 16, 0, 0), b = bench_decode(&m, 64, 0, 0);

@@ -76,8 +76,8 @@ static void test_linear(void) {
     CudaBlas *cb = NULL;
     Error err;
     CHECK_MSG(cuda_blas_create(&cb, &err) == 0, "%s", err.msg);
-    linear_forward(out, in, W, b, N, I, O);
-    linear_backward(din, 1, dW, db, dout, in, W, N, I, O);
+    linear_forward(out, in, W, b, N, I, O, 0);
+    linear_backward(din, 1, dW, db, dout, in, W, N, I, O, 0);
     CHECK_MSG(cuda_linear_forward(cb, d_out, d_in, d_W, d_b, N, I, O, &err) == 0, "%s", err.msg);
     CHECK_MSG(cuda_linear_backward(cb, d_din, 1, d_dW, d_db, d_dout, d_in, d_W, N, I, O, &err) == 0, "%s", err.msg);
     double e1 = diff(out, d_out, (size_t)N * O, 1), e2 = diff(din, d_din, (size_t)N * I, 1);

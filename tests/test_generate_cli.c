@@ -67,6 +67,37 @@ static void test_bad_options(void) {
     CHECK(test_shell(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"));
     snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 2' --max-new-tokens x 2>&1", bin, MODEL);
     CHECK(test_shell(cmd, out, sizeof out) == 2 && strstr(out, "not a number"));
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 2' --matmul-dtype fp16 2>&1", bin, MODEL);
+    CHECK(test_shell(cmd, out, sizeof out) == 2 && strstr(out, "fp32 or bf16"));
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 2' --matmul-dtype bf16 --device cuda 2>&1", bin, MODEL);
+    CHECK(test_shell(cmd, out, sizeof out) == 2 && strstr(out, "CPU-only"));
+}
+
+// --matmul-dtype bf16 and --kv-cache-dtype bf16: ids out, as many as asked, and the same ids as the
+// library's bf16 generation.
+static void test_bf16_ids_match_library(void) {
+    char cmd[2048], out[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s generate --model %s --ids '1 2 3' --max-new-tokens 6 --temperature 0 --matmul-dtype bf16 "
+             "--kv-cache-dtype bf16 2>/dev/null",
+             bin, MODEL);
+    CHECK(test_shell(cmd, out, sizeof out) == 0);
+    QwenModel m;
+    Error err;
+    CHECK_MSG(qwen_model_load(MODEL, &m, &err) == 0, "%s", err.msg);
+    int prompt[] = {1, 2, 3};
+    const int *prompts[] = {prompt};
+    int len = 3;
+    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 6, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 1, 1};
+    GenSeq seq;
+    CHECK(qwen_generate(&m, prompts, &len, 1, 1, &gp, &seq, &err) == 0 && seq.n == 6);
+    char expect[256] = "\"ids\":[";
+    for (int i = 0; i < seq.n; i++)
+        snprintf(expect + strlen(expect), sizeof expect - strlen(expect), "%s%d", i ? "," : "", seq.tokens[i]);
+    strcat(expect, "]");
+    CHECK_MSG(strstr(out, expect), "CLI '%s' vs library '%s'", out, expect);
+    gen_seqs_free(&seq, 1);
+    qwen_model_free(&m);
 }
 
 // `pionrl eval --device`: cuda without a GPU is refused with the reason (exit 1) before any work;
@@ -96,6 +127,7 @@ int main(int argc, char **argv) {
     RUN(test_greedy_ids_match_library);
     RUN(test_device_cuda);
     RUN(test_bad_options);
+    RUN(test_bf16_ids_match_library);
     RUN(test_eval_device);
     return test_summary("test_generate_cli");
 }

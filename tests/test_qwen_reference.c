@@ -1,7 +1,8 @@
 // The model against PyTorch: tests/fixtures/qwen{3,2}-tiny hold random tiny checkpoints and, in
 // reference.safetensors, the logits, per-token log-probs, entropies, loss = sum(weights * logprobs)
 // and the gradient of that loss for every parameter, computed by tools/make_qwen_fixtures.py in
-// float64 PyTorch. Targets: logits/log-probs <= 1e-4 max abs error, gradients <= 1e-3 relative.
+// float64 PyTorch. Targets: logits/log-probs <= 1e-4 max abs error, gradients <= 1e-3 relative
+// (fp32); bf16 matrix products to bf16's precision.
 #include "test.h"
 
 #include "core/safetensors.h"
@@ -112,6 +113,42 @@ static void check_fixture(const char *dir) {
     for (size_t i = 0; i < m.num_params; i++) ndiff += grads2[i] != grads[i];
     CHECK_MSG(nd_logp == 0 && ndiff == 0, "%s: recomputation changes %zu log-probs and %zu gradient values", dir,
               nd_logp, ndiff);
+    // Mixed precision (matmul_dtype "bf16"): the matrix products from bf16-rounded inputs, fp32
+    // sums and everything else fp32. Against the float64 reference at bf16's precision: log-probs
+    // to 4e-2, each gradient tensor to 4e-2 of its norm. With recomputation: the same bits again.
+    a.matmul_bf16 = ar.matmul_bf16 = 1;
+    float *gb = calloc(m.num_params, sizeof(float));
+    CHECK(qwen_forward(&m, &a, tok, NULL, B, T, 1.0f, logp3, NULL, &e) == 0);
+    qwen_backward(&m, &a, w, gb);
+    double lb = 0, gworst = 0;
+    const char *gname = "";
+    for (int i = 0; i < B * (T - 1); i++) lb = fmax(lb, fabs(logp3[i] - logp_ref[i]));
+    for (int i = 0; i < nt; i++) {
+        char name[200];
+        snprintf(name, sizeof name, "grad.%s", tab[i].name);
+        size_t n = param_numel(&tab[i]);
+        float *g = read_ref(&ref, name, n);
+        double dn = 0, rn = 0;
+        for (size_t j = 0; j < n; j++) {
+            double dd = gb[tab[i].offset + j] - g[j];
+            dn += dd * dd;
+            rn += (double)g[j] * g[j];
+        }
+        double rel = sqrt(dn / (rn + 1e-30));
+        if (rel > gworst) gworst = rel, gname = tab[i].name;
+        free(g);
+    }
+    printf("  %s: bf16 matmuls: log-prob max abs err %.2e, gradient worst relative (norm) err %.2e (%s)\n", dir, lb,
+           gworst, gname);
+    CHECK_MSG(lb > 0 && lb <= 4e-2, "%s bf16 log-prob err %.3g", dir, lb);
+    CHECK_MSG(gworst <= 4e-2, "%s bf16 gradient rel err %.3g in %s", dir, gworst, gname);
+    memset(grads2, 0, sizeof(float) * m.num_params);
+    float *logp4 = malloc(sizeof(float) * B * (T - 1));
+    CHECK(qwen_forward(&m, &ar, tok, NULL, B, T, 1.0f, logp4, NULL, &e) == 0);
+    qwen_backward(&m, &ar, w, grads2);
+    CHECK(!memcmp(logp4, logp3, sizeof(float) * B * (T - 1)) && !memcmp(grads2, gb, sizeof(float) * m.num_params));
+    free(logp4);
+    free(gb);
     qwen_acts_free(&ar);
     free(logp3);
     free(grads2);

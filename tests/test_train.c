@@ -333,6 +333,8 @@ static void test_bad_configs(void) {
         {"model=\"/nonexistent\"", "/nonexistent"},
         {"device=\"tpu\"", "device must be"},
         {"rollout.kv_cache_dtype=\"fp16\"", "kv_cache_dtype"},
+        {"matmul_dtype=\"fp16\"", "matmul_dtype must be"},
+        {"rollout.matmul_dtype=\"int8\"", "matmul_dtype must be"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *j = make_config("bad", "pion", "dapo", 1);
@@ -361,7 +363,9 @@ static void test_gradient_checkpointing_same_weights(void) {
     CHECK_MSG(same_final_weights("gc-off", "gc-on", 2), "gradient checkpointing changed the trained weights");
 }
 
-// rollout.kv_cache_dtype "bf16": a run with the bfloat16 rollout cache trains and writes its metrics.
+// rollout.kv_cache_dtype "bf16", rollout.matmul_dtype "bf16" and matmul_dtype "bf16": a run with
+// the bfloat16 rollout cache, bf16 decode products and bf16 training products trains and writes
+// its metrics; bf16 products are refused on the device before anything starts.
 static void test_kv_cache_bf16_run(void) {
     if (!setup()) {
         test_skip("could not build the test model or reward plug-in (needs cc)");
@@ -370,11 +374,17 @@ static void test_kv_cache_bf16_run(void) {
     Error e;
     cJSON *j = make_config("kv-bf16", "pion", "dapo", 2);
     CHECK(train_config_apply_set(j, "rollout.kv_cache_dtype=\"bf16\"", &e) == 0);
+    CHECK(train_config_apply_set(j, "rollout.matmul_dtype=\"bf16\"", &e) == 0);
+    CHECK(train_config_apply_set(j, "matmul_dtype=\"bf16\"", &e) == 0);
     CHECK_MSG(run(j, 0, &e) == 0, "%s", e.msg);
-    cJSON_Delete(j);
     char path[600];
     snprintf(path, sizeof path, "%s/kv-bf16/metrics.jsonl", root);
     CHECK(count_lines(path) == 2);
+    TrainConfig c;
+    train_config_default(&c);
+    CHECK(train_config_apply_set(j, "device=\"cuda\"", &e) == 0);
+    CHECK(train_config_parse(j, &c, "test config", &e) == -1 && strstr(e.msg, "CPU-only"));
+    cJSON_Delete(j);
 }
 
 // --plan: the run stops after the memory plan, writing nothing; the plan's parts add up, and follow

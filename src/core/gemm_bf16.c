@@ -36,11 +36,6 @@ static inline float bf16_hi(uint32_t p) {
     return f;
 }
 
-// element (r, c) of an r x c operand stored as is (trans = 0) or transposed
-static inline float at(const float *s, int ld, int trans, int r, int c) {
-    return trans ? s[(size_t)c * ld + r] : s[(size_t)r * ld + c];
-}
-
 static inline int pairs_of(int k) { return (k + 1) / 2; }
 
 // Row stride of packed A in pairs: an odd number of 64-byte lines, so the MR rows a tile reads
@@ -52,23 +47,38 @@ static inline int a_stride(int k) {
 
 size_t bf16_packed_bytes(int n, int k) { return (size_t)((n + NR - 1) / NR) * pairs_of(k) * NR * sizeof(uint32_t); }
 
+static inline uint32_t pair_of(float lo, float hi) { return to_bf16(lo) | to_bf16(hi) << 16; }
+
+// Panels of NR rows of B. Stored as is, a row's k values are contiguous: each row converts in one
+// vectorised pass and lands in its lane of the panel. Stored transposed, the two values of a pair
+// are two contiguous source rows, so the panel fills a lane vector at a time.
 static void pack_b_into(uint32_t *dst, const float *src, int ld, int trans, int n, int k) {
-    int kq = pairs_of(k), np = (n + NR - 1) / NR;
+    int kq = pairs_of(k), np = (n + NR - 1) / NR, full = k / 2;
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < np; p++) {
         uint32_t *d = dst + (size_t)p * kq * NR;
-        for (int q = 0; q < kq; q++) {
-            int c = 2 * q;
-            for (int j = 0; j < NR; j++) {
-                int r = p * NR + j;
-                uint32_t v = 0;
-                if (r < n) {
-                    v = to_bf16(at(src, ld, trans, r, c));
-                    if (c + 1 < k) v |= to_bf16(at(src, ld, trans, r, c + 1)) << 16;
+        int rows = n - p * NR < NR ? n - p * NR : NR;
+        if (!trans) {
+            for (int j = 0; j < rows; j++) {
+                const float *row = src + (size_t)(p * NR + j) * ld;
+#pragma omp simd
+                for (int q = 0; q < full; q++) d[(size_t)q * NR + j] = pair_of(row[2 * q], row[2 * q + 1]);
+                if (k & 1) d[(size_t)full * NR + j] = to_bf16(row[k - 1]);
+            }
+        } else {
+            for (int q = 0; q < kq; q++) {
+                const float *lo = src + (size_t)(2 * q) * ld + (size_t)p * NR, *hi = lo + ld;
+                uint32_t *dq = d + (size_t)q * NR;
+                if (2 * q + 1 < k) {
+#pragma omp simd
+                    for (int j = 0; j < rows; j++) dq[j] = pair_of(lo[j], hi[j]);
+                } else {
+                    for (int j = 0; j < rows; j++) dq[j] = to_bf16(lo[j]);
                 }
-                d[(size_t)q * NR + j] = v;
             }
         }
+        for (int q = 0; q < kq && rows < NR; q++)
+            for (int j = rows; j < NR; j++) d[(size_t)q * NR + j] = 0;
     }
 }
 
@@ -89,25 +99,33 @@ void bf16_packed_free(Bf16Packed *p) {
 }
 
 // A (m x k) as m rows of k pairs (the bf16 matrix itself, k padded to even; row stride
-// a_stride). Stored rows convert in one vectorisable pass; transposed storage is read column by
-// column.
+// a_stride). Stored rows convert in one vectorised pass. Stored transposed (k x m), the pair of a
+// row is two contiguous source rows: blocks of 64 output rows take one pair at a time across the
+// block, so the reads are contiguous and the 64 destination lines stay in L1.
 static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
-    int kq = pairs_of(k), as = a_stride(k);
+    int kq = pairs_of(k), as = a_stride(k), full = k / 2;
+    if (!trans) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < m; r++) {
-        uint32_t *d = dst + (size_t)r * as;
-        if (!trans) {
+        for (int r = 0; r < m; r++) {
+            uint32_t *d = dst + (size_t)r * as;
             const float *a = A + (size_t)r * lda;
-            int full = k / 2;
 #pragma omp simd
-            for (int q = 0; q < full; q++) d[q] = to_bf16(a[2 * q]) | to_bf16(a[2 * q + 1]) << 16;
+            for (int q = 0; q < full; q++) d[q] = pair_of(a[2 * q], a[2 * q + 1]);
             if (k & 1) d[full] = to_bf16(a[k - 1]);
-        } else {
-            for (int q = 0; q < kq; q++) {
-                int c = 2 * q;
-                uint32_t v = to_bf16(A[(size_t)c * lda + r]);
-                if (c + 1 < k) v |= to_bf16(A[(size_t)(c + 1) * lda + r]) << 16;
-                d[q] = v;
+        }
+        return;
+    }
+    int nb = (m + 63) / 64;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < nb; b++) {
+        int r0 = b * 64, r1 = r0 + 64 < m ? r0 + 64 : m;
+        for (int q = 0; q < kq; q++) {
+            const float *lo = A + (size_t)(2 * q) * lda, *hi = lo + lda;
+            if (2 * q + 1 < k) {
+#pragma omp simd
+                for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = pair_of(lo[r], hi[r]);
+            } else {
+                for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = to_bf16(lo[r]);
             }
         }
     }

@@ -6,17 +6,17 @@
 
 #include "core/blas.h"
 
-void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O) {
+void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O, int bf16) {
     if (b) {
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * O);
     }
-    sgemm(0, 1, N, O, I, 1.0f, in, I, W, I, b ? 1.0f : 0.0f, out, O);
+    gemm_dt(bf16, 0, 1, N, O, I, 1.0f, in, I, W, I, b ? 1.0f : 0.0f, out, O);
 }
 
 void linear_backward(float *din, int din_accumulate, float *dW, float *db, const float *dout, const float *in,
-                     const float *W, int N, int I, int O) {
-    if (din) sgemm(0, 0, N, I, O, 1.0f, dout, O, W, I, din_accumulate ? 1.0f : 0.0f, din, I);
-    if (dW) sgemm(1, 0, O, I, N, 1.0f, dout, O, in, I, 1.0f, dW, I);
+                     const float *W, int N, int I, int O, int bf16) {
+    if (din) gemm_dt(bf16, 0, 0, N, I, O, 1.0f, dout, O, W, I, din_accumulate ? 1.0f : 0.0f, din, I);
+    if (dW) gemm_dt(bf16, 1, 0, O, I, N, 1.0f, dout, O, in, I, 1.0f, dW, I);
     if (db) {
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * O;
@@ -100,15 +100,16 @@ void rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta
     rope_apply(dx, pos, N, H, hd, theta, -1.0f);
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+// exp_fast keeps the loops vectorised (libm's expf is a scalar call per element)
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 void swiglu_forward(float *h, const float *g, const float *u, long n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (long i = 0; i < n; i++) h[i] = g[i] * sigmoidf(g[i]) * u[i];
 }
 
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float s = sigmoidf(g[i]);
         float silu = g[i] * s;

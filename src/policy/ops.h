@@ -28,11 +28,12 @@ static inline float exp_fast(float x) {
     return p * scale;
 }
 
-// out[N, O] = in[N, I] @ W[O, I]^T (+ b[O])
-void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O);
+// out[N, O] = in[N, I] @ W[O, I]^T (+ b[O]). bf16: the product from bfloat16-rounded inputs with
+// fp32 accumulation (gemm_dt); the bias add stays fp32.
+void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O, int bf16);
 // din[N, I] (+)= dout @ W (accumulate when din_accumulate), dW[O, I] += dout^T @ in, db[O] += sum dout.
 void linear_backward(float *din, int din_accumulate, float *dW, float *db, const float *dout, const float *in,
-                     const float *W, int N, int I, int O);
+                     const float *W, int N, int I, int O, int bf16);
 
 // y = x * rstd * w over rows of width C; rstd[N] saved for backward.
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps);

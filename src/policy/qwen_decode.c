@@ -272,7 +272,7 @@ static void project(const QwenModel *m, const QwenKVCache *kv, int which, int l,
     } else if (accumulate) {
         sgemm(0, 1, n, rows, cols, 1.0f, x, cols, W, cols, 1.0f, y, rows);
     } else {
-        linear_forward(y, x, W, b, n, cols, rows);
+        linear_forward(y, x, W, b, n, cols, rows, 0);
     }
 }
 

@@ -133,10 +133,11 @@ static void layer_forward(const QwenModel *m, const QwenActs *a, const LayerActs
     const QwenConfig *c = &m->cfg;
     const QwenWeights *w = &m->w;
     int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, B = a->batch, T = a->len;
+    int bf16 = a->matmul_bf16;
     rmsnorm_forward(la->ln1, la->rstd1, la->x, w->attn_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
-    linear_forward(la->q_raw, la->ln1, w->wq + l * d.QD * d.D, w->bq ? w->bq + l * d.QD : NULL, d.N, d.D, d.QD);
-    linear_forward(la->k_raw, la->ln1, w->wk + l * d.KD * d.D, w->bk ? w->bk + l * d.KD : NULL, d.N, d.D, d.KD);
-    linear_forward(la->v, la->ln1, w->wv + l * d.KD * d.D, w->bv ? w->bv + l * d.KD : NULL, d.N, d.D, d.KD);
+    linear_forward(la->q_raw, la->ln1, w->wq + l * d.QD * d.D, w->bq ? w->bq + l * d.QD : NULL, d.N, d.D, d.QD, bf16);
+    linear_forward(la->k_raw, la->ln1, w->wk + l * d.KD * d.D, w->bk ? w->bk + l * d.KD : NULL, d.N, d.D, d.KD, bf16);
+    linear_forward(la->v, la->ln1, w->wv + l * d.KD * d.D, w->bv ? w->bv + l * d.KD : NULL, d.N, d.D, d.KD, bf16);
     if (c->qk_norm) {
         // per-head RMSNorm over head_dim: rows of width hd
         rmsnorm_forward(la->q, la->rstd_q, la->q_raw, w->q_norm + l * hd, d.N * Hq, hd, c->rms_norm_eps);
@@ -149,13 +150,13 @@ static void layer_forward(const QwenModel *m, const QwenActs *a, const LayerActs
     rope_forward(la->k, a->pos, d.N, Hkv, hd, c->rope_theta);
     attention_forward(la->att, la->probs, la->q, la->k, la->v, B, T, Hq, Hkv, hd);
     memcpy(la->x_mid, la->x, sizeof(float) * d.N * d.D);
-    sgemm(0, 1, d.N, d.D, d.QD, 1.0f, la->att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, la->x_mid, d.D);
+    gemm_dt(bf16, 0, 1, d.N, d.D, d.QD, 1.0f, la->att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, la->x_mid, d.D);
     rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
-    linear_forward(la->gate, la->ln2, w->w_gate + l * d.F * d.D, NULL, d.N, d.D, d.F);
-    linear_forward(la->up, la->ln2, w->w_up + l * d.F * d.D, NULL, d.N, d.D, d.F);
+    linear_forward(la->gate, la->ln2, w->w_gate + l * d.F * d.D, NULL, d.N, d.D, d.F, bf16);
+    linear_forward(la->up, la->ln2, w->w_up + l * d.F * d.D, NULL, d.N, d.D, d.F, bf16);
     swiglu_forward(la->act, la->gate, la->up, (long)(d.N * d.F));
     memcpy(la->x_next, la->x_mid, sizeof(float) * d.N * d.D);
-    sgemm(0, 1, d.N, d.D, d.F, 1.0f, la->act, d.F, w->w_down + l * d.D * d.F, d.F, 1.0f, la->x_next, d.D);
+    gemm_dt(bf16, 0, 1, d.N, d.D, d.F, 1.0f, la->act, d.F, w->w_down + l * d.D * d.F, d.F, 1.0f, la->x_next, d.D);
 }
 
 // Embedding through the final norm; fills every saved activation.
@@ -191,8 +192,8 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
 static void chunk_logits(const QwenModel *m, const QwenActs *a, int r0, int nr, float *in, float *logits) {
     size_t D = m->cfg.hidden_size;
     for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
-    sgemm(0, 1, nr, m->cfg.vocab_size, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f, logits,
-          m->cfg.vocab_size);
+    gemm_dt(a->matmul_bf16, 0, 1, nr, m->cfg.vocab_size, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f,
+            logits, m->cfg.vocab_size);
 }
 
 int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsigned char *need, int B, int T,
@@ -232,7 +233,8 @@ int qwen_forward_logits(const QwenModel *m, QwenActs *a, const int *tokens, int 
     if (forward_trunk(m, a, tokens, B, T, err)) return -1;
     a->temperature = 1.0f;
     size_t D = m->cfg.hidden_size;
-    sgemm(0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->lnf, D, m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+    gemm_dt(a->matmul_bf16, 0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->lnf, D, m->w.lm_head, D, 0.0f, logits,
+            m->cfg.vocab_size);
     return 0;
 }
 
@@ -245,6 +247,7 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
     int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, V = c->vocab_size;
     size_t D = c->hidden_size;
     Dims d = dims_of(c, B, T);
+    int bf16 = a->matmul_bf16;
     float *s = a->scratch;
     float *dx = s;                 s += d.N * d.D;  // gradient of the residual stream
     float *dln = s;                s += d.N * d.D;
@@ -283,8 +286,8 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
             lg[a->tokens[row + 1]] += wt;
         }
         float inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
-        sgemm(0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
-        sgemm(1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g.lm_head, D);
+        gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
+        gemm_dt(bf16, 1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g.lm_head, D);
         for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
     }
     rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);
@@ -296,15 +299,15 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
         float *att = la.att, *x_mid = la.x_mid, *ln2 = la.ln2, *gate = la.gate, *up = la.up, *act = la.act;
         float *probs = la.probs;
         // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
-        linear_backward(dact, 0, g.w_down + l * d.D * d.F, NULL, dx, act, w->w_down + l * d.D * d.F, d.N, d.F, d.D);
+        linear_backward(dact, 0, g.w_down + l * d.D * d.F, NULL, dx, act, w->w_down + l * d.D * d.F, d.N, d.F, d.D, bf16);
         swiglu_backward(dgate, dup, dact, gate, up, (long)(d.N * d.F));
-        linear_backward(dln, 0, g.w_gate + l * d.F * d.D, NULL, dgate, ln2, w->w_gate + l * d.F * d.D, d.N, d.D, d.F);
-        linear_backward(dln, 1, g.w_up + l * d.F * d.D, NULL, dup, ln2, w->w_up + l * d.F * d.D, d.N, d.D, d.F);
+        linear_backward(dln, 0, g.w_gate + l * d.F * d.D, NULL, dgate, ln2, w->w_gate + l * d.F * d.D, d.N, d.D, d.F, bf16);
+        linear_backward(dln, 1, g.w_up + l * d.F * d.D, NULL, dup, ln2, w->w_up + l * d.F * d.D, d.N, d.D, d.F, bf16);
         memcpy(dx_mid, dx, sizeof(float) * d.N * d.D);
         rmsnorm_backward(dx_mid, 1, g.mlp_norm + l * d.D, dln, x_mid, w->mlp_norm + l * d.D, la.rstd2, d.N,
                          d.D);
         // attention: x_mid = x + o_proj(att)
-        linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D);
+        linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D, bf16);
         attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd);
         rope_backward(dq, a->pos, d.N, Hq, hd, c->rope_theta);
         rope_backward(dk, a->pos, d.N, Hkv, hd, c->rope_theta);
@@ -318,11 +321,11 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
             memcpy(dk, dtmp, sizeof(float) * d.N * d.KD);
         }
         linear_backward(dln, 0, g.wq + l * d.QD * d.D, g.bq ? g.bq + l * d.QD : NULL, dq, ln1, w->wq + l * d.QD * d.D,
-                        d.N, d.D, d.QD);
+                        d.N, d.D, d.QD, bf16);
         linear_backward(dln, 1, g.wk + l * d.KD * d.D, g.bk ? g.bk + l * d.KD : NULL, dk, ln1, w->wk + l * d.KD * d.D,
-                        d.N, d.D, d.KD);
+                        d.N, d.D, d.KD, bf16);
         linear_backward(dln, 1, g.wv + l * d.KD * d.D, g.bv ? g.bv + l * d.KD : NULL, dv, ln1, w->wv + l * d.KD * d.D,
-                        d.N, d.D, d.KD);
+                        d.N, d.D, d.KD, bf16);
         memcpy(dx, dx_mid, sizeof(float) * d.N * d.D);
         rmsnorm_backward(dx, 1, g.attn_norm + l * d.D, dln, x, w->attn_norm + l * d.D, la.rstd1, d.N, d.D);
     }

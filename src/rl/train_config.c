@@ -127,7 +127,7 @@ static int parse_section(const cJSON *root, const char *name, const char *const 
 
 int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Error *err) {
     static const char *const top[] = {"model", "tokenizer", "run_dir", "seed", "steps", "threads", "device",
-                                      "gradient_checkpointing", "dataset",
+                                      "gradient_checkpointing", "matmul_dtype", "dataset",
                                       "rollout", "loss", "num_iterations", "micro_batch_size", "optimizer",
                                       "reward", "reward_options", "accuracy_checker", "eval", "checkpoint",
                                       "diagnostics", "max_bad_steps", "description", "compare", NULL};
@@ -148,12 +148,14 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
         json_get_int(root, "max_bad_steps", 0, &c->max_bad_steps, file, err))
         return -1;
     if (seed < 0) return error_set(err, "%s: seed must be >= 0", file);
+    char mmd[16] = "fp32";
+    if (json_get_string(root, "matmul_dtype", 0, mmd, sizeof mmd, file, err)) return -1;
+    if (strcmp(mmd, "fp32") && strcmp(mmd, "bf16"))
+        return error_set(err, "%s: matmul_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", file, mmd);
+    c->matmul_bf16 = !strcmp(mmd, "bf16");
     if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
         return error_set(err, "%s: device must be \"cpu\" or \"cuda\" (got \"%s\")", file, c->device);
     c->seed = (uint64_t)seed;
-    if (!strcmp(c->device, "cuda") && c->rollout_matmul_bf16)
-        return error_set(err, "%s: rollout.matmul_dtype \"bf16\" is CPU-only (device \"cuda\" decodes in fp32)",
-                         file);
     c->steps = steps;
     if (c->steps <= 0) return error_set(err, "%s: steps must be positive", file);
     if (c->num_iterations <= 0 || c->micro_batch_size <= 0 || c->max_bad_steps <= 0)
@@ -194,6 +196,9 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
     if (c->eval_every < 0 || c->eval_examples < 0 || c->eval_samples < 0 || c->save_every < 0 || c->keep_last < 1 ||
         c->diagnostics_every < 0 || c->snr_chunks < 2)
         return error_set(err, "%s: eval/checkpoint/diagnostics values out of range (keep_last >= 1, snr_chunks >= 2)",
+                         file);
+    if (!strcmp(c->device, "cuda") && (c->rollout_matmul_bf16 || c->matmul_bf16))
+        return error_set(err, "%s: matmul_dtype \"bf16\" (top level or in rollout) is CPU-only; device \"cuda\" runs fp32",
                          file);
     if (c->eval_max_new_tokens <= 0) c->eval_max_new_tokens = c->max_new_tokens;
     if (c->optim.schedule.total_steps <= 0) c->optim.schedule.total_steps = c->steps;

@@ -29,6 +29,7 @@ typedef struct {
     int threads;            // OpenMP/OpenBLAS threads (0 = all cores)
     char device[8];         // "cpu" (default) or "cuda": rollouts and forward/backward on the GPU
     int gradient_checkpointing;  // keep only layer inputs; re-run each layer in the backward (CPU)
+    int matmul_bf16;             // matmul_dtype "bf16": training/scoring matrix products in bf16 (CPU)
     DatasetConfig dataset;
     // rollout
     int prompts_per_step;   // P

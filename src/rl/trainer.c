@@ -95,6 +95,7 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     // on the device the activations live there (below); the host keeps only the token buffers
     if (!t->gpu && qwen_acts_alloc_ex(&t->acts, &t->model.cfg, B, T, t->cfg->gradient_checkpointing, err))
         return error_prefix(err, "training activations");
+    t->acts.matmul_bf16 = t->cfg->matmul_bf16;
     size_t n = (size_t)B * T;
     t->tokens = malloc(sizeof(int) * n);
     t->need = malloc(n);

@@ -1,8 +1,8 @@
 // Model throughput on CPU: forward+backward tokens/s of sum(w * logp) and batched decode tokens/s
 // for a ~10M-parameter Qwen3, next to the same work in PyTorch eager (tools/bench_model_torch.py)
 // run in the same process tree (PyTorch at 1 and 2 threads, its best counted; the two sides take
-// turns twice and each keeps its best, since this VM drifts). Writes
-// bench/results/model.json.
+// turns twice and each keeps its best, since this VM drifts), in fp32 and in mixed bf16 on both
+// sides. Writes bench/results/model.json.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,27 +95,37 @@ int main(void) {
     const char *only = getenv("PIONRL_BENCH_ONLY");
     int no_train = only && !strcmp(only, "decode"), no_decode = only && !strcmp(only, "train");
     int with_peer = !getenv("PIONRL_BENCH_NO_PEER");  // PIONRL_BENCH_NO_PEER=1: our side only
+    // Two precisions, each side at its own: fp32 (pionrl's default, PyTorch's default) and mixed
+    // bf16 (pionrl: matmul_dtype bf16 for training; rollout matmul_dtype + kv_cache_dtype bf16 for
+    // decode. PyTorch: autocast bf16 for training; the model cast to bf16 for decode).
     // This VM's throughput drifts by up to 25% over minutes, so the two sides take turns: pionrl,
     // PyTorch (at 1 and 2 threads), pionrl, PyTorch (at its better thread count); each side keeps
     // its best. Within a turn: best of 3 training steps, best of 3 generate calls per batch size.
-    double train = 0, dec16 = 0, dec64 = 0, t_train = 0, t16 = 0, t64 = 0;
+    // ours[prec][0..2] and peer[prec][0..2]: train, decode b16, decode b64 tokens/s (prec 0 fp32, 1 bf16)
+    double ours[2][3] = {{0}}, peer[2][3] = {{0}};
+    static const char *const peer_keys[2][3] = {
+        {"train_tokens_per_s", "decode_b16_tokens_per_s", "decode_b64_tokens_per_s"},
+        {"bf16_train_tokens_per_s", "bf16_decode_b16_tokens_per_s", "bf16_decode_b64_tokens_per_s"}};
     char cmd[256], buf[4096] = {0}, peer_json[4096] = {0};
     int torch_ok = 0, torch_threads = 0;
     for (int turn = 0; turn < (with_peer ? 2 : 1); turn++) {
-        double tr = no_train ? 0 : bench_train(&m, grads, 0);
-        train = tr > train ? tr : train;
-        for (int r = 0; r < 3 && !no_decode; r++) {
-            double a = bench_decode(&m, 16, 0, 0), b = bench_decode(&m, 64, 0, 0);
-            dec16 = a > dec16 ? a : dec16;
-            dec64 = b > dec64 ? b : dec64;
+        for (int bf = 0; bf < 2; bf++) {
+            double tr = no_train ? 0 : bench_train(&m, grads, bf);
+            ours[bf][0] = tr > ours[bf][0] ? tr : ours[bf][0];
+            for (int r = 0; r < 3 && !no_decode; r++) {
+                double a = bench_decode(&m, 16, bf, bf), b = bench_decode(&m, 64, bf, bf);
+                ours[bf][1] = a > ours[bf][1] ? a : ours[bf][1];
+                ours[bf][2] = b > ours[bf][2] ? b : ours[bf][2];
+            }
+            printf("pionrl %s (turn %d): train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n",
+                   bf ? "bf16" : "fp32", turn + 1, tr, ours[bf][1], ours[bf][2]);
         }
-        printf("pionrl (turn %d): train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", turn + 1, tr,
-               dec16, dec64);
         if (!with_peer) break;
         char threads[16];
         snprintf(threads, sizeof threads, turn == 0 || !torch_threads ? "1,2" : "%d", torch_threads);
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_model_torch.py %d %d %d %d %d %d %d %d %d %d %d %s", V,
-                 D, F, L, HQ, HKV, HD, B, T, P, NEW, threads);
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 tools/bench_model_torch.py %d %d %d %d %d %d %d %d %d %d %d %s bf16", V, D, F, L,
+                 HQ, HKV, HD, B, T, P, NEW, threads);
         FILE *f = popen(cmd, "r");
         size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
         buf[n] = 0;
@@ -125,42 +135,44 @@ int main(void) {
             snprintf(peer_json, sizeof peer_json, "%s", buf);
             torch_threads = (int)json_number(buf, "train_best_threads");
         }
-        double a = json_number(buf, "train_tokens_per_s"), b = json_number(buf, "decode_b16_tokens_per_s"),
-               c2 = json_number(buf, "decode_b64_tokens_per_s");
-        t_train = a > t_train ? a : t_train;
-        t16 = b > t16 ? b : t16;
-        t64 = c2 > t64 ? c2 : t64;
-        printf("pytorch (turn %d, threads %s): train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n",
-               turn + 1, threads, a, b, c2);
+        for (int bf = 0; bf < 2; bf++) {
+            for (int k = 0; k < 3; k++) {
+                double v = json_number(buf, peer_keys[bf][k]);
+                peer[bf][k] = v > peer[bf][k] ? v : peer[bf][k];
+            }
+            printf("pytorch %s (turn %d, threads %s): train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f "
+                   "tokens/s\n",
+                   bf ? "bf16" : "fp32", turn + 1, threads, json_number(buf, peer_keys[bf][0]),
+                   json_number(buf, peer_keys[bf][1]), json_number(buf, peer_keys[bf][2]));
+        }
     }
-    printf("pionrl: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", train, dec16, dec64);
-    // the opt-in bf16 KV cache (rollout.kv_cache_dtype), pionrl only: best of 3 at batch 64
-    double dec64_bf16 = 0;
-    for (int r = 0; r < 3 && !no_decode; r++) {
-        double b = bench_decode(&m, 64, 1, 0);
-        dec64_bf16 = b > dec64_bf16 ? b : dec64_bf16;
+    for (int bf = 0; bf < 2; bf++) {
+        printf("%s: pionrl train %.0f, decode b16 %.0f, b64 %.0f tokens/s", bf ? "bf16" : "fp32", ours[bf][0],
+               ours[bf][1], ours[bf][2]);
+        if (torch_ok)
+            printf(" | pytorch %.0f, %.0f, %.0f | speedup %.2fx, %.2fx, %.2fx", peer[bf][0], peer[bf][1], peer[bf][2],
+                   ours[bf][0] / peer[bf][0], ours[bf][1] / peer[bf][1], ours[bf][2] / peer[bf][2]);
+        printf("\n");
     }
-    printf("pionrl: decode b64 with a bf16 KV cache %.0f tokens/s\n", dec64_bf16);
-    if (torch_ok)
-        printf("pytorch: train %.0f tokens/s, decode b16 %.0f tokens/s, b64 %.0f tokens/s\n", t_train, t16, t64);
-    else
-        printf("pytorch: not available (%s)\n", cmd);
+    if (!torch_ok) printf("pytorch: not available (%s)\n", cmd);
     if (!torch_ok && !with_peer) return 0;
     FILE *o = fopen("bench/results/model.json", "w");
     if (!o) return 1;
     fprintf(o,
-            "{\n  \"machine\": \"CPU, %d cores (project machine)\",\n  \"pionrl_threads\": %d,\n  \"model\": {\"params\": %zu, \"vocab\": %d, "
-            "\"hidden\": %d, \"intermediate\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d},\n"
-            "  \"train\": {\"batch\": %d, \"seq_len\": %d, \"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, "
-            "\"speedup\": %.2f},\n"
-            "  \"decode\": {\"prompt\": %d, \"new_tokens\": %d,\n"
-            "    \"b16\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f},\n"
-            "    \"b64\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f},\n"
-            "    \"b64_bf16_kv_cache\": {\"pionrl_tokens_per_s\": %.1f}},\n"
-            "  \"pytorch\": %s\n}\n",
-            omp_get_num_procs(), omp_get_max_threads(), m.num_params, V, D, F, L, HQ, HKV, HD, B, T, train, t_train, t_train > 0 ? train / t_train : 0, P, NEW,
-            dec16, t16, t16 > 0 ? dec16 / t16 : 0, dec64, t64, t64 > 0 ? dec64 / t64 : 0, dec64_bf16,
-            torch_ok ? peer_json : "null");
+            "{\n  \"machine\": \"CPU, %d cores (project machine)\",\n  \"pionrl_threads\": %d,\n  \"model\": {\"params\": "
+            "%zu, \"vocab\": %d, \"hidden\": %d, \"intermediate\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": "
+            "%d, \"head_dim\": %d},\n  \"train\": {\"batch\": %d, \"seq_len\": %d},\n  \"decode\": {\"prompt\": %d, "
+            "\"new_tokens\": %d},\n",
+            omp_get_num_procs(), omp_get_max_threads(), m.num_params, V, D, F, L, HQ, HKV, HD, B, T, P, NEW);
+    static const char *const what[3] = {"train", "decode_b16", "decode_b64"};
+    for (int bf = 0; bf < 2; bf++) {
+        fprintf(o, "  \"%s\": {", bf ? "bf16" : "fp32");
+        for (int k = 0; k < 3; k++)
+            fprintf(o, "%s\"%s\": {\"pionrl_tokens_per_s\": %.1f, \"pytorch_tokens_per_s\": %.1f, \"speedup\": %.2f}",
+                    k ? ", " : "", what[k], ours[bf][k], peer[bf][k], peer[bf][k] > 0 ? ours[bf][k] / peer[bf][k] : 0);
+        fprintf(o, "},\n");
+    }
+    fprintf(o, "  \"pytorch\": %s\n}\n", torch_ok ? peer_json : "null");
     fclose(o);
     free(grads);
     qwen_model_free(&m);

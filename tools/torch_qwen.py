@@ -51,6 +51,7 @@ class Layer(nn.Module):
         q = self.q_norm(self.q_proj(h).view(b, t, HQ, HD)).transpose(1, 2)
         k = self.k_norm(self.k_proj(h).view(b, t, HKV, HD)).transpose(1, 2)
         v = self.v_proj(h).view(b, t, HKV, HD).transpose(1, 2)
+        cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # a bf16 model keeps bf16 activations
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if cache is not None:
@@ -66,7 +67,7 @@ class Layer(nn.Module):
         if t > 1:
             mask = torch.full((t, tk), float("-inf")).triu(tk - t + 1)
             s = s + mask
-        a = torch.softmax(s.float(), dim=-1) @ vv
+        a = torch.softmax(s.float(), dim=-1).to(vv.dtype) @ vv
         x = x + self.o_proj(a.transpose(1, 2).reshape(b, t, HQ * HD))
         h = self.ln2(x)
         return x + self.down_proj(Fn.silu(self.gate_proj(h)) * self.up_proj(h))

@@ -226,6 +226,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
     }
     // the sequences of a step are sampled in parallel: one thread gives the same tokens and log-probs
     int threads = omp_get_max_threads();
+    gen_seqs_free(b, 6);
     omp_set_num_threads(1);
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, b + 0, &e) == 0);
     omp_set_num_threads(threads);

@@ -384,6 +384,7 @@ static void test_kv_cache_bf16_run(void) {
     train_config_default(&c);
     CHECK(train_config_apply_set(j, "device=\"cuda\"", &e) == 0);
     CHECK(train_config_parse(j, &c, "test config", &e) == -1 && strstr(e.msg, "CPU-only"));
+    train_config_free(&c);
     cJSON_Delete(j);
 }
 

@@ -234,7 +234,7 @@ static void run_packed(float *C, int ldc, float alpha, int accumulate, const uin
     int per_chunk = A_CHUNK_BYTES / (a_stride(B->k) * MR * (int)sizeof(uint32_t));
     if (per_chunk < 1) per_chunk = 1;
     int nch = (mb + per_chunk - 1) / per_chunk;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int ch = 0; ch < nch; ch++) {
         for (int p = 0; p < np; p++) {
             const uint32_t *bp = B->data + (size_t)p * kq * NR;

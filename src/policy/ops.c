@@ -100,16 +100,15 @@ void rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta
     rope_apply(dx, pos, N, H, hd, theta, -1.0f);
 }
 
-// exp_fast keeps the loops vectorised (libm's expf is a scalar call per element)
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void swiglu_forward(float *h, const float *g, const float *u, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for
     for (long i = 0; i < n; i++) h[i] = g[i] * sigmoidf(g[i]) * u[i];
 }
 
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for
     for (long i = 0; i < n; i++) {
         float s = sigmoidf(g[i]);
         float silu = g[i] * s;

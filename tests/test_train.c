@@ -420,7 +420,14 @@ static void test_memory_plan(void) {
     CHECK(p.total == p.weights + p.grads + p.optimizer + p.reference + p.activations + p.kv_cache + p.logits);
     c.loss.beta = 0.04f;
     train_memory_plan(&c, &mc, 1234, 40, &p);
-    CHECK(p.reference == 4 * n);
+    CHECK(p.reference == 4 * n && p.rollout_weights == 0);
+    // rollout.matmul_dtype bf16 adds the packed bf16 copy of the projections and lm_head: about
+    // half the fp32 weights (panels padded to 32 rows, k to even)
+    size_t before = p.total;
+    c.rollout_matmul_bf16 = 1;
+    train_memory_plan(&c, &mc, 1234, 40, &p);
+    CHECK(p.rollout_weights == qwen_bf16_weight_bytes(&mc) && p.total == before + p.rollout_weights);
+    CHECK(p.rollout_weights > n && p.rollout_weights < 4 * n);
     train_config_free(&c);
     cJSON_Delete(j);
 }

@@ -122,7 +122,7 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
 // The causal half of each score matrix is computed and discarded (2x on a minor cost) to keep
 // whole-matrix GEMMs.
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
-                       int Hq, int Hkv, int hd) {
+                       int Hq, int Hkv, int hd, int bf16) {
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)hd);
     int qs = Hq * hd, ks = Hkv * hd;  // row strides
@@ -134,7 +134,7 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             const float *kb = k + (size_t)b * T * ks + g * hd;
             const float *vb = v + (size_t)b * T * ks + g * hd;
             float *P = probs + ((size_t)b * Hq + h) * T * T;
-            sgemm(0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T);
+            gemm_dt(bf16, 0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T);
             for (int t = 0; t < T; t++) {
                 float *Pt = P + (size_t)t * T;
                 float mx = -INFINITY;
@@ -149,13 +149,13 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                 for (int s = 0; s <= t; s++) Pt[s] *= inv;
                 for (int s = t + 1; s < T; s++) Pt[s] = 0;
             }
-            sgemm(0, 0, T, hd, T, 1.0f, P, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
+            gemm_dt(bf16, 0, 0, T, hd, T, 1.0f, P, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
         }
     }
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
-                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd) {
+                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16) {
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)hd);
     int qs = Hq * hd, ks = Hkv * hd;
@@ -175,8 +175,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                 const float *P = probs + ((size_t)b * Hq + h) * T * T;
                 const float *dob = dout + (size_t)b * T * qs + h * hd;
                 float *dqb = dq + (size_t)b * T * qs + h * hd;
-                sgemm(0, 1, T, T, hd, 1.0f, dob, qs, vb, ks, 0.0f, dS, T);   // dP = dO V^T
-                sgemm(1, 0, T, hd, T, 1.0f, P, T, dob, qs, 1.0f, dvb, ks);  // dV += P^T dO
+                gemm_dt(bf16, 0, 1, T, T, hd, 1.0f, dob, qs, vb, ks, 0.0f, dS, T);   // dP = dO V^T
+                gemm_dt(bf16, 1, 0, T, hd, T, 1.0f, P, T, dob, qs, 1.0f, dvb, ks);  // dV += P^T dO
                 for (int t = 0; t < T; t++) {                             // softmax backward
                     const float *Pt = P + (size_t)t * T;
                     float *dSt = dS + (size_t)t * T;
@@ -186,8 +186,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     for (int s = 0; s <= t; s++) dSt[s] = Pt[s] * (dSt[s] - rowdot) * scale;
                     for (int s = t + 1; s < T; s++) dSt[s] = 0;
                 }
-                sgemm(0, 0, T, hd, T, 1.0f, dS, T, kb, ks, 0.0f, dqb, qs);  // dQ = dS K
-                sgemm(1, 0, T, hd, T, 1.0f, dS, T, qb, qs, 1.0f, dkb, ks);  // dK += dS^T Q
+                gemm_dt(bf16, 0, 0, T, hd, T, 1.0f, dS, T, kb, ks, 0.0f, dqb, qs);  // dQ = dS K
+                gemm_dt(bf16, 1, 0, T, hd, T, 1.0f, dS, T, qb, qs, 1.0f, dkb, ks);  // dK += dS^T Q
             }
             free(dS);
         }

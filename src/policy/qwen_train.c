@@ -148,7 +148,7 @@ static void layer_forward(const QwenModel *m, const QwenActs *a, const LayerActs
     }
     rope_forward(la->q, a->pos, d.N, Hq, hd, c->rope_theta);
     rope_forward(la->k, a->pos, d.N, Hkv, hd, c->rope_theta);
-    attention_forward(la->att, la->probs, la->q, la->k, la->v, B, T, Hq, Hkv, hd);
+    attention_forward(la->att, la->probs, la->q, la->k, la->v, B, T, Hq, Hkv, hd, bf16);
     memcpy(la->x_mid, la->x, sizeof(float) * d.N * d.D);
     gemm_dt(bf16, 0, 1, d.N, d.D, d.QD, 1.0f, la->att, d.QD, w->wo + l * d.D * d.QD, d.QD, 1.0f, la->x_mid, d.D);
     rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm + l * d.D, d.N, d.D, c->rms_norm_eps);
@@ -308,7 +308,7 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
                          d.D);
         // attention: x_mid = x + o_proj(att)
         linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D, bf16);
-        attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd);
+        attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd, bf16);
         rope_backward(dq, a->pos, d.N, Hq, hd, c->rope_theta);
         rope_backward(dk, a->pos, d.N, Hkv, hd, c->rope_theta);
         if (c->qk_norm) {

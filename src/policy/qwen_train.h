@@ -53,9 +53,10 @@ typedef struct {
     // has one layer's room, and the backward re-runs a layer's forward from its input before
     // differentiating it (bit-identical gradients; one more forward of the layers).
     int recompute;
-    // Matrix products (projections, lm_head, forward and backward) from bfloat16-rounded inputs with
-    // fp32 accumulation (core/gemm_bf16.h; matmul_dtype "bf16"). Norms, rotary, attention scores,
-    // softmax, the loss and the gradients' sums stay fp32. 0 = fp32 throughout. Set after alloc.
+    // Matrix products (projections, lm_head, attention's scores and weighted sums, forward and
+    // backward) from bfloat16-rounded inputs with fp32 accumulation (core/gemm_bf16.h; matmul_dtype
+    // "bf16"). Norms, rotary, softmax, the loss and the gradients' sums stay fp32. 0 = fp32
+    // throughout. Set after alloc.
     int matmul_bf16;
 } QwenActs;
 

@@ -427,7 +427,11 @@ static void test_memory_plan(void) {
     c.rollout_matmul_bf16 = 1;
     train_memory_plan(&c, &mc, 1234, 40, &p);
     CHECK(p.rollout_weights == qwen_bf16_weight_bytes(&mc) && p.total == before + p.rollout_weights);
-    CHECK(p.rollout_weights > n && p.rollout_weights < 4 * n);
+    CHECK(p.rollout_weights > n && p.rollout_weights < 4 * n && p.train_bf16 == 0);
+    c.matmul_bf16 = 1;
+    before = p.total;
+    train_memory_plan(&c, &mc, 1234, 40, &p);
+    CHECK(p.train_bf16 == 2 * bf16_packed_bytes(mc.vocab_size, mc.hidden_size) && p.total == before + p.train_bf16);
     train_config_free(&c);
     cJSON_Delete(j);
 }

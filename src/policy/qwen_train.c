@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "core/gemm_bf16.h"
 #include "policy/ops.h"
 
 // Rows of the vocabulary GEMM done at once: bounds the logits buffer to LOGIT_CHUNK x V floats.
@@ -187,13 +188,27 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
     return 0;
 }
 
-// logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM.
-// Logits are divided by the forward's temperature here (alpha of the GEMM).
-static void chunk_logits(const QwenModel *m, const QwenActs *a, int r0, int nr, float *in, float *logits) {
+// With bf16 products the lm_head is packed once per forward or backward call, not once per chunk
+// of LOGIT_CHUNK rows (V x D values each time). trans = 0: the operand of logits = lnf lm_head^T;
+// trans = 1: of dlnf = dlogits lm_head. A failed allocation leaves head->data NULL and the chunks
+// pack for themselves (gemm_dt).
+static void pack_lm_head(const QwenModel *m, int trans, Bf16Packed *head) {
+    int V = m->cfg.vocab_size, D = m->cfg.hidden_size;
+    Error ignored;
+    int rc = trans ? bf16_pack_b(head, m->w.lm_head, D, 1, D, V, &ignored)
+                   : bf16_pack_b(head, m->w.lm_head, D, 0, V, D, &ignored);
+    if (rc) head->data = NULL;
+}
+
+// logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM (on the
+// packed bf16 lm_head when given). Logits are divided by the forward's temperature here (alpha).
+static void chunk_logits(const QwenModel *m, const QwenActs *a, const Bf16Packed *head, int r0, int nr, float *in,
+                         float *logits) {
     size_t D = m->cfg.hidden_size;
+    int V = m->cfg.vocab_size;
     for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
-    gemm_dt(a->matmul_bf16, 0, 1, nr, m->cfg.vocab_size, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f,
-            logits, m->cfg.vocab_size);
+    if (head && head->data && gemm_bf16(logits, V, 1.0f / a->temperature, 0, in, D, 0, nr, head) == 0) return;
+    gemm_dt(a->matmul_bf16, 0, 1, nr, V, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f, logits, V);
 }
 
 int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsigned char *need, int B, int T,
@@ -214,9 +229,11 @@ int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsig
             if (!need || need[i]) a->rows[a->num_rows++] = b * T + t;
         }
     float *in = a->scratch, *logits = a->scratch + LOGIT_CHUNK * D;
+    Bf16Packed head = {0};
+    if (a->matmul_bf16) pack_lm_head(m, 0, &head);
     for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
         int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
-        chunk_logits(m, a, r0, nr, in, logits);
+        chunk_logits(m, a, &head, r0, nr, in, logits);
 #pragma omp parallel for
         for (int i = 0; i < nr; i++) {
             int row = a->rows[r0 + i], b = row / T, t = row % T;
@@ -225,6 +242,7 @@ int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsig
             logp[o] = logsoftmax_row(logits + (size_t)i * V, V, tokens[row + 1], entropy ? &entropy[o] : NULL, keep);
         }
     }
+    bf16_packed_free(&head);
     return 0;
 }
 
@@ -267,13 +285,18 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
     // lm_head and the final norm: dlnf only on scored rows. The softmax comes from the forward when
     // it was kept, else from the same chunked logits recomputed (identical values either way).
     memset(dln, 0, sizeof(float) * d.N * d.D);
+    Bf16Packed head = {0}, head_t = {0};
+    if (bf16) {
+        pack_lm_head(m, 1, &head_t);
+        if (!a->probs_kept) pack_lm_head(m, 0, &head);
+    }
     for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
         int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
         if (a->probs_kept) {
             for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
             memcpy(logits, a->probs_kept + (size_t)r0 * V, sizeof(float) * (size_t)nr * V);
         } else {
-            chunk_logits(m, a, r0, nr, in, logits);
+            chunk_logits(m, a, &head, r0, nr, in, logits);
         }
 #pragma omp parallel for
         for (int i = 0; i < nr; i++) {
@@ -286,10 +309,13 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
             lg[a->tokens[row + 1]] += wt;
         }
         float inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
-        gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
+        if (!head_t.data || gemm_bf16(dlnf_rows, D, inv_t, 0, logits, V, 0, nr, &head_t))
+            gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
         gemm_dt(bf16, 1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g.lm_head, D);
         for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
     }
+    bf16_packed_free(&head);
+    bf16_packed_free(&head_t);
     rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);
 
     for (size_t l = d.L; l-- > 0;) {

@@ -1,5 +1,6 @@
 #include "rl/memory_plan.h"
 
+#include "core/gemm_bf16.h"
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 
@@ -21,8 +22,10 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->kv_cache = qwen_kv_bytes_ex(mc, S, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
     out->rollout_weights = c->rollout_matmul_bf16 ? qwen_bf16_weight_bytes(mc) : 0;
+    // the backward packs lm_head both ways (dlnf and, when logits are recomputed, the logits)
+    out->train_bf16 = c->matmul_bf16 ? 2 * bf16_packed_bytes(mc->vocab_size, mc->hidden_size) : 0;
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +
-                 out->logits + out->rollout_weights;
+                 out->logits + out->rollout_weights + out->train_bf16;
 }
 
 static void line(FILE *f, const char *what, size_t bytes, const char *note) {
@@ -43,5 +46,6 @@ void train_memory_plan_print(FILE *f, const TrainMemoryPlan *p, const char *devi
     line(f, "kv cache", p->kv_cache, note);
     line(f, "logits", p->logits, "one decode call");
     if (p->rollout_weights) line(f, "bf16 weights", p->rollout_weights, "rollout copy (rollout.matmul_dtype bf16)");
+    if (p->train_bf16) line(f, "bf16 lm_head", p->train_bf16, "training copies (matmul_dtype bf16)");
     line(f, "total", p->total, "");
 }

@@ -15,6 +15,7 @@
 typedef struct {
     size_t weights, grads, optimizer, reference, activations, kv_cache, logits, total;
     size_t rollout_weights;  // bf16 copy of the weights for rollouts (rollout.matmul_dtype bf16), else 0
+    size_t train_bf16;       // bf16 lm_head copies the training backward holds (matmul_dtype bf16), else 0
     int seq_len;    // tokens per sequence assumed: prompt_tokens + max_new_tokens
     int sequences;  // decoded together: prompts_per_step x group_size
     int kv_bf16;    // the KV cache counted in bfloat16

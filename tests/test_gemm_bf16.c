@@ -99,6 +99,30 @@ static void test_gemm_bf16_large_vs_sgemm(void) {
     free(A), free(B), free(C), free(R), free(At), free(Bt), free(C2);
 }
 
+// Operands and result inside larger row-major arrays (row strides past their widths, as attention
+// calls it on one head's columns): the same values as the dense product, and nothing outside C's
+// columns written.
+static void test_gemm_bf16_strides(void) {
+    Rng rng;
+    rng_seed(&rng, 13);
+    int m = 29, n = 45, k = 37, lda = 50, ldb = 52, ldc = 60;
+    float *A = random_matrix(&rng, m, lda), *B = random_matrix(&rng, k, ldb), *C = random_matrix(&rng, m, ldc);
+    float *Ad = malloc(sizeof(float) * m * k), *Bd = malloc(sizeof(float) * n * k), *Cd = malloc(sizeof(float) * m * n);
+    float *C0 = malloc(sizeof(float) * m * ldc);
+    memcpy(C0, C, sizeof(float) * m * ldc);
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < k; c++) Ad[i * k + c] = A[i * lda + c];
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < k; c++) Bd[j * k + c] = B[c * ldb + j];  // B stored k x n (transposed)
+    CHECK(gemm_bf16_nt(C, ldc, 0.5f, 0, A, lda, 0, m, B, ldb, 1, n, k) == 0);
+    CHECK(gemm_bf16_nt(Cd, n, 0.5f, 0, Ad, k, 0, m, Bd, k, 0, n, k) == 0);
+    for (int i = 0; i < m; i++) {
+        CHECK(!memcmp(C + i * ldc, Cd + i * n, sizeof(float) * n));
+        CHECK(!memcmp(C + i * ldc + n, C0 + i * ldc + n, sizeof(float) * (ldc - n)));
+    }
+    free(A), free(B), free(C), free(Ad), free(Bd), free(Cd), free(C0);
+}
+
 // NaN and infinity pass through (no silent finite answer); bad shapes are refused.
 static void test_gemm_bf16_nonfinite_and_errors(void) {
     float A[4] = {1, NAN, 2, 3}, B[4] = {1, 1, INFINITY, 0}, C[4];
@@ -112,6 +136,7 @@ static void test_gemm_bf16_nonfinite_and_errors(void) {
 int main(void) {
     RUN(test_gemm_bf16_matches_reference);
     RUN(test_gemm_bf16_large_vs_sgemm);
+    RUN(test_gemm_bf16_strides);
     RUN(test_gemm_bf16_nonfinite_and_errors);
     return test_summary("test_gemm_bf16");
 }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bf16.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define PIONRL_X86 1
@@ -13,28 +15,11 @@
 // per k pair cover the instruction's latency.
 enum { NR = 32, MR = 12, A_CHUNK_BYTES = 192 * 1024 };
 
-// fp32 -> bf16, round to nearest even; NaN stays a quiet NaN
-static inline uint32_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return u >> 16;
-}
+static inline uint32_t to_bf16(float f) { return bf16_from_f32(f); }
 
-static inline float bf16_lo(uint32_t p) {
-    uint32_t u = p << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline float bf16_hi(uint32_t p) {
-    uint32_t u = p & 0xffff0000u;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+// the two bf16 values of a packed pair (k even in the low half)
+static inline float bf16_lo(uint32_t p) { return bf16_to_f32((uint16_t)p); }
+static inline float bf16_hi(uint32_t p) { return bf16_to_f32((uint16_t)(p >> 16)); }
 
 static inline int pairs_of(int k) { return (k + 1) / 2; }
 

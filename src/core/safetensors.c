@@ -15,6 +15,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/bf16.h"
+
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)  // the format's own cap (safetensors MAX_HEADER_SIZE)
 
 // ---------------------------------------------------------------------------------------------
@@ -66,16 +68,9 @@ static inline float f32_from_bits(uint32_t u) {
     return f;
 }
 
-float st_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+float st_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
 
-uint16_t st_f32_to_bf16(float f) {
-    uint32_t u = f32_bits(f);
-    // NaN: truncation could clear every mantissa bit left and turn it into Inf; force a quiet bit.
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);
-    // Round to nearest, ties to even: add 0x7FFF plus the lowest kept bit, then truncate.
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+uint16_t st_f32_to_bf16(float f) { return bf16_from_f32(f); }
 
 float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;

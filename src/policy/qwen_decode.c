@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bf16.h"
 #include "core/blas.h"
-#include "core/safetensors.h"
 #include "policy/ops.h"
 
 size_t qwen_kv_bytes_ex(const QwenConfig *c, int num_slots, int max_len, int max_tokens, int bf16) {
@@ -167,16 +167,9 @@ static size_t v_at(const QwenKVCache *kv, int l, int slot, int pos) {
     return (((size_t)l * kv->num_slots + slot) * kv->max_len + pos) * (size_t)kv->KD;
 }
 
-static inline float bf16_load(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 // element i of a cache array: fp32, or bf16 widened in the register (a shift)
 static inline __attribute__((always_inline)) float cache_at(const void *p, size_t i, int bf16) {
-    return bf16 ? bf16_load(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+    return bf16 ? bf16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 
 // One query head's attention over len cached positions: K rows (one per head dim) of stride kst,
@@ -315,7 +308,7 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
             const float *vsrc = kv->vv + (size_t)i * KD;
             if (kv->bf16) {
                 uint16_t *vd = kv->v16 + v_at(kv, l, slot[i], kv->pos[i]);
-                for (int e = 0; e < KD; e++) vd[e] = st_f32_to_bf16(vsrc[e]);
+                for (int e = 0; e < KD; e++) vd[e] = bf16_from_f32(vsrc[e]);
             } else {
                 memcpy(kv->v + v_at(kv, l, slot[i], kv->pos[i]), vsrc, sizeof(float) * KD);
             }
@@ -323,7 +316,7 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
                 size_t at = k_at(kv, l, slot[i], g, hd) + kv->pos[i];
                 const float *src = kv->kk + (size_t)i * KD + g * hd;
                 if (kv->bf16)
-                    for (int d = 0; d < hd; d++) kv->k16[at + (size_t)d * kv->max_len] = st_f32_to_bf16(src[d]);
+                    for (int d = 0; d < hd; d++) kv->k16[at + (size_t)d * kv->max_len] = bf16_from_f32(src[d]);
                 else
                     for (int d = 0; d < hd; d++) kv->k[at + (size_t)d * kv->max_len] = src[d];
             }

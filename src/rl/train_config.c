@@ -73,6 +73,16 @@ int train_config_apply_set(cJSON *root, const char *assignment, Error *err) {
     return error_set(err, "--set '%s': empty key", assignment);
 }
 
+// Optional precision key ("fp32", the default, or "bf16"): *bf16 = 1 for "bf16".
+static int get_dtype(const cJSON *o, const char *key, int *bf16, const char *where, Error *err) {
+    char v[16] = "fp32";
+    if (json_get_string(o, key, 0, v, sizeof v, where, err)) return -1;
+    if (strcmp(v, "fp32") && strcmp(v, "bf16"))
+        return error_set(err, "%s: %s must be \"fp32\" or \"bf16\" (got \"%s\")", where, key, v);
+    *bf16 = !strcmp(v, "bf16");
+    return 0;
+}
+
 static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Error *err) {
     static const char *const keys[] = {"prompts_per_step", "group_size", "max_new_tokens", "temperature", "top_p",
                                        "top_k", "min_p", "stop", "chat_template", "enable_thinking",
@@ -88,16 +98,9 @@ static int parse_rollout(const cJSON *o, TrainConfig *c, const char *where, Erro
         json_get_bool(o, "chat_template", 0, &c->chat_template, where, err) ||
         json_get_bool(o, "enable_thinking", 0, &c->enable_thinking, where, err))
         return -1;
-    char kvd[16] = "fp32";
-    if (json_get_string(o, "kv_cache_dtype", 0, kvd, sizeof kvd, where, err)) return -1;
-    if (strcmp(kvd, "fp32") && strcmp(kvd, "bf16"))
-        return error_set(err, "%s: kv_cache_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", where, kvd);
-    c->kv_bf16 = !strcmp(kvd, "bf16");
-    char mmd[16] = "fp32";
-    if (json_get_string(o, "matmul_dtype", 0, mmd, sizeof mmd, where, err)) return -1;
-    if (strcmp(mmd, "fp32") && strcmp(mmd, "bf16"))
-        return error_set(err, "%s: matmul_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", where, mmd);
-    c->rollout_matmul_bf16 = !strcmp(mmd, "bf16");
+    if (get_dtype(o, "kv_cache_dtype", &c->kv_bf16, where, err) ||
+        get_dtype(o, "matmul_dtype", &c->rollout_matmul_bf16, where, err))
+        return -1;
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (stop) {
         if (!cJSON_IsArray(stop)) return error_set(err, "%s: 'stop' must be an array of strings", where);
@@ -148,11 +151,7 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
         json_get_int(root, "max_bad_steps", 0, &c->max_bad_steps, file, err))
         return -1;
     if (seed < 0) return error_set(err, "%s: seed must be >= 0", file);
-    char mmd[16] = "fp32";
-    if (json_get_string(root, "matmul_dtype", 0, mmd, sizeof mmd, file, err)) return -1;
-    if (strcmp(mmd, "fp32") && strcmp(mmd, "bf16"))
-        return error_set(err, "%s: matmul_dtype must be \"fp32\" or \"bf16\" (got \"%s\")", file, mmd);
-    c->matmul_bf16 = !strcmp(mmd, "bf16");
+    if (get_dtype(root, "matmul_dtype", &c->matmul_bf16, file, err)) return -1;
     if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
         return error_set(err, "%s: device must be \"cpu\" or \"cuda\" (got \"%s\")", file, c->device);
     c->seed = (uint64_t)seed;

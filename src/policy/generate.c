@@ -115,9 +115,9 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
     if (max_tok < S) max_tok = S;  // one decode step carries every live sequence
     memset(out, 0, sizeof(GenSeq) * S);
     Decoder dec;
+    if (decoder_open(&dec, m, gp, S, max_len, max_tok, err)) return -1;
     // one sampler work space per thread: the sequences of a step are sampled in parallel (each
     // draws from its own RNG stream, so the result does not depend on the thread count)
-    if (decoder_open(&dec, m, gp, S, max_len, max_tok, err)) return -1;
     int nthr = omp_get_max_threads();
     Sampler *smp = calloc(nthr, sizeof(Sampler));
     int sok = smp != NULL;
@@ -198,7 +198,8 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         for (int j = 0; j < n; j++) {
             int i = live[j];
             float lp;
-            int t = sampler_sample(&smp[omp_get_thread_num()], logits + (size_t)j * V, V, n_valid, &gp->sampling, &rng[i], &lp);
+            int t = sampler_sample(&smp[omp_get_thread_num()], logits + (size_t)j * V, V, n_valid, &gp->sampling,
+                                   &rng[i], &lp);
             out[i].tokens[out[i].n] = t;
             out[i].logps[out[i].n] = lp;
             out[i].n++;

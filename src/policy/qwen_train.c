@@ -190,14 +190,13 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
 
 // With bf16 products the lm_head is packed once per forward or backward call, not once per chunk
 // of LOGIT_CHUNK rows (V x D values each time). trans = 0: the operand of logits = lnf lm_head^T;
-// trans = 1: of dlnf = dlogits lm_head. A failed allocation leaves head->data NULL and the chunks
-// pack for themselves (gemm_dt).
+// trans = 1: of dlnf = dlogits lm_head. A failed allocation leaves head->data NULL (bf16_pack_b)
+// and the chunks pack for themselves (gemm_dt).
 static void pack_lm_head(const QwenModel *m, int trans, Bf16Packed *head) {
     int V = m->cfg.vocab_size, D = m->cfg.hidden_size;
     Error ignored;
-    int rc = trans ? bf16_pack_b(head, m->w.lm_head, D, 1, D, V, &ignored)
-                   : bf16_pack_b(head, m->w.lm_head, D, 0, V, D, &ignored);
-    if (rc) head->data = NULL;
+    if (trans) bf16_pack_b(head, m->w.lm_head, D, 1, D, V, &ignored);
+    else bf16_pack_b(head, m->w.lm_head, D, 0, V, D, &ignored);
 }
 
 // logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM (on the

@@ -84,8 +84,60 @@ static void check_arch(int arch) {
 static void test_grad_fd_qwen3(void) { check_arch(ARCH_QWEN3); }
 static void test_grad_fd_qwen2(void) { check_arch(ARCH_QWEN2); }
 
+// The lm_head's two backward paths on more scored rows than one chunk of recomputed logits (so
+// the lm_head gradient really is summed in another order): the kept softmax (all rows in one
+// product) and the logits recomputed a chunk at a time agree to fp32 rounding, in fp32 and with
+// bf16 products; a second backward of one forward (the kept softmax is consumed) agrees too.
+static void check_head_paths(int arch, int bf16) {
+    enum { HB = 3, HT = 50 };
+    QwenConfig c = tiny(arch);
+    QwenModel m;
+    QwenActs a;
+    Error e;
+    CHECK(qwen_model_init(&m, &c, &e) == 0);
+    qwen_model_init_random(&m, 3 + arch, 0.3f);
+    CHECK(qwen_acts_alloc(&a, &c, HB, HT, &e) == 0);
+    a.matmul_bf16 = bf16;
+    Rng rng;
+    rng_seed(&rng, 5);
+    int tok[HB * HT];
+    float w[HB * (HT - 1)], logp[HB * (HT - 1)];
+    for (int i = 0; i < HB * HT; i++) tok[i] = (int)rng_below(&rng, c.vocab_size);
+    for (int i = 0; i < HB * (HT - 1); i++) w[i] = (float)rng_normal(&rng);
+    float *g_kept = calloc(m.num_params, sizeof(float)), *g_again = calloc(m.num_params, sizeof(float));
+    float *g_chunk = calloc(m.num_params, sizeof(float));
+    CHECK(a.probs_kept != NULL);
+    CHECK(qwen_forward(&m, &a, tok, NULL, HB, HT, 1.0f, logp, NULL, &e) == 0);
+    CHECK(a.num_rows > 64);
+    qwen_backward(&m, &a, w, g_kept);
+    qwen_backward(&m, &a, w, g_again);
+    free(a.probs_kept);
+    a.probs_kept = NULL;
+    CHECK(qwen_forward(&m, &a, tok, NULL, HB, HT, 1.0f, logp, NULL, &e) == 0);
+    qwen_backward(&m, &a, w, g_chunk);
+    double worst = 0, scale = 0, again = 0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        worst = fmax(worst, fabs(g_chunk[i] - g_kept[i]));
+        again = fmax(again, fabs(g_again[i] - g_chunk[i]));
+        scale = fmax(scale, fabs(g_kept[i]));
+    }
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale && again == 0, "arch %d bf16 %d: kept vs chunked %.3g, again %.3g of %.3g",
+              arch, bf16, worst, again, scale);
+    free(g_kept), free(g_again), free(g_chunk);
+    qwen_acts_free(&a);
+    qwen_model_free(&m);
+}
+
+static void test_head_paths(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        check_head_paths(ARCH_QWEN3, bf16);
+        check_head_paths(ARCH_QWEN2, bf16);
+    }
+}
+
 int main(void) {
     RUN(test_grad_fd_qwen3);
     RUN(test_grad_fd_qwen2);
+    RUN(test_head_paths);
     return test_summary("test_qwen_grad");
 }

@@ -13,7 +13,7 @@
 // Tile of C computed by one kernel call: MR rows x NR columns (NR = two 16-lane vectors). 24
 // accumulators + 2 B vectors + 1 broadcast fit the 32 vector registers; 24 independent dot products
 // per k pair cover the instruction's latency.
-enum { NR = 32, MR = 12, A_CHUNK_BYTES = 192 * 1024 };
+enum { NR = 32, MR = 12, A_CHUNK_BYTES = 192 * 1024, A_SLAB_BYTES = 4 << 20 };
 
 static inline uint32_t to_bf16(float f) { return bf16_from_f32(f); }
 
@@ -34,20 +34,118 @@ size_t bf16_packed_bytes(int n, int k) { return (size_t)((n + NR - 1) / NR) * pa
 
 static inline uint32_t pair_of(float lo, float hi) { return to_bf16(lo) | to_bf16(hi) << 16; }
 
+// Packing stored rows into panels (B) or stored columns into rows (transposed A) is a transpose of
+// 32-bit pairs. Done a pair at a time it is a scatter of 4-byte stores; with AVX-512 a block of
+// 16 x 16 pairs is converted with vector loads, transposed in registers and stored as whole lines.
+#ifdef PIONRL_X86
+#define AVX512_TARGET __attribute__((target("avx512f")))
+
+static int has_avx512f(void) {
+    static int has = -1;  // the CPU does not change under a running process
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return has;
+}
+
+// bf16_from_f32 on 16 lanes, the bf16 left in the high half of each lane.
+AVX512_TARGET static inline __m512i round_bf16_hi(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
+                                            _mm512_set1_epi32(0x7F800000));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+    return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+
+// 16 pairs from two vectors of 16 values: lo[i] | hi[i] << 16.
+AVX512_TARGET static inline __m512i pairs_split(const float *lo, const float *hi) {
+    __m512i l = _mm512_srli_epi32(round_bf16_hi(_mm512_loadu_ps(lo)), 16);
+    __m512i h = _mm512_and_si512(round_bf16_hi(_mm512_loadu_ps(hi)), _mm512_set1_epi32((int)0xFFFF0000u));
+    return _mm512_or_si512(l, h);
+}
+
+// 16 pairs from 32 consecutive values (x[2i] low, x[2i+1] high).
+AVX512_TARGET static inline __m512i pairs_interleaved(const float *x) {
+    __m256i a = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16_hi(_mm512_loadu_ps(x)), 16));
+    __m256i b = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16_hi(_mm512_loadu_ps(x + 16)), 16));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+// r[i][j] <- r[j][i] for 16 vectors of 16 32-bit lanes.
+AVX512_TARGET static inline void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+            t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xDD);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+// Pairs [0, 16 * (k / 32)) of a full panel: rows j0 .. j0+15 of src (stored n x k) into lanes
+// j0 .. j0+15 of d (NR lanes per pair). Returns the number of pairs done.
+AVX512_TARGET static int pack_b_panel_avx512(uint32_t *d, const float *src, int ld, int k) {
+    int blocks = k / 32;
+    for (int j0 = 0; j0 < NR; j0 += 16)
+        for (int qb = 0; qb < blocks; qb++) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) v[i] = pairs_interleaved(src + (size_t)(j0 + i) * ld + 32 * qb);
+            transpose16(v);
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(d + (size_t)(16 * qb + i) * NR + j0, v[i]);
+        }
+    return 16 * blocks;
+}
+
+// Rows r0 .. r0+15 of packed A from A stored k x m (columns r0 .. r0+15): pairs [0, 16 * (k / 32)).
+AVX512_TARGET static int pack_a_rows_avx512(uint32_t *dst, int as, const float *A, int lda, int r0, int k) {
+    int blocks = k / 32;
+    for (int qb = 0; qb < blocks; qb++) {
+        __m512i v[16];
+        for (int i = 0; i < 16; i++) {
+            const float *lo = A + (size_t)(32 * qb + 2 * i) * lda + r0;
+            v[i] = pairs_split(lo, lo + lda);
+        }
+        transpose16(v);
+        for (int i = 0; i < 16; i++) _mm512_storeu_si512(dst + (size_t)(r0 + i) * as + 16 * qb, v[i]);
+    }
+    return 16 * blocks;
+}
+#else
+static int has_avx512f(void) { return 0; }
+static int pack_b_panel_avx512(uint32_t *d, const float *src, int ld, int k) { return 0; }
+static int pack_a_rows_avx512(uint32_t *dst, int as, const float *A, int lda, int r0, int k) { return 0; }
+#endif
+
 // Panels of NR rows of B. Stored as is, a row's k values are contiguous: each row converts in one
 // vectorised pass and lands in its lane of the panel. Stored transposed, the two values of a pair
 // are two contiguous source rows, so the panel fills a lane vector at a time.
 static void pack_b_into(uint32_t *dst, const float *src, int ld, int trans, int n, int k) {
-    int kq = pairs_of(k), np = (n + NR - 1) / NR, full = k / 2;
+    int kq = pairs_of(k), np = (n + NR - 1) / NR, full = k / 2, fast = has_avx512f();
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < np; p++) {
         uint32_t *d = dst + (size_t)p * kq * NR;
         int rows = n - p * NR < NR ? n - p * NR : NR;
         if (!trans) {
+            int q0 = rows == NR && fast ? pack_b_panel_avx512(d, src + (size_t)p * NR * ld, ld, k) : 0;
             for (int j = 0; j < rows; j++) {
                 const float *row = src + (size_t)(p * NR + j) * ld;
 #pragma omp simd
-                for (int q = 0; q < full; q++) d[(size_t)q * NR + j] = pair_of(row[2 * q], row[2 * q + 1]);
+                for (int q = q0; q < full; q++) d[(size_t)q * NR + j] = pair_of(row[2 * q], row[2 * q + 1]);
                 if (k & 1) d[(size_t)full * NR + j] = to_bf16(row[k - 1]);
             }
         } else {
@@ -100,11 +198,14 @@ static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m
         }
         return;
     }
-    int nb = (m + 63) / 64;
+    int nb = (m + 63) / 64, fast = has_avx512f();
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < nb; b++) {
-        int r0 = b * 64, r1 = r0 + 64 < m ? r0 + 64 : m;
-        for (int q = 0; q < kq; q++) {
+        int r0 = b * 64, r1 = r0 + 64 < m ? r0 + 64 : m, q0 = 0;
+        if (fast && r1 - r0 == 64) {
+            for (int r = r0; r < r1; r += 16) q0 = pack_a_rows_avx512(dst, as, A, lda, r, k);
+        }
+        for (int q = q0; q < kq; q++) {
             const float *lo = A + (size_t)(2 * q) * lda, *hi = lo + lda;
             if (2 * q + 1 < k) {
 #pragma omp simd
@@ -238,13 +339,24 @@ static void run_packed(float *C, int ldc, float alpha, int accumulate, const uin
     }
 }
 
+// A is packed a slab of rows at a time (at most A_SLAB_BYTES packed): a whole large operand (the
+// 2048 x 8192 gradient of the logits, 34 MB) would be a fresh mapping page-faulted in on every call,
+// and the slab buffer is reused across slabs.
 static int gemm_run(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
                     const Bf16Packed *B, int native) {
     if (m <= 0) return 0;
-    uint32_t *ap = malloc((size_t)m * a_stride(B->k) * sizeof(uint32_t));
+    size_t row_bytes = (size_t)a_stride(B->k) * sizeof(uint32_t);
+    int slab = (int)(A_SLAB_BYTES / row_bytes) / MR * MR;
+    if (slab < MR) slab = MR;
+    if (slab > m) slab = m;
+    uint32_t *ap = malloc((size_t)slab * row_bytes);
     if (!ap) return -1;
-    pack_a_into(ap, A, lda, trans_a, m, B->k);
-    run_packed(C, ldc, alpha, accumulate, ap, m, B, native);
+    for (int r0 = 0; r0 < m; r0 += slab) {
+        int rows = m - r0 < slab ? m - r0 : slab;
+        const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
+        pack_a_into(ap, a, lda, trans_a, rows, B->k);
+        run_packed(C + (size_t)r0 * ldc, ldc, alpha, accumulate, ap, rows, B, native);
+    }
     free(ap);
     return 0;
 }

@@ -100,7 +100,8 @@ void rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta
     rope_apply(dx, pos, N, H, hd, theta, -1.0f);
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+// exp_fast rather than libm's expf (a scalar call per element): the loops below vectorise.
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 void swiglu_forward(float *h, const float *g, const float *u, long n) {
 #pragma omp parallel for
@@ -196,8 +197,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 
 float logsoftmax_row(const float *logits, int n, int target, float *entropy, float *probs) {
     float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (logits[i] > mx) mx = logits[i];
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
     float sum = 0;  // float lanes, summed in vector order: n <= 152k terms in [0, 1]
 #pragma omp simd reduction(+ : sum)
     for (int i = 0; i < n; i++) sum += exp_fast(logits[i] - mx);

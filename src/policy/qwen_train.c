@@ -172,6 +172,7 @@ static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int
     Dims d = dims_of(c, B, T);
     a->batch = B;
     a->len = T;
+    a->probs_ready = 0;
     for (size_t n = 0; n < d.N; n++) {
         if (tokens[n] < 0 || tokens[n] >= c->vocab_size)
             return error_set(err, "forward: token id %d at position %zu is outside the vocabulary [0, %d)", tokens[n],
@@ -242,6 +243,7 @@ int qwen_forward(const QwenModel *m, QwenActs *a, const int *tokens, const unsig
         }
     }
     bf16_packed_free(&head);
+    a->probs_ready = a->probs_kept != NULL;
     return 0;
 }
 
@@ -255,13 +257,72 @@ int qwen_forward_logits(const QwenModel *m, QwenActs *a, const int *tokens, int 
     return 0;
 }
 
+// Scored rows r0 .. r0+nr-1: probs (nr x V, their softmax) becomes d(sum w logp) / d logits =
+// w * (onehot(target) - p), in place.
+static void dlogits_rows(const QwenActs *a, const float *wgt, int V, int r0, int nr, float *probs) {
+    int T = a->len;
+#pragma omp parallel for
+    for (int i = 0; i < nr; i++) {
+        int row = a->rows[r0 + i], b = row / T, t = row % T;
+        float wt = wgt[(size_t)b * (T - 1) + t];
+        float *lg = probs + (size_t)i * V;
+        for (int v = 0; v < V; v++) lg[v] = -wt * lg[v];
+        lg[a->tokens[row + 1]] += wt;
+    }
+}
+
+// The lm_head's backward from the forward's kept softmax: every scored row at once, so the
+// gradient of the (V x D) lm_head is one product over all rows instead of a pass over it per
+// chunk of rows (which cost 3x its FLOPs in memory traffic). The kept softmax is overwritten.
+// in, dlnf: num_rows x D of work space.
+static void head_backward_kept(const QwenModel *m, QwenActs *a, const float *wgt, float *g_head, float *dln,
+                               float *in, float *dlnf) {
+    int V = m->cfg.vocab_size, nr = a->num_rows, bf16 = a->matmul_bf16;
+    size_t D = m->cfg.hidden_size;
+    if (nr == 0) return;
+    float *dlogits = a->probs_kept, inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
+    a->probs_ready = 0;  // a second backward of the same forward recomputes the logits
+    dlogits_rows(a, wgt, V, 0, nr, dlogits);
+    for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[i] * D, sizeof(float) * D);
+    gemm_dt(bf16, 0, 0, nr, D, V, inv_t, dlogits, V, m->w.lm_head, D, 0.0f, dlnf, D);
+    gemm_dt(bf16, 1, 0, V, D, nr, inv_t, dlogits, V, in, D, 1.0f, g_head, D);
+    for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[i] * D, dlnf + i * D, sizeof(float) * D);
+}
+
+// The same from logits recomputed LOGIT_CHUNK rows at a time (no N x V buffer). in, dlnf_rows:
+// LOGIT_CHUNK x D; logits: LOGIT_CHUNK x V.
+static void head_backward_chunked(const QwenModel *m, QwenActs *a, const float *wgt, float *g_head, float *dln,
+                                  float *in, float *dlnf_rows, float *logits) {
+    int V = m->cfg.vocab_size, bf16 = a->matmul_bf16;
+    size_t D = m->cfg.hidden_size;
+    float inv_t = 1.0f / a->temperature;
+    Bf16Packed head = {0}, head_t = {0};
+    if (bf16) {
+        pack_lm_head(m, 1, &head_t);
+        pack_lm_head(m, 0, &head);
+    }
+    for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
+        int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
+        chunk_logits(m, a, &head, r0, nr, in, logits);
+#pragma omp parallel for
+        for (int i = 0; i < nr; i++) logsoftmax_row(logits + (size_t)i * V, V, 0, NULL, logits + (size_t)i * V);
+        dlogits_rows(a, wgt, V, r0, nr, logits);
+        if (!head_t.data || gemm_bf16(dlnf_rows, D, inv_t, 0, logits, V, 0, nr, &head_t))
+            gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, m->w.lm_head, D, 0.0f, dlnf_rows, D);
+        gemm_dt(bf16, 1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g_head, D);
+        for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
+    }
+    bf16_packed_free(&head);
+    bf16_packed_free(&head_t);
+}
+
 void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *grads) {
     const QwenConfig *c = &m->cfg;
     const QwenWeights *w = &m->w;
     QwenWeights g;
     qwen_weights_point(c, grads, &g);
     int B = a->batch, T = a->len;
-    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, V = c->vocab_size;
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
     size_t D = c->hidden_size;
     Dims d = dims_of(c, B, T);
     int bf16 = a->matmul_bf16;
@@ -281,40 +342,12 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
     float *dlnf_rows = s;          s += (size_t)LOGIT_CHUNK * D;
     float *logits = s;
 
-    // lm_head and the final norm: dlnf only on scored rows. The softmax comes from the forward when
-    // it was kept, else from the same chunked logits recomputed (identical values either way).
+    // lm_head and the final norm: dlnf only on scored rows
     memset(dln, 0, sizeof(float) * d.N * d.D);
-    Bf16Packed head = {0}, head_t = {0};
-    if (bf16) {
-        pack_lm_head(m, 1, &head_t);
-        if (!a->probs_kept) pack_lm_head(m, 0, &head);
-    }
-    for (int r0 = 0; r0 < a->num_rows; r0 += LOGIT_CHUNK) {
-        int nr = a->num_rows - r0 < LOGIT_CHUNK ? a->num_rows - r0 : LOGIT_CHUNK;
-        if (a->probs_kept) {
-            for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
-            memcpy(logits, a->probs_kept + (size_t)r0 * V, sizeof(float) * (size_t)nr * V);
-        } else {
-            chunk_logits(m, a, &head, r0, nr, in, logits);
-        }
-#pragma omp parallel for
-        for (int i = 0; i < nr; i++) {
-            int row = a->rows[r0 + i], b = row / T, t = row % T;
-            float wt = wgt[(size_t)b * (T - 1) + t];
-            float *lg = logits + (size_t)i * V;
-            if (!a->probs_kept) logsoftmax_row(lg, V, 0, NULL, lg);  // lg <- softmax
-            // d(w * logp[target]) / d logits = w * (onehot(target) - p)
-            for (int v = 0; v < V; v++) lg[v] = -wt * lg[v];
-            lg[a->tokens[row + 1]] += wt;
-        }
-        float inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
-        if (!head_t.data || gemm_bf16(dlnf_rows, D, inv_t, 0, logits, V, 0, nr, &head_t))
-            gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, w->lm_head, D, 0.0f, dlnf_rows, D);
-        gemm_dt(bf16, 1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g.lm_head, D);
-        for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
-    }
-    bf16_packed_free(&head);
-    bf16_packed_free(&head_t);
+    if (a->probs_kept && a->probs_ready)
+        head_backward_kept(m, a, wgt, g.lm_head, dln, dx_mid, dtmp);
+    else
+        head_backward_chunked(m, a, wgt, g.lm_head, dln, in, dlnf_rows, logits);
     rmsnorm_backward(dx, 0, g.final_norm, dln, a->x_out, w->final_norm, a->rstdf, d.N, d.D);
 
     for (size_t l = d.L; l-- > 0;) {

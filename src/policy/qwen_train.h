@@ -6,8 +6,10 @@
 // completion tokens in RL; prompt positions cost no vocabulary GEMM). The backward computes the
 // gradient of loss = sum_{b,t} w[b,t] * logp[b,t] w.r.t. every parameter (w = d loss / d logp, which
 // is what GRPO/GMPO produce). When the scored rows' softmax fits QWEN_KEEP_PROBS_MAX_BYTES the
-// forward keeps it for the backward; otherwise the backward recomputes the logits in chunks, so no
-// large [tokens x vocab] buffer is ever held (same gradients either way, bit for bit).
+// forward keeps it for the backward (which then takes the lm_head's products over all rows at
+// once); otherwise the backward recomputes the logits in chunks, so no large [tokens x vocab]
+// buffer is ever held. The gradients agree to fp32 rounding: only the order in which the lm_head
+// gradient sums its rows differs.
 #ifndef PIONRL_QWEN_TRAIN_H
 #define PIONRL_QWEN_TRAIN_H
 
@@ -47,6 +49,7 @@ typedef struct {
     int *rows;      // [N] rows whose next token is scored (need[b,t]), in order
     int num_rows;
     float *probs_kept;  // [N, V] softmax of the scored rows (row order of `rows`), or NULL: recompute
+    int probs_ready;    // probs_kept holds the last qwen_forward's softmax (its backward overwrites it)
     float *scratch; // backward work space
     size_t scratch_size;
     // Activation recomputation: only each layer's input x is kept; every other per-layer array

@@ -8,9 +8,12 @@
 #include "core/blas.h"
 #include "policy/ops.h"
 
+// K rows are padded to whole 16-lane vectors, so the score loop never runs a scalar remainder.
+static int k_row_of(int max_len) { return (max_len + 15) / 16 * 16; }
+
 size_t qwen_kv_bytes_ex(const QwenConfig *c, int num_slots, int max_len, int max_tokens, int bf16) {
     size_t KD = (size_t)c->num_kv_heads * c->head_dim, QD = (size_t)c->num_heads * c->head_dim;
-    size_t cache = 2 * (size_t)c->num_layers * num_slots * max_len * KD;
+    size_t cache = (size_t)c->num_layers * num_slots * (max_len + (size_t)k_row_of(max_len)) * KD;
     size_t scratch = (size_t)max_tokens * (3 * c->hidden_size + 2 * QD + 2 * KD + 2 * (size_t)c->intermediate_size);
     return cache * (bf16 ? sizeof(uint16_t) : sizeof(float)) + scratch * sizeof(float);
 }
@@ -39,14 +42,18 @@ int qwen_kv_alloc_ex(QwenKVCache *kv, const QwenConfig *c, int num_slots, int ma
     kv->max_tokens = max_tokens;
     kv->L = c->num_layers;
     kv->KD = (int)KD;
+    kv->k_row = k_row_of(max_len);
     size_t cache = (size_t)c->num_layers * num_slots * max_len * KD;
+    size_t kcache = (size_t)c->num_layers * num_slots * kv->k_row * KD;
     kv->len = calloc(num_slots, sizeof(int));
     kv->bf16 = bf16;
+    // K zeroed: the score loop reads a row up to its next multiple of 16 (the values past a
+    // slot's length are ignored, but never uninitialised memory)
     if (bf16) {
-        kv->k16 = malloc(sizeof(uint16_t) * cache);
+        kv->k16 = calloc(kcache, sizeof(uint16_t));
         kv->v16 = malloc(sizeof(uint16_t) * cache);
     } else {
-        kv->k = malloc(sizeof(float) * cache);
+        kv->k = calloc(kcache, sizeof(float));
         kv->v = malloc(sizeof(float) * cache);
     }
     kv->x = malloc(sizeof(float) * M * D);
@@ -141,26 +148,26 @@ void qwen_kv_reset(QwenKVCache *kv, int slot) { kv->len[slot] = 0; }
 
 void qwen_kv_copy(QwenKVCache *kv, int dst, int src) {
     int len = kv->len[src];
-    size_t slot_floats = (size_t)kv->max_len * kv->KD;  // one slot's K (or V) region per layer
+    size_t slot_floats = (size_t)kv->max_len * kv->KD, slot_k = (size_t)kv->k_row * kv->KD;  // per layer
     size_t es = kv->bf16 ? sizeof(uint16_t) : sizeof(float);  // element size
     char *K = kv->bf16 ? (char *)kv->k16 : (char *)kv->k, *V = kv->bf16 ? (char *)kv->v16 : (char *)kv->v;
     for (int l = 0; l < kv->L; l++) {
-        // K: KD rows (kv head x hd) of max_len positions, of which the first len are used
-        char *kd = K + ((size_t)l * kv->num_slots + dst) * slot_floats * es;
-        const char *ks = K + ((size_t)l * kv->num_slots + src) * slot_floats * es;
+        // K: KD rows (kv head x hd) of k_row positions, of which the first len are used
+        char *kd = K + ((size_t)l * kv->num_slots + dst) * slot_k * es;
+        const char *ks = K + ((size_t)l * kv->num_slots + src) * slot_k * es;
         for (int r = 0; r < kv->KD; r++)
-            memcpy(kd + (size_t)r * kv->max_len * es, ks + (size_t)r * kv->max_len * es, es * len);
+            memcpy(kd + (size_t)r * kv->k_row * es, ks + (size_t)r * kv->k_row * es, es * len);
         memcpy(V + ((size_t)l * kv->num_slots + dst) * slot_floats * es,
                V + ((size_t)l * kv->num_slots + src) * slot_floats * es, es * (size_t)len * kv->KD);
     }
     kv->len[dst] = len;
 }
 
-// K is cached transposed, [slot][kv head][hd][max_len], so the scores of one query are hd
+// K is cached transposed, [slot][kv head][hd][k_row], so the scores of one query are hd
 // contiguous axpy passes over the positions (vectorised, no per-position horizontal sums); V is
 // cached [slot][position][kv width] so the output is an axpy per position.
 static size_t k_at(const QwenKVCache *kv, int l, int slot, int g, int hd) {
-    return (((size_t)l * kv->num_slots + slot) * (kv->KD / hd) + g) * (size_t)hd * kv->max_len;
+    return (((size_t)l * kv->num_slots + slot) * (kv->KD / hd) + g) * (size_t)hd * kv->k_row;
 }
 
 static size_t v_at(const QwenKVCache *kv, int l, int slot, int pos) {
@@ -174,19 +181,22 @@ static inline __attribute__((always_inline)) float cache_at(const void *p, size_
 
 // One query head's attention over len cached positions: K rows (one per head dim) of stride kst,
 // V rows (one per position) of stride vst, stored fp32 or bf16 (bf16 is a constant at each call, so
-// each storage gets its own vectorised copy). sc is len floats of scratch; o gets hd values.
+// each storage gets its own vectorised copy). The scores run over len rounded up to 16 (K rows
+// are padded to that; the extra scores are ignored), so each pass is whole vectors. sc is that
+// many floats of scratch; o gets hd values.
 static inline __attribute__((always_inline)) void attend(const float *q, const void *Kt, size_t kst, const void *V,
                                                          size_t vst, int len, int hd, float scale, float *sc, float *o,
                                                          int bf16) {
     // four rows of K per pass: one load/store of sc per four FMAs (head_dim is even; a multiple of 4
     // in every Qwen model, the remainder loop covers the rest)
-    for (int s = 0; s < len; s++) sc[s] = 0;
+    int lenv = (len + 15) / 16 * 16;
+    for (int s = 0; s < lenv; s++) sc[s] = 0;
     int d = 0;
     for (; d + 4 <= hd; d += 4) {
         float q0 = q[d] * scale, q1 = q[d + 1] * scale, q2 = q[d + 2] * scale, q3 = q[d + 3] * scale;
         size_t k0 = (size_t)d * kst, k1 = k0 + kst, k2 = k1 + kst, k3 = k2 + kst;
 #pragma omp simd
-        for (int s = 0; s < len; s++)
+        for (int s = 0; s < lenv; s++)
             sc[s] += q0 * cache_at(Kt, k0 + s, bf16) + q1 * cache_at(Kt, k1 + s, bf16) +
                      q2 * cache_at(Kt, k2 + s, bf16) + q3 * cache_at(Kt, k3 + s, bf16);
     }
@@ -194,9 +204,10 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
         float qd = q[d] * scale;
         size_t kr = (size_t)d * kst;
 #pragma omp simd
-        for (int s = 0; s < len; s++) sc[s] += qd * cache_at(Kt, kr + s, bf16);
+        for (int s = 0; s < lenv; s++) sc[s] += qd * cache_at(Kt, kr + s, bf16);
     }
     float mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
     for (int s = 0; s < len; s++) mx = sc[s] > mx ? sc[s] : mx;
 #pragma omp simd reduction(+ : sum)
     for (int s = 0; s < len; s++) {
@@ -226,7 +237,7 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
 // item is a (token, kv head) pair and the query heads sharing it. A bf16 cache is read as bf16 and
 // widened in registers: the arithmetic is the fp32 path's, the memory read halves.
 static void cached_attention(QwenKVCache *kv, int l, const int *slot, int n, int Hq, int Hkv, int hd) {
-    int group = Hq / Hkv, QD = Hq * hd, M = kv->max_len;
+    int group = Hq / Hkv, QD = Hq * hd, M = kv->k_row;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
@@ -316,9 +327,9 @@ int qwen_decode(const QwenModel *m, QwenKVCache *kv, const int *slot, const int 
                 size_t at = k_at(kv, l, slot[i], g, hd) + kv->pos[i];
                 const float *src = kv->kk + (size_t)i * KD + g * hd;
                 if (kv->bf16)
-                    for (int d = 0; d < hd; d++) kv->k16[at + (size_t)d * kv->max_len] = bf16_from_f32(src[d]);
+                    for (int d = 0; d < hd; d++) kv->k16[at + (size_t)d * kv->k_row] = bf16_from_f32(src[d]);
                 else
-                    for (int d = 0; d < hd; d++) kv->k[at + (size_t)d * kv->max_len] = src[d];
+                    for (int d = 0; d < hd; d++) kv->k[at + (size_t)d * kv->k_row] = src[d];
             }
         }
         cached_attention(kv, l, slot, n, Hq, Hkv, hd);

@@ -12,8 +12,9 @@
 typedef struct {
     int num_slots, max_len, max_tokens;  // max_tokens: tokens one qwen_decode call may take
     int L, KD;                           // layers, kv width (Hkv * hd)
+    int k_row;                           // max_len rounded up to 16: a K row's length (see k below)
     int *len;                            // [num_slots] tokens stored per slot
-    float *k;                            // [L, num_slots, Hkv, hd, max_len] (transposed for decode)
+    float *k;                            // [L, num_slots, Hkv, hd, k_row] (transposed for decode)
     float *v;                            // [L, num_slots, max_len, KD]
     int bf16;                            // cache stored as bfloat16 in k16/v16 (same layouts; k, v NULL)
     uint16_t *k16, *v16;

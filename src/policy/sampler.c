@@ -70,24 +70,26 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
                    float *logp) {
     int n = n_valid > 0 && n_valid < n_vocab ? n_valid : n_vocab;
     float temp = sp->temperature > 0 ? sp->temperature : 1.0f;
-    float mx = -INFINITY;
-    for (int i = 0; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
+    float *prob = s->prob;  // a local pointer: through s->prob the stores below compile to scatters
+    float mx = -INFINITY, pmax = 0;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n_vocab; i++) mx = logits[i] > mx ? logits[i] : mx;
     float inv_t = 1.0f / temp, pad = 0, sum = 0;  // pad: mass of rows the tokenizer cannot produce
 #pragma omp simd reduction(+ : pad)
     for (int i = n; i < n_vocab; i++) pad += exp_fast((logits[i] - mx) * inv_t);
-#pragma omp simd reduction(+ : sum)
+#pragma omp simd reduction(+ : sum) reduction(max : pmax)
     for (int i = 0; i < n; i++) {
-        s->prob[i] = exp_fast((logits[i] - mx) * inv_t);
-        sum += s->prob[i];
+        prob[i] = exp_fast((logits[i] - mx) * inv_t);
+        sum += prob[i];
+        pmax = prob[i] > pmax ? prob[i] : pmax;
     }
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (s->prob[i] > s->prob[best]) best = i;
+    int best = 0;  // the first most likely token
+    while (best < n - 1 && !(prob[best] >= pmax)) best++;
     double full = (double)pad + sum;
     double log_full = log(full);
     float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) s->prob[i] *= inv;
+#pragma omp simd
+    for (int i = 0; i < n; i++) prob[i] *= inv;
     if (sp->temperature <= 0) {
         if (logp) *logp = full_logp(logits, best, mx, temp, log_full);
         return best;

@@ -1,7 +1,7 @@
 // Model throughput on CPU: forward+backward tokens/s of sum(w * logp) and batched decode tokens/s
 // for a ~10M-parameter Qwen3, next to the same work in PyTorch eager (tools/bench_model_torch.py)
 // run in the same process tree (PyTorch at 1 and 2 threads, its best counted; the two sides take
-// turns twice and each keeps its best, since this VM drifts), in fp32 and in mixed bf16 on both
+// turns three times and each keeps its best, since this VM drifts), in fp32 and in mixed bf16 on both
 // sides. Writes bench/results/model.json.
 #include <omp.h>
 #include <stdio.h>
@@ -98,9 +98,9 @@ int main(void) {
     // Two precisions, each side at its own: fp32 (pionrl's default, PyTorch's default) and mixed
     // bf16 (pionrl: matmul_dtype bf16 for training; rollout matmul_dtype + kv_cache_dtype bf16 for
     // decode. PyTorch: autocast bf16 for training; the model cast to bf16 for decode).
-    // This VM's throughput drifts by up to 25% over minutes, so the two sides take turns: pionrl,
-    // PyTorch (at 1 and 2 threads), pionrl, PyTorch (at its better thread count); each side keeps
-    // its best. Within a turn: best of 3 training steps, best of 3 generate calls per batch size.
+    // This VM's throughput drifts by up to 35% over minutes, so the two sides take turns: pionrl,
+    // PyTorch (at 1 and 2 threads), then twice more pionrl, PyTorch (at its better thread count);
+    // each side keeps its best. Within a turn: best of 3 training steps, best of 3 generate calls per batch size.
     // ours[prec][0..2] and peer[prec][0..2]: train, decode b16, decode b64 tokens/s (prec 0 fp32, 1 bf16)
     double ours[2][3] = {{0}}, peer[2][3] = {{0}};
     static const char *const peer_keys[2][3] = {
@@ -108,7 +108,7 @@ int main(void) {
         {"bf16_train_tokens_per_s", "bf16_decode_b16_tokens_per_s", "bf16_decode_b64_tokens_per_s"}};
     char cmd[256], buf[4096] = {0}, peer_json[4096] = {0};
     int torch_ok = 0, torch_threads = 0;
-    for (int turn = 0; turn < (with_peer ? 2 : 1); turn++) {
+    for (int turn = 0; turn < (with_peer ? 3 : 1); turn++) {
         for (int bf = 0; bf < 2; bf++) {
             double tr = no_train ? 0 : bench_train(&m, grads, bf);
             ours[bf][0] = tr > ours[bf][0] ? tr : ours[bf][0];

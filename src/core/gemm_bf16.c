@@ -183,8 +183,9 @@ void bf16_packed_free(Bf16Packed *p) {
 
 // A (m x k) as m rows of k pairs (the bf16 matrix itself, k padded to even; row stride
 // a_stride). Stored rows convert in one vectorised pass. Stored transposed (k x m), the pair of a
-// row is two contiguous source rows: blocks of 64 output rows take one pair at a time across the
-// block, so the reads are contiguous and the 64 destination lines stay in L1.
+// row is two contiguous source rows: blocks of 64 output rows go 16 x 16 pairs at a time through
+// the register transpose (AVX-512), the pairs left over one pair at a time across the block, so
+// the reads are contiguous and the 64 destination lines stay in L1.
 static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
     int kq = pairs_of(k), as = a_stride(k), full = k / 2;
     if (!trans) {

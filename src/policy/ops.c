@@ -41,11 +41,18 @@ void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int 
 
 void rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                       const float *rstd, int N, int C) {
-    // dw is shared across rows: accumulate per thread then reduce, to keep it deterministic.
-    for (int n = 0; n < N; n++) {
-        const float *xr = x + (size_t)n * C, *dyr = dy + (size_t)n * C;
-        float r = rstd[n];
-        for (int c = 0; c < C; c++) dw[c] += dyr[c] * xr[c] * r;
+    // dw sums over rows: threads split the columns and each sums its columns over the rows in
+    // order, so the result is the serial loop's, bit for bit, at any thread count. (Per-head q/k
+    // norms have C = head_dim columns and many rows: one block of columns, run serially.)
+    int blocks = C >= 128 ? C / 64 : 1;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int bl = 0; bl < blocks; bl++) {
+        int c0 = bl * C / blocks, c1 = (bl + 1) * C / blocks;
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (size_t)n * C, *dyr = dy + (size_t)n * C;
+            float r = rstd[n];
+            for (int c = c0; c < c1; c++) dw[c] += dyr[c] * xr[c] * r;
+        }
     }
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
@@ -63,33 +70,70 @@ void rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, con
     }
 }
 
-static void rope_apply(float *x, const int *pos, int N, int H, int hd, double theta, float sign) {
+// Rotary frequency i: theta^(-2i/hd), from the table when there is one.
+static inline double rope_freq(const double *inv, int i, int hd, double theta) {
+    return inv ? inv[i] : pow(theta, -2.0 * i / hd);
+}
+
+// cos in [0, half), sign * sin in [half, hd) of position p's angles: fp32 angles as in
+// transformers, inv_freq (fp32) * position (fp32)
+static void rope_angles(float *cs, int p, const double *inv, int hd, double theta, float sign) {
     int half = hd / 2;
-#pragma omp parallel
-    {
-        float *cs = malloc(sizeof(float) * hd);  // cos in [0, half), sin in [half, hd)
-        double *inv = malloc(sizeof(double) * half);
+    for (int i = 0; i < half; i++) {
+        float ang = (float)p * (float)rope_freq(inv, i, hd, theta);
+        cs[i] = cosf(ang);
+        cs[half + i] = sign * sinf(ang);
+    }
+}
+
+static void rope_rotate(float *x, const float *cs, int H, int hd) {
+    int half = hd / 2;
+    for (int h = 0; h < H; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half], c = cs[i], s = cs[half + i];
+            v[i] = a * c - b * s;
+            v[i + half] = b * c + a * s;
+        }
+    }
+}
+
+// The angles go into a table first: one entry per distinct position when the rows outnumber them
+// (a training batch repeats its positions, row n being position n % T; a decode step's sequences
+// often share one), else one per row. Should an allocation fail, the same values are computed
+// one frequency at a time (frequencies by pow), never skipped.
+static void rope_apply(float *x, const int *pos, int N, int H, int hd, double theta, float sign) {
+    int half = hd / 2, pmin = N > 0 ? pos[0] : 0, pmax = pmin;
+    for (int n = 1; n < N; n++) {
+        pmin = pos[n] < pmin ? pos[n] : pmin;
+        pmax = pos[n] > pmax ? pos[n] : pmax;
+    }
+    long span = (long)pmax - pmin + 1, rows = span < N ? span : N;
+    double *inv = malloc(sizeof(double) * (half > 0 ? half : 1));
+    float *table = malloc(sizeof(float) * rows * hd);
+    if (inv)
         for (int i = 0; i < half; i++) inv[i] = pow(theta, -2.0 * i / hd);
-#pragma omp for
-        for (int n = 0; n < N; n++) {
+    if (table) {
+#pragma omp parallel for
+        for (long r = 0; r < rows; r++)
+            rope_angles(table + r * hd, span < N ? (int)(pmin + r) : pos[r], inv, hd, theta, sign);
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            rope_rotate(x + (size_t)n * H * hd, table + (span < N ? (long)(pos[n] - pmin) : n) * hd, H, hd);
+    } else {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
             for (int i = 0; i < half; i++) {
-                // fp32 angles as in transformers: inv_freq (fp32) * position (fp32)
-                float ang = (float)pos[n] * (float)inv[i];
-                cs[i] = cosf(ang);
-                cs[half + i] = sign * sinf(ang);
-            }
-            for (int h = 0; h < H; h++) {
-                float *v = x + ((size_t)n * H + h) * hd;
-                for (int i = 0; i < half; i++) {
-                    float a = v[i], b = v[i + half], c = cs[i], s = cs[half + i];
-                    v[i] = a * c - b * s;
-                    v[i + half] = b * c + a * s;
+                float ang = (float)pos[n] * (float)rope_freq(inv, i, hd, theta), c = cosf(ang), sn = sign * sinf(ang);
+                for (int h = 0; h < H; h++) {
+                    float *v = x + ((size_t)n * H + h) * hd, a = v[i], b = v[i + half];
+                    v[i] = a * c - b * sn;
+                    v[i + half] = b * c + a * sn;
                 }
             }
-        }
-        free(cs);
-        free(inv);
     }
+    free(table);
+    free(inv);
 }
 
 void rope_forward(float *x, const int *pos, int N, int H, int hd, double theta) {

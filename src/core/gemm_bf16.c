@@ -300,10 +300,7 @@ BF16_TARGET static void tile_native(int mr, const uint32_t *a, int kq, const uin
     }
 }
 
-int bf16_native(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
-}
+int bf16_native(void) { return has_avx512f() && __builtin_cpu_supports("avx512bf16"); }
 #else
 static void tile_native(int mr, const uint32_t *a, int kq, const uint32_t *b, float *c, int ldc, int ncols,
                         float alpha, int accumulate) {

@@ -86,16 +86,18 @@ static void rope_angles(float *cs, int p, const double *inv, int hd, double thet
     }
 }
 
+// The pair (v[i], v[i + half]) of one head rotated by the angle with cosine c and sine s.
+static inline void rope_rotate_pair(float *v, int i, int half, float c, float s) {
+    float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+}
+
+// The H heads of one row by the angles cs (rope_angles' layout).
 static void rope_rotate(float *x, const float *cs, int H, int hd) {
     int half = hd / 2;
-    for (int h = 0; h < H; h++) {
-        float *v = x + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
-            float a = v[i], b = v[i + half], c = cs[i], s = cs[half + i];
-            v[i] = a * c - b * s;
-            v[i + half] = b * c + a * s;
-        }
-    }
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < half; i++) rope_rotate_pair(x + (size_t)h * hd, i, half, cs[i], cs[half + i]);
 }
 
 // The angles go into a table first: one entry per distinct position when the rows outnumber them
@@ -125,11 +127,7 @@ static void rope_apply(float *x, const int *pos, int N, int H, int hd, double th
         for (int n = 0; n < N; n++)
             for (int i = 0; i < half; i++) {
                 float ang = (float)pos[n] * (float)rope_freq(inv, i, hd, theta), c = cosf(ang), sn = sign * sinf(ang);
-                for (int h = 0; h < H; h++) {
-                    float *v = x + ((size_t)n * H + h) * hd, a = v[i], b = v[i + half];
-                    v[i] = a * c - b * sn;
-                    v[i + half] = b * c + a * sn;
-                }
+                for (int h = 0; h < H; h++) rope_rotate_pair(x + ((size_t)n * H + h) * hd, i, half, c, sn);
             }
     }
     free(table);
@@ -182,8 +180,7 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             gemm_dt(bf16, 0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T);
             for (int t = 0; t < T; t++) {
                 float *Pt = P + (size_t)t * T;
-                float mx = -INFINITY;
-                for (int s = 0; s <= t; s++) mx = Pt[s] > mx ? Pt[s] : mx;
+                float mx = max_of(Pt, t + 1);
                 float sum = 0;
 #pragma omp simd reduction(+ : sum)
                 for (int s = 0; s <= t; s++) {
@@ -240,9 +237,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 }
 
 float logsoftmax_row(const float *logits, int n, int target, float *entropy, float *probs) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    float mx = max_of(logits, n);
     float sum = 0;  // float lanes, summed in vector order: n <= 152k terms in [0, 1]
 #pragma omp simd reduction(+ : sum)
     for (int i = 0; i < n; i++) sum += exp_fast(logits[i] - mx);

@@ -28,6 +28,14 @@ static inline float exp_fast(float x) {
     return p * scale;
 }
 
+// Largest of x[0..n) (-inf when n = 0), vectorised: the first pass of every softmax here.
+static inline float max_of(const float *x, int n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
 // out[N, O] = in[N, I] @ W[O, I]^T (+ b[O]). bf16: the product from bfloat16-rounded inputs with
 // fp32 accumulation (gemm_dt); the bias add stays fp32.
 void linear_forward(float *out, const float *in, const float *W, const float *b, int N, int I, int O, int bf16);

@@ -206,9 +206,7 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
 #pragma omp simd
         for (int s = 0; s < lenv; s++) sc[s] += qd * cache_at(Kt, kr + s, bf16);
     }
-    float mx = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : mx)
-    for (int s = 0; s < len; s++) mx = sc[s] > mx ? sc[s] : mx;
+    float mx = max_of(sc, len), sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int s = 0; s < len; s++) {
         sc[s] = exp_fast(sc[s] - mx);

@@ -200,13 +200,18 @@ static void pack_lm_head(const QwenModel *m, int trans, Bf16Packed *head) {
     else bf16_pack_b(head, m->w.lm_head, D, 0, V, D, &ignored);
 }
 
+// The final-norm outputs of scored rows a->rows[r0 .. r0+nr) into in (nr x D).
+static void gather_lnf(const QwenActs *a, size_t D, int r0, int nr, float *in) {
+    for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
+}
+
 // logits[r, :] for rows a->rows[r0 .. r0+nr): gathers lnf rows into `in` then one GEMM (on the
 // packed bf16 lm_head when given). Logits are divided by the forward's temperature here (alpha).
 static void chunk_logits(const QwenModel *m, const QwenActs *a, const Bf16Packed *head, int r0, int nr, float *in,
                          float *logits) {
     size_t D = m->cfg.hidden_size;
     int V = m->cfg.vocab_size;
-    for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[r0 + i] * D, sizeof(float) * D);
+    gather_lnf(a, D, r0, nr, in);
     if (head && head->data && gemm_bf16(logits, V, 1.0f / a->temperature, 0, in, D, 0, nr, head) == 0) return;
     gemm_dt(a->matmul_bf16, 0, 1, nr, V, D, 1.0f / a->temperature, in, D, m->w.lm_head, D, 0.0f, logits, V);
 }
@@ -271,33 +276,42 @@ static void dlogits_rows(const QwenActs *a, const float *wgt, int V, int r0, int
     }
 }
 
-// The lm_head's backward from the forward's kept softmax: every scored row at once, so the
-// gradient of the (V x D) lm_head is one product over all rows instead of a pass over it per
-// chunk of rows (which cost 3x its FLOPs in memory traffic). The kept softmax is overwritten.
-// in, dlnf: num_rows x D of work space.
+// The lm_head's backward for scored rows r0 .. r0+nr-1, given their d logits (nr x V) and their
+// lnf rows `in`: dlnf = d logits lm_head / temperature into those rows of dln (through the nr x D
+// work space dlnf; on head_t, the lm_head packed transposed, when given), and the lm_head
+// gradient += d logits^T in / temperature.
+static void head_backward_rows(const QwenModel *m, const QwenActs *a, const Bf16Packed *head_t, int r0, int nr,
+                               const float *dlogits, const float *in, float *dlnf, float *g_head, float *dln) {
+    int V = m->cfg.vocab_size, bf16 = a->matmul_bf16;
+    size_t D = m->cfg.hidden_size;
+    float inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
+    if (!head_t || !head_t->data || gemm_bf16(dlnf, D, inv_t, 0, dlogits, V, 0, nr, head_t))
+        gemm_dt(bf16, 0, 0, nr, D, V, inv_t, dlogits, V, m->w.lm_head, D, 0.0f, dlnf, D);
+    gemm_dt(bf16, 1, 0, V, D, nr, inv_t, dlogits, V, in, D, 1.0f, g_head, D);
+    for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf + i * D, sizeof(float) * D);
+}
+
+// From the forward's kept softmax: every scored row at once, so the gradient of the (V x D)
+// lm_head is one product over all rows instead of a pass over it per chunk of rows (which cost 3x
+// its FLOPs in memory traffic). The kept softmax is overwritten. in, dlnf: num_rows x D of work
+// space.
 static void head_backward_kept(const QwenModel *m, QwenActs *a, const float *wgt, float *g_head, float *dln,
                                float *in, float *dlnf) {
-    int V = m->cfg.vocab_size, nr = a->num_rows, bf16 = a->matmul_bf16;
-    size_t D = m->cfg.hidden_size;
+    int nr = a->num_rows;
     if (nr == 0) return;
-    float *dlogits = a->probs_kept, inv_t = 1.0f / a->temperature;  // logits = (lnf @ lm_head^T) / temperature
     a->probs_ready = 0;  // a second backward of the same forward recomputes the logits
-    dlogits_rows(a, wgt, V, 0, nr, dlogits);
-    for (int i = 0; i < nr; i++) memcpy(in + i * D, a->lnf + (size_t)a->rows[i] * D, sizeof(float) * D);
-    gemm_dt(bf16, 0, 0, nr, D, V, inv_t, dlogits, V, m->w.lm_head, D, 0.0f, dlnf, D);
-    gemm_dt(bf16, 1, 0, V, D, nr, inv_t, dlogits, V, in, D, 1.0f, g_head, D);
-    for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[i] * D, dlnf + i * D, sizeof(float) * D);
+    dlogits_rows(a, wgt, m->cfg.vocab_size, 0, nr, a->probs_kept);
+    gather_lnf(a, m->cfg.hidden_size, 0, nr, in);
+    head_backward_rows(m, a, NULL, 0, nr, a->probs_kept, in, dlnf, g_head, dln);
 }
 
 // The same from logits recomputed LOGIT_CHUNK rows at a time (no N x V buffer). in, dlnf_rows:
 // LOGIT_CHUNK x D; logits: LOGIT_CHUNK x V.
 static void head_backward_chunked(const QwenModel *m, QwenActs *a, const float *wgt, float *g_head, float *dln,
                                   float *in, float *dlnf_rows, float *logits) {
-    int V = m->cfg.vocab_size, bf16 = a->matmul_bf16;
-    size_t D = m->cfg.hidden_size;
-    float inv_t = 1.0f / a->temperature;
+    int V = m->cfg.vocab_size;
     Bf16Packed head = {0}, head_t = {0};
-    if (bf16) {
+    if (a->matmul_bf16) {
         pack_lm_head(m, 1, &head_t);
         pack_lm_head(m, 0, &head);
     }
@@ -307,10 +321,7 @@ static void head_backward_chunked(const QwenModel *m, QwenActs *a, const float *
 #pragma omp parallel for
         for (int i = 0; i < nr; i++) logsoftmax_row(logits + (size_t)i * V, V, 0, NULL, logits + (size_t)i * V);
         dlogits_rows(a, wgt, V, r0, nr, logits);
-        if (!head_t.data || gemm_bf16(dlnf_rows, D, inv_t, 0, logits, V, 0, nr, &head_t))
-            gemm_dt(bf16, 0, 0, nr, D, V, inv_t, logits, V, m->w.lm_head, D, 0.0f, dlnf_rows, D);
-        gemm_dt(bf16, 1, 0, V, D, nr, inv_t, logits, V, in, D, 1.0f, g_head, D);
-        for (int i = 0; i < nr; i++) memcpy(dln + (size_t)a->rows[r0 + i] * D, dlnf_rows + i * D, sizeof(float) * D);
+        head_backward_rows(m, a, &head_t, r0, nr, logits, in, dlnf_rows, g_head, dln);
     }
     bf16_packed_free(&head);
     bf16_packed_free(&head_t);

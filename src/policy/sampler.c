@@ -71,9 +71,7 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
     int n = n_valid > 0 && n_valid < n_vocab ? n_valid : n_vocab;
     float temp = sp->temperature > 0 ? sp->temperature : 1.0f;
     float *prob = s->prob;  // a local pointer: through s->prob the stores below compile to scatters
-    float mx = -INFINITY, pmax = 0;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n_vocab; i++) mx = logits[i] > mx ? logits[i] : mx;
+    float mx = max_of(logits, n_vocab), pmax = 0;
     float inv_t = 1.0f / temp, pad = 0, sum = 0;  // pad: mass of rows the tokenizer cannot produce
 #pragma omp simd reduction(+ : pad)
     for (int i = n; i < n_vocab; i++) pad += exp_fast((logits[i] - mx) * inv_t);

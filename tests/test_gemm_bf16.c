@@ -180,24 +180,65 @@ static void test_gemm_bf16_packing_rounds_exactly(void) {
     free(A), free(At), free(I), free(C), free(Ct);
 }
 
-// A long k packs A a slab of rows at a time (a bounded buffer): the result is the same as SGEMM
-// at bf16 precision and the same bits for A stored either way.
-static void test_gemm_bf16_slabs(void) {
+// C = A B^T at bf16 for A stored both ways (At is A transposed): against SGEMM at bf16 precision,
+// and the same bits from both layouts. The operands and C are left in o for the caller.
+typedef struct {
+    float *A, *At, *B, *C;
+} Operands;
+
+static void product_both_layouts(Rng *rng, int m, int n, int k, Operands *o) {
+    *o = (Operands){random_matrix(rng, m, k), malloc(sizeof(float) * m * k), random_matrix(rng, n, k),
+                    malloc(sizeof(float) * m * n)};
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < k; c++) o->At[(size_t)c * m + i] = o->A[(size_t)i * k + c];
+    float *Ct = malloc(sizeof(float) * m * n), *R = malloc(sizeof(float) * m * n);
+    int rc = gemm_bf16_nt(o->C, n, 1.0f, 0, o->A, k, 0, m, o->B, k, 0, n, k);
+    int rct = gemm_bf16_nt(Ct, n, 1.0f, 0, o->At, m, 1, m, o->B, k, 0, n, k);
+    sgemm(0, 1, m, n, k, 1.0f, o->A, k, o->B, k, 0.0f, R, n);
+    double worst = 0;
+    for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(o->C[i] - R[i]));
+    int same = !memcmp(o->C, Ct, sizeof(float) * m * n);
+    free(Ct), free(R);
+    CHECK(rc == 0 && rct == 0);
+    CHECK_MSG(worst < 2e-2 * sqrt((double)k), "%d x %d x %d: product off SGEMM by %.3g", m, n, k, worst);
+    CHECK_MSG(same, "%d x %d x %d: A stored transposed gives other bits", m, n, k);
+}
+
+static void operands_free(Operands *o) { free(o->A), free(o->At), free(o->B), free(o->C); }
+
+// Many rows: each thread packs chunks of A for itself (A stored both ways), at k past a 4 MB slab.
+// A row of C must not depend on the path or on how many rows the call had: the same rows from a
+// call small enough to share one packed A, and the whole call from inside a parallel region (one
+// thread), are compared bit for bit.
+static void test_gemm_bf16_row_paths(void) {
     Rng rng;
     rng_seed(&rng, 15);
-    int m = 700, n = 40, k = 8200;
-    float *A = random_matrix(&rng, m, k), *B = random_matrix(&rng, n, k), *At = malloc(sizeof(float) * m * k);
-    for (int i = 0; i < m; i++)
-        for (int c = 0; c < k; c++) At[(size_t)c * m + i] = A[(size_t)i * k + c];
-    float *C = malloc(sizeof(float) * m * n), *Ct = malloc(sizeof(float) * m * n), *R = malloc(sizeof(float) * m * n);
-    CHECK(gemm_bf16_nt(C, n, 1.0f, 0, A, k, 0, m, B, k, 0, n, k) == 0);
-    CHECK(gemm_bf16_nt(Ct, n, 1.0f, 0, At, m, 1, m, B, k, 0, n, k) == 0);
-    sgemm(0, 1, m, n, k, 1.0f, A, k, B, k, 0.0f, R, n);
-    double worst = 0;
-    for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(C[i] - R[i]));
-    CHECK_MSG(worst < 2e-2 * sqrt((double)k), "slabbed product off SGEMM by %.3g", worst);
-    CHECK(!memcmp(C, Ct, sizeof(float) * m * n));
-    free(A), free(B), free(At), free(C), free(Ct), free(R);
+    int m = 700, n = 40, k = 8200, few = 30, r0 = 650;  // rows [650, 680): inside the last chunk
+    Operands o;
+    product_both_layouts(&rng, m, n, k, &o);
+    float *Cin = malloc(sizeof(float) * m * n), *Cfew = malloc(sizeof(float) * few * n);
+    CHECK(gemm_bf16_nt(Cfew, n, 1.0f, 0, o.A + (size_t)r0 * k, k, 0, few, o.B, k, 0, n, k) == 0);
+    CHECK(!memcmp(Cfew, o.C + (size_t)r0 * n, sizeof(float) * few * n));
+    CHECK(gemm_bf16_nt(Cfew, n, 1.0f, 0, o.At + r0, m, 1, few, o.B, k, 0, n, k) == 0);
+    CHECK(!memcmp(Cfew, o.C + (size_t)r0 * n, sizeof(float) * few * n));
+    int rc = 0;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        rc = gemm_bf16_nt(Cin, n, 1.0f, 0, o.At, m, 1, m, o.B, k, 0, n, k);
+    }
+    CHECK(rc == 0 && !memcmp(Cin, o.C, sizeof(float) * m * n));
+    operands_free(&o);
+    free(Cin), free(Cfew);
+}
+
+// Few rows at a k whose packed rows pass 4 MB: A is packed a slab of 12 rows at a time.
+static void test_gemm_bf16_slabs(void) {
+    Rng rng;
+    rng_seed(&rng, 16);
+    Operands o;
+    product_both_layouts(&rng, 36, 40, 100000, &o);
+    operands_free(&o);
 }
 
 int main(void) {
@@ -206,6 +247,7 @@ int main(void) {
     RUN(test_gemm_bf16_strides);
     RUN(test_gemm_bf16_nonfinite_and_errors);
     RUN(test_gemm_bf16_packing_rounds_exactly);
+    RUN(test_gemm_bf16_row_paths);
     RUN(test_gemm_bf16_slabs);
     return test_summary("test_gemm_bf16");
 }

@@ -1,5 +1,6 @@
 #include "core/gemm_bf16.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,15 +182,28 @@ void bf16_packed_free(Bf16Packed *p) {
     memset(p, 0, sizeof *p);
 }
 
+// Pairs [q0, kq) of packed rows [r0, r1) from A stored k x m, a pair at a time across the rows:
+// the reads along a source row are contiguous.
+static void pack_a_cols(uint32_t *dst, int as, const float *A, int lda, int r0, int r1, int q0, int k) {
+    for (int q = q0; q < pairs_of(k); q++) {
+        const float *lo = A + (size_t)(2 * q) * lda, *hi = lo + lda;
+        if (2 * q + 1 < k) {
+#pragma omp simd
+            for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = pair_of(lo[r], hi[r]);
+        } else {
+            for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = to_bf16(lo[r]);
+        }
+    }
+}
+
 // A (m x k) as m rows of k pairs (the bf16 matrix itself, k padded to even; row stride
-// a_stride). Stored rows convert in one vectorised pass. Stored transposed (k x m), the pair of a
-// row is two contiguous source rows: blocks of 64 output rows go 16 x 16 pairs at a time through
-// the register transpose (AVX-512), the pairs left over one pair at a time across the block, so
-// the reads are contiguous and the 64 destination lines stay in L1.
-static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
-    int kq = pairs_of(k), as = a_stride(k), full = k / 2;
+// a_stride), on the calling thread. Stored rows convert in one vectorised pass. Stored transposed
+// (k x m), the pair of a row is two contiguous source rows: blocks of 64 output rows go 16 x 16
+// pairs at a time through the register transpose (AVX-512), the rest a pair at a time across the
+// block, so the reads are contiguous and the 64 destination lines stay in L1.
+static void pack_a_rows(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
+    int as = a_stride(k), full = k / 2;
     if (!trans) {
-#pragma omp parallel for schedule(static)
         for (int r = 0; r < m; r++) {
             uint32_t *d = dst + (size_t)r * as;
             const float *a = A + (size_t)r * lda;
@@ -199,22 +213,22 @@ static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m
         }
         return;
     }
-    int nb = (m + 63) / 64, fast = has_avx512f();
+    int fast = has_avx512f();
+    for (int b0 = 0; b0 < m; b0 += 64) {
+        int b1 = b0 + 64 < m ? b0 + 64 : m, v1 = b0, q0 = 0;
+        for (; fast && v1 + 16 <= b1; v1 += 16) q0 = pack_a_rows_avx512(dst, as, A, lda, v1, k);
+        pack_a_cols(dst, as, A, lda, b0, v1, q0, k);  // pairs the 16 x 16 blocks left over
+        pack_a_cols(dst, as, A, lda, v1, b1, 0, k);   // rows short of 16
+    }
+}
+
+// pack_a_rows with the rows split across threads.
+static void pack_a_into(uint32_t *dst, const float *A, int lda, int trans, int m, int k) {
+    int as = a_stride(k), nb = (m + 63) / 64;
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < nb; b++) {
-        int r0 = b * 64, r1 = r0 + 64 < m ? r0 + 64 : m, q0 = 0;
-        if (fast && r1 - r0 == 64) {
-            for (int r = r0; r < r1; r += 16) q0 = pack_a_rows_avx512(dst, as, A, lda, r, k);
-        }
-        for (int q = q0; q < kq; q++) {
-            const float *lo = A + (size_t)(2 * q) * lda, *hi = lo + lda;
-            if (2 * q + 1 < k) {
-#pragma omp simd
-                for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = pair_of(lo[r], hi[r]);
-            } else {
-                for (int r = r0; r < r1; r++) dst[(size_t)r * as + q] = to_bf16(lo[r]);
-            }
-        }
+        int r0 = b * 64, rows = m - r0 < 64 ? m - r0 : 64;
+        pack_a_rows(dst + (size_t)r0 * as, trans ? A + r0 : A + (size_t)r0 * lda, lda, trans, rows, k);
     }
 }
 
@@ -310,40 +324,90 @@ static void tile_native(int mr, const uint32_t *a, int kq, const uint32_t *b, fl
 int bf16_native(void) { return 0; }
 #endif
 
-// Rows are taken in chunks whose packed A stays in L2 while every B panel passes over it; the
-// (chunk, panel) pairs are split across threads.
-static void run_packed(float *C, int ldc, float alpha, int accumulate, const uint32_t *ap, int m,
-                       const Bf16Packed *B, int native) {
-    int kq = pairs_of(B->k), np = (B->n + NR - 1) / NR, mb = (m + MR - 1) / MR;
-    int per_chunk = A_CHUNK_BYTES / (a_stride(B->k) * MR * (int)sizeof(uint32_t));
-    if (per_chunk < 1) per_chunk = 1;
-    int nch = (mb + per_chunk - 1) / per_chunk;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int ch = 0; ch < nch; ch++) {
-        for (int p = 0; p < np; p++) {
-            const uint32_t *bp = B->data + (size_t)p * kq * NR;
-            int ncols = B->n - p * NR < NR ? B->n - p * NR : NR;
-            int b_end = (ch + 1) * per_chunk < mb ? (ch + 1) * per_chunk : mb;
-            for (int rb = ch * per_chunk; rb < b_end; rb++) {
-                int mr = m - rb * MR < MR ? m - rb * MR : MR;
-                float *c = C + (size_t)rb * MR * ldc + (size_t)p * NR;
-                const uint32_t *a = ap + (size_t)rb * MR * a_stride(B->k);
-                if (native)
-                    tile_native(mr, a, kq, bp, c, ldc, ncols, alpha, accumulate);
-                else
-                    tile_portable(mr, a, kq, bp, c, ldc, ncols, alpha, accumulate);
-            }
+// Rows of A in chunks of MR blocks whose packed A stays in L2 while every B panel passes over it.
+static int chunk_blocks(int k) {
+    int blocks = A_CHUNK_BYTES / (a_stride(k) * MR * (int)sizeof(uint32_t));
+    return blocks < 1 ? 1 : blocks;
+}
+
+static void run_chunk(float *C, int ldc, float alpha, int accumulate, const uint32_t *ap, int rows,
+                      const Bf16Packed *B, int p0, int p1, int native) {
+    int kq = pairs_of(B->k), as = a_stride(B->k);
+    for (int p = p0; p < p1; p++) {
+        const uint32_t *bp = B->data + (size_t)p * kq * NR;
+        int ncols = B->n - p * NR < NR ? B->n - p * NR : NR;
+        for (int r = 0; r < rows; r += MR) {
+            int mr = rows - r < MR ? rows - r : MR;
+            float *c = C + (size_t)r * ldc + (size_t)p * NR;
+            if (native)
+                tile_native(mr, ap + (size_t)r * as, kq, bp, c, ldc, ncols, alpha, accumulate);
+            else
+                tile_portable(mr, ap + (size_t)r * as, kq, bp, c, ldc, ncols, alpha, accumulate);
         }
     }
 }
 
-// A is packed a slab of rows at a time (at most A_SLAB_BYTES packed): a whole large operand (the
-// 2048 x 8192 gradient of the logits, 34 MB) would be a fresh mapping page-faulted in on every call,
-// and the slab buffer is reused across slabs.
+// Few rows (decode): A is packed once and shared, and the (chunk, panel) pairs are split across
+// threads, so the panels of B spread the work.
+static void run_shared(float *C, int ldc, float alpha, int accumulate, const uint32_t *ap, int m,
+                       const Bf16Packed *B, int native) {
+    int np = (B->n + NR - 1) / NR, mb = (m + MR - 1) / MR, per_chunk = chunk_blocks(B->k);
+    int nch = (mb + per_chunk - 1) / per_chunk;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int ch = 0; ch < nch; ch++) {
+        for (int p = 0; p < np; p++) {
+            int r0 = ch * per_chunk * MR, rows = m - r0 < per_chunk * MR ? m - r0 : per_chunk * MR;
+            run_chunk(C + (size_t)r0 * ldc, ldc, alpha, accumulate, ap + (size_t)r0 * a_stride(B->k), rows, B, p,
+                      p + 1, native);
+        }
+    }
+}
+
+// Many rows (training): each thread packs a chunk of A into its own buffer, where it stays in L2,
+// and runs every panel of B over it; packing and products share one parallel region. Chunks are
+// whole 48-row groups when A is stored transposed (the register transpose goes 16 columns at a
+// time) and at least four per thread, for the dynamic schedule to even out.
+static void run_fused(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
+                      const Bf16Packed *B, int native, int nt, int chunk_rows, uint32_t *bufs) {
+    int np = (B->n + NR - 1) / NR, nch = (m + chunk_rows - 1) / chunk_rows;
+    size_t buf_words = (size_t)chunk_rows * a_stride(B->k);
+#pragma omp parallel for num_threads(nt) schedule(dynamic)
+    for (int ch = 0; ch < nch; ch++) {
+        uint32_t *ap = bufs + (size_t)omp_get_thread_num() * buf_words;
+        int r0 = ch * chunk_rows, rows = m - r0 < chunk_rows ? m - r0 : chunk_rows;
+        pack_a_rows(ap, trans_a ? A + r0 : A + (size_t)r0 * lda, lda, trans_a, rows, B->k);
+        run_chunk(C + (size_t)r0 * ldc, ldc, alpha, accumulate, ap, rows, B, 0, np, native);
+    }
+}
+
+// Rows per chunk for run_fused, or 0 when there are too few rows to give each thread four chunks.
+static int fused_chunk_rows(int m, int k, int trans_a, int nt) {
+    int unit = trans_a ? 4 * MR : MR;  // 48 rows: whole MR blocks and 16-column groups
+    int units = (m + unit - 1) / unit, want = 4 * nt;
+    if (units < want) return 0;
+    int per = chunk_blocks(k) * MR / unit;
+    if (per < 1) per = 1;
+    int nch = (units + per - 1) / per;
+    if (nch < want) nch = want;
+    return (units + nch - 1) / nch * unit;
+}
+
+// Otherwise A is packed a slab of rows at a time (at most A_SLAB_BYTES packed): a whole large
+// operand (the 2048 x 8192 gradient of the logits, 34 MB) would be a fresh mapping page-faulted in
+// on every call, and the slab buffer is reused across slabs.
 static int gemm_run(float *C, int ldc, float alpha, int accumulate, const float *A, int lda, int trans_a, int m,
                     const Bf16Packed *B, int native) {
     if (m <= 0) return 0;
     size_t row_bytes = (size_t)a_stride(B->k) * sizeof(uint32_t);
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int chunk_rows = fused_chunk_rows(m, B->k, trans_a, nt);
+    if (chunk_rows) {
+        uint32_t *bufs = malloc((size_t)nt * chunk_rows * row_bytes);
+        if (!bufs) return -1;
+        run_fused(C, ldc, alpha, accumulate, A, lda, trans_a, m, B, native, nt, chunk_rows, bufs);
+        free(bufs);
+        return 0;
+    }
     int slab = (int)(A_SLAB_BYTES / row_bytes) / MR * MR;
     if (slab < MR) slab = MR;
     if (slab > m) slab = m;
@@ -353,7 +417,7 @@ static int gemm_run(float *C, int ldc, float alpha, int accumulate, const float 
         int rows = m - r0 < slab ? m - r0 : slab;
         const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
         pack_a_into(ap, a, lda, trans_a, rows, B->k);
-        run_packed(C + (size_t)r0 * ldc, ldc, alpha, accumulate, ap, rows, B, native);
+        run_shared(C + (size_t)r0 * ldc, ldc, alpha, accumulate, ap, rows, B, native);
     }
     free(ap);
     return 0;

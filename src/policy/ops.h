@@ -60,8 +60,9 @@ void swiglu_forward(float *h, const float *g, const float *u, long n);
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n);
 
 // Causal grouped-query attention over B right-padded sequences of length T.
-// q [B*T, Hq, hd], k/v [B*T, Hkv, hd]; probs [B, Hq, T, T] saved; out [B*T, Hq, hd]. bf16: the
-// score and weighted-sum products from bf16-rounded inputs (fp32 sums; softmax in fp32).
+// q [B*T, Hq, hd], k/v [B*T, Hkv, hd]; probs [B, Hq, T, T] saved (zeros above the diagonal);
+// out [B*T, Hq, hd]. bf16: the score and weighted-sum products from bf16-rounded inputs (fp32 sums;
+// softmax in fp32).
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
                        int Hq, int Hkv, int hd, int bf16);
 // dq, dk, dv are overwritten.

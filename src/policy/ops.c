@@ -164,8 +164,8 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
 // (and gemm_bf16) called inside an OpenMP region runs single-threaded, so heads parallelise
 // cleanly. Causality is used by blocks of ATT_BLOCK queries: block i needs keys [0, end of block i),
 // so the products skip the upper triangle's whole blocks (5/8 of the work at T = 4 blocks, -> 1/2
-// as T grows). Skipped terms are exact zeros at the ends of each dot product, so the sums are
-// those of the full products.
+// as T grows). Skipped terms are exact zeros at the ends of each dot product, so gemm_bf16 gives
+// the full products' bits; OpenBLAS may take other fp32 kernels (sum orders) at the smaller shapes.
 enum { ATT_BLOCK = 64 };
 
 static inline int att_block_end(int r0, int T) { return r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T; }

@@ -90,7 +90,10 @@ static void check_shape(Shape s, int bf16, double tol) {
     for (size_t i = 0; i < nk; i++) k[i] = 1.5f * (float)rng_normal(&rng), v[i] = (float)rng_normal(&rng);
     for (size_t i = 0; i < np; i++) probs[i] = NAN;  // every entry must be written, the upper triangle as 0
     attention_forward(out, probs, q, k, v, s.B, s.T, s.Hq, s.Hkv, s.hd, bf16);
-    attention_backward(dq, dk, dv, dout, probs, q, k, v, s.B, s.T, s.Hq, s.Hkv, s.hd, bf16);
+    int nwork = 3;  // more work blocks than this machine may have threads: each thread takes its own
+    float *work = malloc(sizeof(float) * nwork * s.T * s.T);
+    attention_backward(dq, dk, dv, dout, probs, q, k, v, s.B, s.T, s.Hq, s.Hkv, s.hd, bf16, work, nwork);
+    free(work);
     attention_reference(s, q, k, v, dout, rout, rprobs, rdq, rdk, rdv);
     size_t upper_nonzero = 0;
     for (size_t i = 0; i < np; i++) {

@@ -178,7 +178,9 @@ static void test_attention(void) {
     Error err;
     CHECK_MSG(cuda_blas_create(&cb, &err) == 0, "%s", err.msg);
     attention_forward(out, probs, q, k, v, B, T, Hq, Hkv, hd, 0);
-    attention_backward(dq, dk, dv, dout, probs, q, k, v, B, T, Hq, Hkv, hd, 0);
+    float *work = malloc(sizeof(float) * T * T);
+    attention_backward(dq, dk, dv, dout, probs, q, k, v, B, T, Hq, Hkv, hd, 0, work, 1);
+    free(work);
     CHECK_MSG(cuda_attention_forward(cb, d_out, d_probs, d_q, d_k, d_v, B, T, Hq, Hkv, hd, &err) == 0, "%s", err.msg);
     CHECK_MSG(
         cuda_attention_backward(cb, d_dq, d_dk, d_dv, d_dout, d_probs, d_q, d_k, d_v, B, T, Hq, Hkv, hd, &err) == 0,

@@ -137,9 +137,37 @@ static void test_head_paths(void) {
     }
 }
 
+// Activations allocated for 2 x 8 take more, shorter sequences (4 x 4: the backward runs on them),
+// never a longer one (1 x 16 has the same rows, but attention's T x T work is planned for 8) nor
+// more rows.
+static void test_capacity(void) {
+    QwenConfig c = tiny(ARCH_QWEN3);
+    QwenModel m;
+    QwenActs a;
+    Error e;
+    CHECK(qwen_model_init(&m, &c, &e) == 0);
+    qwen_model_init_random(&m, 4, 0.3f);
+    CHECK(qwen_acts_alloc(&a, &c, 2, 8, &e) == 0);
+    int tok[16];
+    float logp[16], w[16];
+    for (int i = 0; i < 16; i++) tok[i] = i % c.vocab_size, w[i] = 1.0f;
+    float *grads = calloc(m.num_params, sizeof(float));
+    CHECK(qwen_forward(&m, &a, tok, NULL, 4, 4, 1.0f, logp, NULL, &e) == 0);
+    qwen_backward(&m, &a, w, grads);
+    double g = 0;
+    for (size_t i = 0; i < m.num_params; i++) g += fabs(grads[i]);
+    CHECK(isfinite(g) && g > 0);
+    CHECK(qwen_forward(&m, &a, tok, NULL, 1, 16, 1.0f, logp, NULL, &e) == -1 && strstr(e.msg, "capacity 2 x 8"));
+    CHECK(qwen_forward(&m, &a, tok, NULL, 3, 8, 1.0f, logp, NULL, &e) == -1 && strstr(e.msg, "capacity 2 x 8"));
+    free(grads);
+    qwen_acts_free(&a);
+    qwen_model_free(&m);
+}
+
 int main(void) {
     RUN(test_grad_fd_qwen3);
     RUN(test_grad_fd_qwen2);
     RUN(test_head_paths);
+    RUN(test_capacity);
     return test_summary("test_qwen_grad");
 }

@@ -1,6 +1,7 @@
 #include "policy/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -208,17 +209,18 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
-                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16) {
+                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16, float *work,
+                        int nwork) {
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)hd);
     int qs = Hq * hd, ks = Hkv * hd;
     memset(dk, 0, sizeof(float) * (size_t)B * T * ks);
     memset(dv, 0, sizeof(float) * (size_t)B * T * ks);
     // Parallel over (b, kv head): the query heads of a group write the same dk/dv rows.
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(nwork)
     for (int b = 0; b < B; b++) {
         for (int g = 0; g < Hkv; g++) {
-            float *dS = malloc(sizeof(float) * (size_t)T * T);
+            float *dS = work + (size_t)omp_get_thread_num() * T * T;
             const float *kb = k + (size_t)b * T * ks + g * hd;
             const float *vb = v + (size_t)b * T * ks + g * hd;
             float *dkb = dk + (size_t)b * T * ks + g * hd;
@@ -254,7 +256,6 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                             dkb + (size_t)r0 * ks, ks);  // dK += dS^T Q
                 }
             }
-            free(dS);
         }
     }
 }

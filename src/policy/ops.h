@@ -65,9 +65,11 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
 // softmax in fp32).
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
                        int Hq, int Hkv, int hd, int bf16);
-// dq, dk, dv are overwritten.
+// dq, dk, dv are overwritten. work: nwork x T x T floats, one T x T block for each of the nwork
+// threads the backward runs on (the caller plans it with the activations; no allocation here).
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
-                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16);
+                        const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16, float *work,
+                        int nwork);
 
 // Log-softmax of one row of logits (n values) at the target, and the entropy of the softmax.
 // Returns logp[target]; *entropy (if non-NULL) gets -sum p log p. probs (if non-NULL) gets softmax.

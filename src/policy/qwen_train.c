@@ -1,6 +1,7 @@
 #include "policy/qwen_train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +33,16 @@ static size_t scratch_floats(const QwenConfig *c, Dims d) {
     return d.N * rows + (size_t)LOGIT_CHUNK * (c->vocab_size + 2 * d.D);
 }
 
+// Threads the attention backward runs on, each with a T x T work block.
+static int att_threads(void) { return omp_get_max_threads(); }
+
 size_t qwen_acts_bytes_ex(const QwenConfig *c, int B, int T, int recompute) {
     Dims d = dims_of(c, B, T);
     // per layer: x (always kept per layer) + everything else (one layer's room when recomputing)
     size_t rest = d.N * (4 * d.D + 2 + 3 * d.QD + 4 * d.KD + c->num_heads + c->num_kv_heads + 3 * d.F) +
                   (size_t)B * c->num_heads * T * T;
-    size_t floats = d.L * d.N * d.D + (recompute ? 1 : d.L) * rest + d.N * (2 * d.D + 1) + scratch_floats(c, d);
+    size_t floats = d.L * d.N * d.D + (recompute ? 1 : d.L) * rest + d.N * (2 * d.D + 1) + scratch_floats(c, d) +
+                    (size_t)att_threads() * T * T;
     if (d.N * c->vocab_size * sizeof(float) <= QWEN_KEEP_PROBS_MAX_BYTES) floats += d.N * c->vocab_size;
     return floats * sizeof(float) + 3 * d.N * sizeof(int);
 }
@@ -55,6 +60,7 @@ int qwen_acts_alloc_ex(QwenActs *a, const QwenConfig *c, int B, int T, int recom
     a->B = B;
     a->T = T;
     a->recompute = recompute;
+    a->att_threads = att_threads();
     size_t S = recompute ? 1 : d.L;  // layers of room for everything but the layer inputs
     struct {
         float **p;
@@ -71,7 +77,7 @@ int qwen_acts_alloc_ex(QwenActs *a, const QwenConfig *c, int B, int T, int recom
         {&a->gate, S * d.N * d.F},    {&a->up, S * d.N * d.F},
         {&a->act, S * d.N * d.F},     {&a->x_out, d.N * d.D},
         {&a->lnf, d.N * d.D},           {&a->rstdf, d.N},
-        {&a->scratch, scratch_floats(c, d)},
+        {&a->scratch, scratch_floats(c, d)}, {&a->att_work, (size_t)a->att_threads * T * T},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         *f[i].p = malloc(sizeof(float) * (f[i].n ? f[i].n : 1));
@@ -98,7 +104,7 @@ int qwen_acts_alloc_ex(QwenActs *a, const QwenConfig *c, int B, int T, int recom
 void qwen_acts_free(QwenActs *a) {
     float **f[] = {&a->x,     &a->ln1,   &a->rstd1, &a->q_raw, &a->k_raw, &a->rstd_q, &a->rstd_k, &a->q,
                    &a->k,     &a->v,     &a->probs, &a->att,   &a->x_mid, &a->ln2,    &a->rstd2,  &a->gate,
-                   &a->up,    &a->act,   &a->x_out, &a->lnf,   &a->rstdf, &a->scratch};
+                   &a->up,    &a->act,   &a->x_out, &a->lnf,   &a->rstdf, &a->scratch, &a->att_work};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(*f[i]);
     free(a->probs_kept);
     free(a->pos);
@@ -164,7 +170,9 @@ static void layer_forward(const QwenModel *m, const QwenActs *a, const LayerActs
 static int forward_trunk(const QwenModel *m, QwenActs *a, const int *tokens, int B, int T, Error *err) {
     const QwenConfig *c = &m->cfg;
     const QwenWeights *w = &m->w;
-    if (B <= 0 || T <= 0 || (size_t)B * T > (size_t)a->B * a->T || (size_t)B * T * T > (size_t)a->B * a->T * a->T)
+    // a shorter length may take more sequences (rows B * T within capacity), never a longer one: the
+    // attention's [T x T] blocks are planned for the capacity's length
+    if (B <= 0 || T <= 0 || T > a->T || (size_t)B * T > (size_t)a->B * a->T)
         return error_set(err, "forward: batch %d x %d exceeds the activation capacity %d x %d", B, T, a->B, a->T);
     if (T > c->max_position_embeddings)
         return error_set(err, "forward: sequence length %d exceeds max_position_embeddings %d", T,
@@ -377,7 +385,7 @@ void qwen_backward(const QwenModel *m, QwenActs *a, const float *wgt, float *gra
                          d.D);
         // attention: x_mid = x + o_proj(att)
         linear_backward(datt, 0, g.wo + l * d.D * d.QD, NULL, dx_mid, att, w->wo + l * d.D * d.QD, d.N, d.QD, d.D, bf16);
-        attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd, bf16);
+        attention_backward(dq, dk, dv, datt, probs, q, k, v, B, T, Hq, Hkv, hd, bf16, a->att_work, a->att_threads);
         rope_backward(dq, a->pos, d.N, Hq, hd, c->rope_theta);
         rope_backward(dk, a->pos, d.N, Hkv, hd, c->rope_theta);
         if (c->qk_norm) {

@@ -52,6 +52,8 @@ typedef struct {
     int probs_ready;    // probs_kept holds the last qwen_forward's softmax (its backward overwrites it)
     float *scratch; // backward work space
     size_t scratch_size;
+    float *att_work;  // [att_threads, T, T] attention backward's dS, one block per thread
+    int att_threads;  // threads the attention backward runs on (OpenMP's count at allocation)
     // Activation recomputation: only each layer's input x is kept; every other per-layer array
     // has one layer's room, and the backward re-runs a layer's forward from its input before
     // differentiating it (bit-identical gradients; one more forward of the layers).

@@ -28,4 +28,11 @@ static inline QwenConfig qwen_tiny_config(int arch, int vocab, int hidden, int i
     return c;
 }
 
+// A model of config c with random weights (normal, std) from seed; 0 or -1 with e set.
+static inline int qwen_tiny_model(QwenModel *m, QwenConfig c, unsigned long long seed, float std, Error *e) {
+    if (qwen_model_init(m, &c, e)) return -1;
+    qwen_model_init_random(m, seed, std);
+    return 0;
+}
+
 #endif

@@ -145,9 +145,7 @@ static void test_capacity(void) {
     QwenModel m;
     QwenActs a;
     Error e;
-    CHECK(qwen_model_init(&m, &c, &e) == 0);
-    qwen_model_init_random(&m, 4, 0.3f);
-    CHECK(qwen_acts_alloc(&a, &c, 2, 8, &e) == 0);
+    CHECK(qwen_tiny_model(&m, c, 4, 0.3f, &e) == 0 && qwen_acts_alloc(&a, &c, 2, 8, &e) == 0);
     int tok[16];
     float logp[16], w[16];
     for (int i = 0; i < 16; i++) tok[i] = i % c.vocab_size, w[i] = 1.0f;

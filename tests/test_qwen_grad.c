@@ -27,8 +27,7 @@ static void check_arch(int arch) {
     QwenModel m;
     QwenActs a;
     Error e;
-    CHECK(qwen_model_init(&m, &c, &e) == 0);
-    qwen_model_init_random(&m, 7 + arch, 0.3f);
+    CHECK(qwen_tiny_model(&m, c, 7 + arch, 0.3f, &e) == 0);
     // perturb norm weights away from 1 so their gradients are exercised non-trivially
     Rng rng;
     rng_seed(&rng, 99);
@@ -94,8 +93,7 @@ static void check_head_paths(int arch, int bf16) {
     QwenModel m;
     QwenActs a;
     Error e;
-    CHECK(qwen_model_init(&m, &c, &e) == 0);
-    qwen_model_init_random(&m, 3 + arch, 0.3f);
+    CHECK(qwen_tiny_model(&m, c, 3 + arch, 0.3f, &e) == 0);
     CHECK(qwen_acts_alloc(&a, &c, HB, HT, &e) == 0);
     a.matmul_bf16 = bf16;
     Rng rng;

@@ -189,7 +189,7 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
                                                          int bf16) {
     // four rows of K per pass: one load/store of sc per four FMAs (head_dim is even; a multiple of 4
     // in every Qwen model, the remainder loop covers the rest)
-    int lenv = (len + 15) / 16 * 16;
+    int lenv = k_row_of(len);
     for (int s = 0; s < lenv; s++) sc[s] = 0;
     int d = 0;
     for (; d + 4 <= hd; d += 4) {

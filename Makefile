@@ -1,11 +1,15 @@
 # pionrl build. `make` builds ./pionrl (CPU, OpenBLAS); `make test` runs the test suite;
 # `make bench` runs the benchmarks; `make CUDA=1` adds the CUDA backend; `make asan` runs the
 # tests under AddressSanitizer + UBSan. BUILD=dir puts objects elsewhere (parallel work trees).
+# `make CUDA=emu test` builds the CUDA backend against the CPU emulator in tests/cuda_emu/ (no GPU,
+# no CUDA toolkit) so its tests run anywhere; `make test` runs the CUDA tests that way too.
 
 CUDA    ?= 0
 # CUDA objects live apart from CPU ones (same sources, other flags).
 ifeq ($(CUDA),1)
   BUILD ?= build-cuda
+else ifeq ($(CUDA),emu)
+  BUILD ?= build-emu
 else
   BUILD ?= build
 endif
@@ -45,8 +49,15 @@ ifeq ($(CUDA),1)
              -gencode arch=compute_90,code=sm_90 -MMD -MP
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt
 endif
+ifeq ($(CUDA),emu)
+  LIB_CU   = $(wildcard src/*/cuda/*.cu)
+  EMU_OBJ  = $(BUILD)/tests/cuda_emu/cuda_emu.o
+  CFLAGS  += -DPIONRL_CUDA=1
+  CXXFLAGS+= -DPIONRL_CUDA=1
+  EMUFLAGS = $(CXXFLAGS) -Wno-unused-function -Itests/cuda_emu -I$(BLAS_DIR:/usr/lib/%=/usr/include/%)
+endif
 
-LIB_OBJ  = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
+LIB_OBJ  = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o) $(EMU_OBJ)
 CLI_OBJ  = $(CLI_C:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libpionrl.a
 BIN      = $(BUILD)/pionrl
@@ -56,7 +67,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC= $(wildcard bench/bench_*.c)
 BENCH_BIN= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan bench demo demo-compare cuda-memcheck clean
+.PHONY: all deps test emu-tests asan bench demo demo-compare cuda-memcheck clean
 
 all: pionrl
 
@@ -83,9 +94,21 @@ $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+ifeq ($(CUDA),emu)
+# The emulator's C++: kernel launches rewritten into calls (tests/cuda_emu/translate.pl), then g++.
+$(BUILD)/%.o: %.cu tests/cuda_emu/translate.pl
+	@mkdir -p $(dir $@)
+	perl tests/cuda_emu/translate.pl $< > $(BUILD)/$*.cu.cpp
+	$(CXX) $(EMUFLAGS) -x c++ -c $(BUILD)/$*.cu.cpp -o $@
+
+$(EMU_OBJ): tests/cuda_emu/cuda_emu.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMUFLAGS) -c $< -o $@
+else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+endif
 
 $(BUILD)/tests/%: tests/%.c tests/test.h tests/qwen_tiny.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -95,11 +118,21 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
-test: deps $(BIN) $(TEST_BIN)
-	@bash tests/run.sh $(BUILD)
+# A CPU `make test` also runs the tests that reach the CUDA backend, built against the CPU emulator
+# (tests/cuda_emu/) in $(BUILD)-emu, so the device code runs in every CI pass.
+EMU_TESTS = test_cuda_ops test_cuda_optim test_cuda_model test_train test_generate_cli
+ifeq ($(CUDA),0)
+  EMU_RUN = $(EMU_TESTS:%=$(BUILD)-emu/tests/%)
+endif
+
+test: deps $(BIN) $(TEST_BIN) $(if $(EMU_RUN),emu-tests)
+	@bash tests/run.sh $(BUILD) $(EMU_RUN)
+
+emu-tests:
+	@$(MAKE) --no-print-directory CUDA=emu BUILD=$(BUILD)-emu $(BUILD)-emu/pionrl $(EMU_RUN)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=$(if $(filter emu,$(CUDA)),build-asan-emu,build-asan) OPT="-O1 -g -fno-omit-frame-pointer" \
 	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 # The CUDA tests under compute-sanitizer's memcheck (a GPU machine with the CUDA toolkit).

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs every built test program (BUILD/tests/test_*) from the repository root and adds up their
+# Runs every built test program (BUILD/tests/test_*) from the repository root, then the further
+# test programs named after BUILD (the CUDA emulator's, from the Makefile), and adds up their
 # summaries into one closing line: "N passed, N failed, N skipped". A program that crashes or
 # exits non-zero without failing a test counts as one failure.
 set -u
 build=${1:-build}
+shift || true
 cd "$(dirname "$0")/.."
 pass=0; fail=0; skip=0
-for t in "$build"/tests/test_*; do
+for t in "$build"/tests/test_* "$@"; do
   [ -x "$t" ] || continue
+  case "$t" in "$build"/tests/*) ;; *) echo "== $t" ;; esac
   name=$(basename "$t")
   out=$("$t" 2>&1); rc=$?
   printf '%s\n' "$out" | grep -E '^(FAIL|SKIP) |: [0-9]+ passed, ' || true

@@ -1,0 +1,362 @@
+// The CUDA emulator's runtime (see cuda_runtime.h): device memory, launches, the block scheduler and cuBLAS on the CPU
+// BLAS. Kernel threads are ucontext coroutines; a block runs its threads round-robin, each up to its next
+// __syncthreads, so every thread reaches barrier k before any passes it.
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "cublas_v2.h"
+#include "cuda_runtime.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+enum {
+    EMU_MAX_THREADS = 1024,
+    EMU_STACK_BYTES = 256 * 1024,
+    EMU_SHARED_DEFAULT = 48 * 1024,
+    EMU_SHARED_OPTIN = 227 * 1024,  // an H100's per-block maximum
+};
+
+static cudaError_t last_error = cudaSuccess;
+static std::map<const void *, int> max_dynamic_shared;  // cudaFuncSetAttribute per kernel
+
+static cudaError_t fail(cudaError_t rc) {
+    last_error = rc;
+    return rc;
+}
+
+// A fault inside a kernel would be a sticky device error; here it stops the program with the reason, as
+// compute-sanitizer does.
+[[noreturn]] static void emu_abort(const char *what) {
+    fprintf(stderr,
+            "cuda emulator: %s (block %u,%u,%u thread %u,%u,%u)\n", what, blockIdx.x, blockIdx.y, blockIdx.z,
+            threadIdx.x, threadIdx.y, threadIdx.z);
+    abort();
+}
+
+cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
+    if (device != 0) return fail(cudaErrorInvalidValue);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "CUDA emulator (CPU)");
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    prop->totalGlobalMem = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : (size_t)16 << 30;
+    prop->sharedMemPerBlock = EMU_SHARED_DEFAULT;
+    prop->sharedMemPerBlockOptin = EMU_SHARED_OPTIN;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = 1;
+    prop->maxThreadsPerBlock = EMU_MAX_THREADS;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidValue); }
+
+// Fresh device memory reads as NaN (0xFF bytes) so a kernel that uses what nothing wrote shows up in the results.
+cudaError_t cudaMalloc(void **ptr, size_t bytes) {
+    *ptr = malloc(bytes ? bytes : 1);
+    if (!*ptr) return fail(cudaErrorMemoryAllocation);
+    memset(*ptr, 0xff, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *ptr) {
+    free(ptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if ((int)kind < 0 || (int)kind > 4) return fail(cudaErrorInvalidValue);
+    if (bytes && (!dst || !src)) return fail(cudaErrorInvalidValue);
+    if (bytes) memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
+    if (bytes && !ptr) return fail(cudaErrorInvalidValue);
+    if (bytes) memset(ptr, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream) {
+    return cudaMemset(ptr, value, bytes);
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    *free_bytes = *total_bytes = prop.totalGlobalMem;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t rc = last_error;
+    last_error = cudaSuccess;
+    return rc;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+
+const char *cudaGetErrorString(cudaError_t rc) {
+    switch (rc) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+        case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+
+cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > EMU_SHARED_OPTIN)
+        return fail(cudaErrorInvalidValue);
+    max_dynamic_shared[func] = value;
+    return cudaSuccess;
+}
+
+// ---- the block scheduler ----
+
+// Switching coroutines: on x86-64 a few instructions that save the callee-saved registers on the old stack and pop
+// them from the new one (ucontext's swapcontext makes a system call per switch, which tripled the tests' time).
+// AddressSanitizer builds keep ucontext, whose switches ASan knows about, and so does any other processor.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define EMU_FAST_SWITCH 1
+extern "C" void emu_switch(void **save_sp, void *next_sp);
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n    popq %rbp\n"
+    "    ret\n"
+    ".size emu_switch, .-emu_switch\n");
+#else
+#define EMU_FAST_SWITCH 0
+#endif
+
+typedef struct {
+#if EMU_FAST_SWITCH
+    void *sp;
+#else
+    ucontext_t uc;
+#endif
+    int done;
+} EmuThread;
+
+#if EMU_FAST_SWITCH
+static void *scheduler_sp;
+#else
+static ucontext_t scheduler;
+#endif
+static EmuThread *threads;      // one per thread of the block
+static char *stacks;            // EMU_MAX_THREADS stacks, mapped once (pages appear as they are touched)
+static int current = -1;        // the coroutine running, or -1 when threads run directly (no barrier seen)
+static void (*run_body)(void *);
+static void *run_ctx;
+static void *dynamic_shared;
+
+void *emu_dynamic_shared(void) { return dynamic_shared; }
+
+static void set_thread_index(unsigned t) {
+    threadIdx.x = t % blockDim.x;
+    threadIdx.y = t / blockDim.x % blockDim.y;
+    threadIdx.z = t / (blockDim.x * blockDim.y);
+}
+
+static void yield_to_scheduler(void) {
+#if EMU_FAST_SWITCH
+    emu_switch(&threads[current].sp, scheduler_sp);
+#else
+    swapcontext(&threads[current].uc, &scheduler);
+#endif
+}
+
+static void thread_entry(void) {
+    run_body(run_ctx);
+    threads[current].done = 1;
+#if EMU_FAST_SWITCH
+    yield_to_scheduler();  // never resumed
+    __builtin_unreachable();
+#endif
+    // ucontext: returning resumes the scheduler (uc_link)
+}
+
+void __syncthreads(void) {
+    if (current < 0) emu_abort("barrier divergence: __syncthreads in a thread after the block's thread 0 finished without one");
+    yield_to_scheduler();
+}
+
+static void switch_to(int t) {
+    current = t;
+    set_thread_index((unsigned)t);
+#if EMU_FAST_SWITCH
+    emu_switch(&scheduler_sp, threads[t].sp);
+#else
+    swapcontext(&scheduler, &threads[t].uc);
+#endif
+}
+
+static void start_thread(int t) {
+    char *base = stacks + (size_t)t * EMU_STACK_BYTES;
+    threads[t].done = 0;
+#if EMU_FAST_SWITCH
+    // emu_switch pops six registers and returns: the return address is thread_entry, which then starts with the
+    // stack pointer 8 bytes below a 16-byte boundary, as after a call.
+    void **sp = (void **)(base + EMU_STACK_BYTES - 64);
+    for (int i = 0; i < 6; i++) sp[i] = NULL;
+    sp[6] = (void *)thread_entry;
+    sp[7] = NULL;
+    threads[t].sp = sp;
+#else
+    getcontext(&threads[t].uc);
+    threads[t].uc.uc_stack.ss_sp = base;
+    threads[t].uc.uc_stack.ss_size = EMU_STACK_BYTES;
+    threads[t].uc.uc_link = &scheduler;
+    makecontext(&threads[t].uc, thread_entry, 0);
+#endif
+}
+
+// Thread 0 runs first; if it finishes without a barrier the others run directly, one after another (most kernels:
+// elementwise and grid-stride loops). Otherwise all run as coroutines in rounds, one barrier interval per round.
+static void run_block(int nthreads) {
+    start_thread(0);
+    switch_to(0);
+    if (threads[0].done) {
+        current = -1;
+        for (int t = 1; t < nthreads; t++) {
+            set_thread_index((unsigned)t);
+            run_body(run_ctx);
+        }
+        return;
+    }
+    for (int t = 1; t < nthreads; t++) start_thread(t);
+    for (int t = 1; t < nthreads; t++) switch_to(t);
+    for (;;) {
+        int live = 0;
+        for (int t = 0; t < nthreads; t++)
+            if (!threads[t].done) {
+                switch_to(t);
+                live = 1;
+            }
+        if (!live) break;
+    }
+    current = -1;
+}
+
+void emu_launch(const void *func, dim3 grid, dim3 block, size_t shared, void (*body)(void *), void *ctx) {
+    size_t nthreads = (size_t)block.x * block.y * block.z;
+    if (nthreads == 0 || nthreads > EMU_MAX_THREADS || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+        grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (shared > EMU_SHARED_DEFAULT) {
+        auto it = max_dynamic_shared.find(func);
+        if (it == max_dynamic_shared.end() || shared > (size_t)it->second) {
+            fail(cudaErrorInvalidValue);
+            return;
+        }
+    }
+    if (!stacks) {
+        stacks = (char *)mmap(NULL, (size_t)EMU_MAX_THREADS * EMU_STACK_BYTES, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        threads = (EmuThread *)calloc(EMU_MAX_THREADS, sizeof *threads);
+        if (stacks == MAP_FAILED || !threads) emu_abort("no memory for thread stacks");
+    }
+    dynamic_shared = shared ? malloc(shared) : NULL;
+    if (shared) memset(dynamic_shared, 0xff, shared);
+    run_body = body;
+    run_ctx = ctx;
+    gridDim = grid;
+    blockDim = block;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx.x = x;
+                blockIdx.y = y;
+                blockIdx.z = z;
+                run_block((int)nthreads);
+            }
+    free(dynamic_shared);
+    dynamic_shared = NULL;
+}
+
+// ---- cuBLAS ----
+
+struct EmuBlas {
+    int unused;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+    *handle = (cublasHandle_t)calloc(1, sizeof(EmuBlas));
+    return *handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+    free(handle);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+// cuBLAS's own argument checks, so a wrong leading dimension fails here as it would on the device.
+static int gemm_args_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc) {
+    int rows_a = ta == CUBLAS_OP_N ? m : k, rows_b = tb == CUBLAS_OP_N ? k : n;
+    return m >= 0 && n >= 0 && k >= 0 && lda >= (rows_a > 1 ? rows_a : 1) && ldb >= (rows_b > 1 ? rows_b : 1) &&
+           ldc >= (m > 1 ? m : 1);
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc) {
+    return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                         int n, int k, const float *alpha, const float *A, int lda, long long stride_a,
+                                         const float *B, int ldb, long long stride_b, const float *beta, float *C,
+                                         int ldc, long long stride_c, int batch) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    for (int b = 0; b < batch; b++) {
+        float *c = C + b * stride_c;
+        if (k == 0) {  // BLAS leaves C * beta; spell it out (some CPU BLAS skip the call)
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++) c[(size_t)j * ldc + i] = *beta == 0.0f ? 0.0f : *beta * c[(size_t)j * ldc + i];
+            continue;
+        }
+        cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                    tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, *alpha, A + b * stride_a, lda,
+                    B + b * stride_b, ldb, *beta, c, ldc);
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}

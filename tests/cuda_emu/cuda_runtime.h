@@ -1,0 +1,127 @@
+// The part of the CUDA runtime that pionrl's .cu files use, emulated on the CPU so the CUDA tests run (slowly) on a
+// machine without a GPU: `make CUDA=emu test`. Device memory is host memory, a kernel launch runs every block in turn
+// and every thread of a block as a coroutine that yields at __syncthreads (so barriers and shared memory behave as on
+// the device), and cuBLAS calls go to the CPU BLAS (cublas_v2.h beside this file). Build: C++17, .cu files rewritten
+// by tests/cuda_emu/translate.pl (kernel<<<grid, block, shared>>>(args) -> a launch call).
+//
+// What it checks: results against the CPU reference, launch limits (threads per block, grid size, dynamic shared
+// memory above 48 KB without cudaFuncSetAttribute), barrier divergence (a thread that skips a __syncthreads its
+// block's first thread reached), reads of memory never written (cudaMalloc fills with NaN bytes), and with
+// AddressSanitizer out-of-bounds accesses in kernels and shared memory. What it cannot: races between threads (they
+// run one at a time), host code touching device pointers (both are host memory), speed.
+#ifndef PIONRL_CUDA_EMU_RUNTIME_H
+#define PIONRL_CUDA_EMU_RUNTIME_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <utility>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+// One block runs at a time, so a function-local static is exactly one block's shared array.
+#define __shared__ static
+
+typedef enum {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevicePointer = 17,
+    cudaErrorLaunchFailure = 719,
+} cudaError_t;
+
+typedef enum {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4
+} cudaMemcpyKind;
+
+typedef enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribute;
+
+typedef struct CUstream_st *cudaStream_t;
+
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+typedef struct {
+    char name[256];
+    size_t totalGlobalMem;
+    size_t sharedMemPerBlock;
+    size_t sharedMemPerBlockOptin;
+    int major, minor;
+    int multiProcessorCount;
+    int maxThreadsPerBlock;
+} cudaDeviceProp;
+
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+enum { warpSize = 32 };
+
+cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaMalloc(void **ptr, size_t bytes);
+cudaError_t cudaFree(void *ptr);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = 0);
+cudaError_t cudaMemset(void *ptr, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream = 0);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
+cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaPeekAtLastError(void);
+const char *cudaGetErrorString(cudaError_t rc);
+cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int value);
+template <typename F>
+cudaError_t cudaFuncSetAttribute(F *func, cudaFuncAttribute attr, int value) {
+    return emu_func_set_attribute((const void *)func, attr, value);
+}
+
+void __syncthreads(void);
+// The base of the block's dynamic shared memory (extern __shared__ arrays; translate.pl rewrites their declarations).
+void *emu_dynamic_shared(void);
+
+// Threads run one at a time, so atomics are plain read-modify-writes.
+template <typename T>
+inline T atomicAdd(T *p, T v) {
+    T old = *p;
+    *p = old + v;
+    return old;
+}
+template <typename T>
+inline T atomicMax(T *p, T v) {
+    T old = *p;
+    if (v > old) *p = v;
+    return old;
+}
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+
+// One launch: checks the configuration like the driver does, then runs body() once per thread of every block with
+// blockIdx/threadIdx set. `func` identifies the kernel for the shared-memory attribute.
+void emu_launch(const void *func, dim3 grid, dim3 block, size_t shared, void (*body)(void *), void *ctx);
+
+struct EmuLaunch {
+    dim3 grid, block;
+    size_t shared;
+    EmuLaunch(dim3 g, dim3 b, size_t s = 0, cudaStream_t stream = 0) : grid(g), block(b), shared(s) { (void)stream; }
+    template <typename Body>
+    void run(const void *kernel, Body body) {
+        emu_launch(kernel, grid, block, shared, [](void *c) { (*(Body *)c)(); }, &body);
+    }
+};
+
+#endif

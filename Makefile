@@ -110,7 +110,7 @@ $(BUILD)/%.o: %.cu
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 endif
 
-$(BUILD)/tests/%: tests/%.c tests/test.h tests/qwen_tiny.h $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/test_gpu.h tests/qwen_tiny.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
@@ -120,7 +120,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 # A CPU `make test` also runs the tests that reach the CUDA backend, built against the CPU emulator
 # (tests/cuda_emu/) in $(BUILD)-emu, so the device code runs in every CI pass.
-EMU_TESTS = test_cuda_ops test_cuda_optim test_cuda_model test_train test_generate_cli
+EMU_TESTS = test_cuda_ops test_cuda_optim test_cuda_model test_cuda_sampler test_train test_generate_cli
 ifeq ($(CUDA),0)
   EMU_RUN = $(EMU_TESTS:%=$(BUILD)-emu/tests/%)
 endif

@@ -168,23 +168,30 @@ static void test_generate_on_device(void) {
     if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
     int p0[] = {5, 9, 14, 3}, p1[] = {7, 7}, lens[] = {4, 2}, eos[] = {2};
     const int *prompts[] = {p0, p1};
-    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
-    GenSeq cpu[6], gpu[6];
-    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, cpu, &err) == 0, "%s", err.msg);
-    CHECK_MSG(qwen_cuda_create(&m, 1, 2, &gp.cuda, &err) == 0, "%s", err.msg);
-    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, gpu, &err) == 0, "%s", err.msg);
-    for (int i = 0; i < 6; i++) {
-        CHECK_MSG(cpu[i].n == gpu[i].n && cpu[i].finish == gpu[i].finish,
-                  "sequence %d: %d tokens on the CPU, %d on "
-                  "the GPU",
-                  i, cpu[i].n, gpu[i].n);
-        for (int t = 0; t < cpu[i].n && t < gpu[i].n; t++)
-            CHECK_MSG(cpu[i].tokens[t] == gpu[i].tokens[t], "sequence %d token %d: %d vs %d", i, t, cpu[i].tokens[t],
-                      gpu[i].tokens[t]);
+    // greedy, then sampled (temperature, top-k, top-p): the device samples from the uniform numbers the CPU would
+    // draw, so the same seed gives the same tokens
+    SamplingParams modes[] = {{0.0f, 0, 1.0f, 0.0f}, {0.9f, 20, 0.95f, 0.0f}, {1.0f, 0, 1.0f, 0.0f}};
+    for (int k = 0; k < 3; k++) {
+        GenerateParams gp = {modes[k], 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
+        gp.seed = 1234;
+        GenSeq cpu[6], gpu[6];
+        CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, cpu, &err) == 0, "%s", err.msg);
+        CHECK_MSG(qwen_cuda_create(&m, 1, 2, &gp.cuda, &err) == 0, "%s", err.msg);
+        CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, gpu, &err) == 0, "%s", err.msg);
+        for (int i = 0; i < 6; i++) {
+            CHECK_MSG(cpu[i].n == gpu[i].n && cpu[i].finish == gpu[i].finish,
+                      "mode %d sequence %d: %d tokens on the CPU, %d on the GPU", k, i, cpu[i].n, gpu[i].n);
+            for (int t = 0; t < cpu[i].n && t < gpu[i].n; t++) {
+                CHECK_MSG(cpu[i].tokens[t] == gpu[i].tokens[t], "mode %d sequence %d token %d: %d vs %d", k, i, t,
+                          cpu[i].tokens[t], gpu[i].tokens[t]);
+                CHECK_MSG(fabsf(cpu[i].logps[t] - gpu[i].logps[t]) < 1e-4f, "mode %d sequence %d token %d: logp %g vs %g",
+                          k, i, t, cpu[i].logps[t], gpu[i].logps[t]);
+            }
+        }
+        gen_seqs_free(cpu, 6);
+        gen_seqs_free(gpu, 6);
+        qwen_cuda_free(gp.cuda);
     }
-    gen_seqs_free(cpu, 6);
-    gen_seqs_free(gpu, 6);
-    qwen_cuda_free(gp.cuda);
     qwen_model_free(&m);
 }
 

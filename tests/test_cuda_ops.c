@@ -10,6 +10,7 @@
 #include "core/cuda_ops.h"
 #include "policy/ops.h"
 #include "test.h"
+#include "test_gpu.h"
 
 #ifdef PIONRL_CUDA
 #include "policy/ops_cuda.h"
@@ -50,17 +51,8 @@ static double diff(const float *host, const float *d, size_t n, int rel) {
 }
 #endif
 
-static int gpu_ready(void) {
-    Error err;
-    if (cuda_device_probe(NULL, 0, NULL, &err)) {
-        test_skip("%s", err.msg);
-        return 0;
-    }
-    return 1;
-}
-
 static void test_linear(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     int N = 37, I = 48, O = 40;
     float *in = malloc(sizeof(float) * N * I), *W = malloc(sizeof(float) * O * I), *b = malloc(sizeof(float) * O);
@@ -91,7 +83,7 @@ static void test_linear(void) {
 }
 
 static void test_rmsnorm(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     int N = 19, C = 300;
     size_t n = (size_t)N * C;
@@ -117,7 +109,7 @@ static void test_rmsnorm(void) {
 }
 
 static void test_rope(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     int N = 23, H = 3, hd = 64;
     size_t n = (size_t)N * H * hd;
@@ -140,7 +132,7 @@ static void test_rope(void) {
 }
 
 static void test_swiglu(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     long n = 1000;
     float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n);
@@ -162,7 +154,7 @@ static void test_swiglu(void) {
 }
 
 static void test_attention(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     int B = 2, T = 33, Hq = 4, Hkv = 2, hd = 16;
     size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, np = (size_t)B * Hq * T * T;
@@ -197,7 +189,7 @@ static void test_attention(void) {
 }
 
 static void test_logsoftmax_rows(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
     int N = 7, V = 5003;
     float *logits = malloc(sizeof(float) * N * V), logp[7], ent[7];

@@ -14,6 +14,7 @@
 #include "optim/optim_cuda.h"
 #include "optim/optim_internal.h"  // the state buffers, to compare them
 #include "test.h"
+#include "test_gpu.h"
 
 enum { H = 4, HD = 32, D = 96, F = 160, V = 50 };
 
@@ -50,17 +51,6 @@ static void fill(float *x, size_t n, unsigned seed, float scale) {
     }
 }
 
-static int gpu_ready(void) {
-    char name[256];
-    size_t mem;
-    Error err;
-    if (cuda_device_probe(name, sizeof name, &mem, &err)) {
-        test_skip("%s", err.msg);
-        return 0;
-    }
-    return 1;
-}
-
 // A host optimizer of this kind over the test table (NULL, with the test failed, on error).
 static Optimizer *host_optimizer(OptimKind kind, int per_head, int kp, ParamInfo *t, int *n, size_t *N) {
     *n = make_table(t, N);
@@ -74,7 +64,7 @@ static Optimizer *host_optimizer(OptimKind kind, int per_head, int kp, ParamInfo
 }
 
 static void compare_steps(OptimKind kind, int per_head, int kp) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
     ParamInfo t[8];
     size_t N;
     int n;
@@ -139,7 +129,7 @@ static void test_pion_per_head_kp0(void) { compare_steps(OPT_PION, 1, 0); }
 static void test_pion_whole_kp2(void) { compare_steps(OPT_PION, 0, 2); }
 
 static void test_spectral_refused(void) {
-    if (!gpu_ready()) return;
+    if (!test_gpu_ready()) return;
     ParamInfo t[8];
     size_t N;
     int n;

@@ -134,8 +134,11 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
     int *owner = malloc(sizeof(int) * (max_tok > P ? max_tok : P)), *live = malloc(sizeof(int) * S);
     unsigned char *want = malloc(max_tok);
     Rng *rng = malloc(sizeof(Rng) * S);
+    double *u = malloc(sizeof(double) * S);  // device sampling: per live sequence, a uniform number in, a token out
+    int *next = malloc(sizeof(int) * S);
+    float *next_lp = malloc(sizeof(float) * S);
     int rc = -1;
-    if (!logits || !slot || !tok || !owner || !live || !want || !rng) {
+    if (!logits || !slot || !tok || !owner || !live || !want || !rng || !u || !next || !next_lp) {
         error_set(err, "generate: out of memory");
         goto done;
     }
@@ -193,6 +196,20 @@ int qwen_generate(const QwenModel *m, const int *const *prompts, const int *prom
         }
         nlive = n;
         if (nlive == 0) break;
+        if (dec.gpu) {
+            // sampled on the device from the same uniform numbers sampler_sample would draw (one per token, none when
+            // greedy)
+            for (int j = 0; j < n; j++) u[j] = gp->sampling.temperature > 0 ? rng_uniform_double(&rng[live[j]]) : 0.0;
+            if (qwen_cuda_decode_sample(dec.gpu, slot, tok, n, &gp->sampling, n_valid, u, next, next_lp, err))
+                goto done;
+            for (int j = 0; j < n; j++) {
+                GenSeq *sq = &out[live[j]];
+                sq->tokens[sq->n] = next[j];
+                sq->logps[sq->n] = next_lp[j];
+                sq->n++;
+            }
+            continue;
+        }
         if (decoder_run(&dec, slot, tok, n, NULL, logits, err)) goto done;
 #pragma omp parallel for schedule(dynamic, 4)
         for (int j = 0; j < n; j++) {
@@ -215,6 +232,9 @@ done:
     free(live);
     free(want);
     free(rng);
+    free(u);
+    free(next);
+    free(next_lp);
     for (int t = 0; t < nthr; t++) sampler_free(&smp[t]);
     free(smp);
     decoder_close(&dec);

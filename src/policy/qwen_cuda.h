@@ -10,6 +10,7 @@
 #define PIONRL_QWEN_CUDA_H
 
 #include "policy/qwen.h"
+#include "policy/sampler.h"
 
 typedef struct QwenCuda QwenCuda;
 
@@ -58,5 +59,10 @@ void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err);
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want,
                      float *logits, Error *err);
+// The same step with every row's next token sampled on the device (sampler_cuda.h): out_tok[i] and out_logp[i] as
+// sampler_sample would give them from u[i], the uniform number the host drew for row i (ignored when greedy). Only
+// 12 bytes a row come back instead of a row of logits.
+int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
+                            int n_valid, const double *u, int *out_tok, float *out_logp, Error *err);
 
 #endif

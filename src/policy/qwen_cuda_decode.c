@@ -23,6 +23,10 @@ int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, c
                      Error *err) {
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
+                            int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 
 #else
 
@@ -31,6 +35,7 @@ int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, c
 
 #include "core/cuda_ops.h"
 #include "policy/qwen_cuda_internal.h"
+#include "policy/sampler_cuda.h"
 
 struct QwenCudaKV {
     QwenCuda *qc;  // weights, cuBLAS handle, config (borrowed)
@@ -41,6 +46,9 @@ struct QwenCudaKV {
     int bf16;                                                                     // cache elements are bfloat16
     float *x, *ln, *rstd, *rstd_h, *q, *kk, *vv, *att, *gate, *up, *in, *logits;  // device, max_tokens rows
     int *slot, *pos, *tokens, *rows;
+    double *u;  // device sampling: the host's uniform numbers in, a token and its log-prob per row out
+    int *sampled;
+    float *sampled_logp;
 };
 
 static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
@@ -67,6 +75,9 @@ static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
         {(void **)&kv->pos, sizeof(int) * M},
         {(void **)&kv->tokens, sizeof(int) * M},
         {(void **)&kv->rows, sizeof(int) * M},
+        {(void **)&kv->u, sizeof(double) * M},
+        {(void **)&kv->sampled, sizeof(int) * M},
+        {(void **)&kv->sampled_logp, f * M},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -144,8 +155,9 @@ static int gather_rows(float *in, const float *x, const int *h_row, int nw, int 
     return 0;
 }
 
-int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
-                     Error *err) {
+// One decode step up to the logits of the wanted rows (*nw of them), which stay on the device in kv->logits.
+static int decode_logits(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, int *nw_out,
+                         Error *err) {
     QwenCuda *qc = kv->qc;
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w;
@@ -197,20 +209,47 @@ int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, c
              cuda_sgemm(qc->cb, 0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + l * D * F, F, 1.0f, kv->x, D, err);
         if (rc) error_prefix(err, "layer %zu", l);
     }
-    // final norm + lm_head only on the rows that want logits
+    // final norm + lm_head only on the rows that want logits (a decode step wants them all: no gather)
     int nw = 0;
     for (int i = 0; i < n; i++)
         if (!want || want[i]) kv->h_row[nw++] = i;
+    const float *last = kv->x;
+    if (!rc && nw > 0 && nw < n) {
+        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, D, err);
+        last = kv->in;
+    }
     if (!rc && nw > 0)
-        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, D, err) ||
-             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->in, w->final_norm, nw, D, eps, err) ||
-             cuda_sgemm(qc->cb, 0, 1, nw, V, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, kv->logits, V, err) ||
-             cuda_to_host(logits, kv->logits, sizeof(float) * nw * V, err);
+        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, last, w->final_norm, nw, D, eps, err) ||
+             cuda_sgemm(qc->cb, 0, 1, nw, V, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, kv->logits, V, err);
+    *nw_out = nw;
     if (rc) {
         // the cache may hold part of this call: the slots' new positions are not trusted
         for (int i = 0; i < n; i++) kv->len[slot[i]]--;
         return error_prefix(err, "decode (cuda)");
     }
+    return 0;
+}
+
+int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
+                     Error *err) {
+    int nw;
+    if (decode_logits(kv, slot, token, n, want, &nw, err)) return -1;
+    if (nw > 0 && cuda_to_host(logits, kv->logits, sizeof(float) * nw * kv->qc->cfg.vocab_size, err))
+        return error_prefix(err, "decode (cuda)");
+    return 0;
+}
+
+int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
+                            int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
+    int nw;
+    if (sampling_params_validate(sp, "decode (cuda)", err)) return -1;
+    if (decode_logits(kv, slot, token, n, NULL, &nw, err)) return -1;
+    if (cuda_to_device(kv->u, u, sizeof(double) * n, err) ||
+        cuda_sample_rows(kv->sampled, kv->sampled_logp, kv->logits, kv->u, n, kv->qc->cfg.vocab_size, n_valid, sp,
+                         err) ||
+        cuda_to_host(out_tok, kv->sampled, sizeof(int) * n, err) ||
+        cuda_to_host(out_logp, kv->sampled_logp, sizeof(float) * n, err))
+        return error_prefix(err, "decode (cuda): sampling");
     return 0;
 }
 

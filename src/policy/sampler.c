@@ -49,7 +49,11 @@ static int collect_sorted(Sampler *s, int n, float thr) {
     return k;
 }
 
-// Draws from the candidates idx[0..k) proportionally to prob.
+static int by_id(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+// Draws from the candidates idx[0..k) (ascending ids) proportionally to prob. Walking the kept set in id order, as
+// plain sampling does, lets the device sampler (src/policy/cuda/sampler_cuda.cu) draw the same token from the same
+// uniform number without sorting.
 static int draw(const Sampler *s, int k, Rng *rng) {
     double mass = 0;
     for (int i = 0; i < k; i++) mass += s->prob[s->idx[i]];
@@ -127,8 +131,10 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
         }
         if (sp->top_k > 0 && k > sp->top_k) k = sp->top_k;
         if (sp->top_p < 1.0f) {
-            double kept = 0, cum = 0;
-            for (int i = 0; i < k; i++) kept += s->prob[s->idx[i]];
+            // the nucleus of the whole distribution, or of the renormalised top-k set (Hugging Face's chained warpers:
+            // the smallest prefix whose mass reaches top_p of what is kept)
+            double kept = sp->top_k > 0 ? 0 : 1, cum = 0;
+            for (int i = 0; sp->top_k > 0 && i < k; i++) kept += s->prob[s->idx[i]];
             for (int i = 0; i < k; i++) {
                 cum += s->prob[s->idx[i]];
                 if (cum >= sp->top_p * kept) {
@@ -143,6 +149,7 @@ int sampler_sample(Sampler *s, const float *logits, int n_vocab, int n_valid, co
             while (keep < k && s->prob[s->idx[keep]] >= floor_p) keep++;
             k = keep;
         }
+        qsort(s->idx, k, sizeof(int), by_id);
         tok = draw(s, k, rng);
     }
     if (logp) *logp = full_logp(logits, tok, mx, temp, log_full);

@@ -21,34 +21,38 @@ static inline int cuda_launch_check(const char *what, Error *err) {
     return rc == cudaSuccess ? 0 : error_set(err, "cuda: %s: %s", what, cudaGetErrorString(rc));
 }
 
-// Sum over the block (blockDim.x == CUDA_THREADS); the result is valid in every thread, and the shared buffer is free
-// again on return.
-__device__ static inline double cuda_block_sum(double v) {
-    __shared__ double sh[CUDA_THREADS];
+// Reduces v over the block (blockDim.x == CUDA_THREADS) with op; the result is valid in every thread, and the shared
+// buffer is free again on return.
+template <typename T, typename Op>
+__device__ static inline T cuda_block_reduce(T v, Op op) {
+    __shared__ T sh[CUDA_THREADS];
     int t = threadIdx.x;
     sh[t] = v;
     __syncthreads();
     for (int s = CUDA_THREADS / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] += sh[t + s];
+        if (t < s) sh[t] = op(sh[t], sh[t + s]);
         __syncthreads();
     }
-    double r = sh[0];
+    T r = sh[0];
     __syncthreads();
     return r;
 }
 
-__device__ static inline float cuda_block_max(float v) {
-    __shared__ float sh[CUDA_THREADS];
-    int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = CUDA_THREADS / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] = fmaxf(sh[t], sh[t + s]);
-        __syncthreads();
+struct CudaSum {
+    template <typename T>
+    __device__ T operator()(T a, T b) const {
+        return a + b;
     }
-    float r = sh[0];
-    __syncthreads();
-    return r;
-}
+};
+struct CudaMax {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+    __device__ int operator()(int a, int b) const { return a > b ? a : b; }
+};
+struct CudaMin {
+    __device__ int operator()(int a, int b) const { return a < b ? a : b; }
+};
+
+__device__ static inline double cuda_block_sum(double v) { return cuda_block_reduce(v, CudaSum()); }
+__device__ static inline float cuda_block_max(float v) { return cuda_block_reduce(v, CudaMax()); }
 
 #endif

@@ -1,10 +1,18 @@
-// GPU benchmarks (issue 8) on Qwen3-0.6B- and 1.7B-shaped models with random weights: batched
-// decode tokens/s at batch 64 and 256 (prompt 32, 128 new tokens, logits copied to the host for
-// sampling as `pionrl generate --device cuda` does) against the memory-bandwidth bound (weights +
-// KV cache read per step), training forward+backward tokens/s and MFU (fp32), and one per-head
-// Pion step over every matrix. pionrl's side only: the PyTorch / transformers peers of the issue are
-// still to be written. Skips (exit 0, no results file) without a CUDA build or a GPU; writes
-// bench/results/cuda.json otherwise. PIONRL_BENCH_QUICK=1 runs the 0.6B shape only, shorter.
+// GPU benchmarks (issue 8) on Qwen3-0.6B- and 1.7B-shaped models with random weights, next to the
+// PyTorch peers of tools/bench_cuda_torch.py on the same GPU (transformers `generate`, PyTorch eager
+// and torch.compile training, torch.optim.Muon):
+// - decode: qwen_generate with the device model, batch 64 and 256, 32-token prompts, 128 new tokens
+//   (plain sampling at temperature 1 on the device, no EOS), tokens/s over the whole call as
+//   transformers' generate is timed; and the decode steps alone against the memory-bandwidth bound
+//   (weights + KV cache read per step);
+// - training: forward + backward of sum(w * logp) over 4 x 512 tokens, tokens/s and TFLOP/s at 6N;
+// - optimizer: one Muon (whole matrices) and one per-head Pion step over every matrix, with the
+//   Newton-Schulz FLOPs of the Muon step (5 iterations of 4 s^2 l + 2 s^3 per s x l matrix).
+// pionrl's device math is fp32 without TF32, so the peers' fp32 rows are the like-for-like ones.
+// Skips (exit 0, no results file) without a CUDA build or a GPU, and on the CUDA emulator; writes
+// bench/results/cuda.json otherwise. PIONRL_BENCH_QUICK=1 runs the 0.6B shape only, shorter;
+// PIONRL_BENCH_TINY=1 a toy shape (checks the harness end to end, on the emulator too);
+// PIONRL_PYTHON names the Python with torch (default python3); PIONRL_BENCH_NO_PEER=1 skips the peers.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +22,19 @@
 #include "core/timer.h"
 #include "optim/optim.h"
 #include "optim/optim_cuda.h"
+#include "policy/generate.h"
 #include "policy/qwen.h"
 #include "policy/qwen_cuda.h"
 
 typedef struct {
     const char *name;
-    int D, F, L, Hq, Hkv, hd;
+    int V, D, F, L, Hq, Hkv, hd;
 } Shape;
 
 static void init_config(QwenConfig *c, const Shape *s) {
     memset(c, 0, sizeof *c);
     c->arch = ARCH_QWEN3;
-    c->vocab_size = 151936;
+    c->vocab_size = s->V;
     c->hidden_size = s->D;
     c->intermediate_size = s->F;
     c->num_layers = s->L;
@@ -39,18 +48,21 @@ static void init_config(QwenConfig *c, const Shape *s) {
     c->qk_norm = 1;
 }
 
-// Decode tokens/s for `batch` sequences: prefill 32-token prompts, then `steps` one-token steps.
+// Decode steps alone: tokens/s for `batch` sequences after 32-token prompts, `steps` one-token steps
+// sampled on the device (as qwen_generate's decode steps).
 static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int steps, double *step_bytes, Error *err) {
     enum { PROMPT = 32 };
     int max_tok = batch * PROMPT < 4096 ? batch * PROMPT : 4096;
     if (max_tok < batch) max_tok = batch;
     QwenCudaKV *kv = NULL;
     if (qwen_cuda_kv_create(qc, batch, PROMPT + steps + 1, max_tok, &kv, err)) return -1;
-    int *slot = malloc(sizeof(int) * max_tok), *tok = malloc(sizeof(int) * max_tok);
-    float *logits = malloc(sizeof(float) * (size_t)batch * c->vocab_size);
+    int *slot = malloc(sizeof(int) * max_tok), *tok = malloc(sizeof(int) * max_tok), *next = malloc(sizeof(int) * batch);
+    float *logits = malloc(sizeof(float) * c->vocab_size), *lp = malloc(sizeof(float) * batch);
+    double *u = malloc(sizeof(double) * batch);
     unsigned char *none = calloc(max_tok, 1);
+    SamplingParams sp = {1.0f, 0, 1.0f, 0.0f};
     double rate = -1;
-    if (slot && tok && logits && none) {
+    if (slot && tok && next && logits && lp && u && none) {
         Rng rng;
         rng_seed(&rng, 3);
         int rc = 0;
@@ -59,10 +71,12 @@ static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int ste
             for (int i = 0; i < n; i++) slot[i] = (s0 + i) / PROMPT, tok[i] = (int)rng_below(&rng, 1000);
             rc = qwen_cuda_decode(kv, slot, tok, n, none, logits, err);
         }
+        for (int i = 0; i < batch; i++) slot[i] = i, tok[i] = (int)rng_below(&rng, 1000);
         double t0 = time_now();
         for (int st = 0; st < steps && !rc; st++) {
-            for (int i = 0; i < batch; i++) slot[i] = i, tok[i] = (int)rng_below(&rng, 1000);
-            rc = qwen_cuda_decode(kv, slot, tok, batch, NULL, logits, err);
+            for (int i = 0; i < batch; i++) u[i] = rng_uniform_double(&rng);
+            rc = qwen_cuda_decode_sample(kv, slot, tok, batch, &sp, 0, u, next, lp, err);
+            memcpy(tok, next, sizeof(int) * batch);
         }
         if (!rc) rate = (double)batch * steps / (time_now() - t0);
     }
@@ -70,9 +84,117 @@ static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int ste
     size_t params = qwen_num_params(c);
     double kv_per_token = 2.0 * c->num_layers * c->num_kv_heads * c->head_dim * sizeof(float);
     *step_bytes = params * sizeof(float) + (double)batch * (PROMPT + steps / 2.0) * kv_per_token;
-    free(slot), free(tok), free(logits), free(none);
+    free(slot), free(tok), free(next), free(logits), free(lp), free(u), free(none);
     qwen_cuda_kv_free(kv);
     return rate;
+}
+
+// Whole generate calls as a user runs them (and as transformers' generate is timed): batch prompts of
+// 32 tokens, `steps` new tokens each, prefill included; tokens/s of new tokens.
+static double bench_generate(const QwenModel *m, QwenCuda *qc, int batch, int steps, Error *err) {
+    enum { PROMPT = 32 };
+    int *ids = malloc(sizeof(int) * batch * PROMPT), *lens = malloc(sizeof(int) * batch);
+    const int **prompts = malloc(sizeof(int *) * batch);
+    GenSeq *out = calloc(batch, sizeof(GenSeq));
+    double rate = -1;
+    if (ids && lens && prompts && out) {
+        Rng rng;
+        rng_seed(&rng, 5);
+        for (int i = 0; i < batch * PROMPT; i++) ids[i] = (int)rng_below(&rng, 1000);
+        for (int p = 0; p < batch; p++) prompts[p] = ids + p * PROMPT, lens[p] = PROMPT;
+        GenerateParams gp;
+        memset(&gp, 0, sizeof gp);
+        gp.sampling = (SamplingParams){1.0f, 0, 1.0f, 0.0f};
+        gp.max_new_tokens = steps;
+        gp.seed = 7;
+        gp.cuda = qc;
+        gp.max_batch_tokens = 4096;
+        double t0 = time_now();
+        if (qwen_generate(m, prompts, lens, batch, 1, &gp, out, err) == 0) {
+            rate = (double)batch * steps / (time_now() - t0);
+            gen_seqs_free(out, batch);
+        }
+    }
+    free(ids), free(lens), free(prompts), free(out);
+    return rate;
+}
+
+// Newton-Schulz FLOPs of one Muon step over the hidden matrices (5 iterations, whole matrices).
+static double muon_flops(const QwenConfig *c) {
+    double D = c->hidden_size, F = c->intermediate_size, QD = (double)c->num_heads * c->head_dim;
+    double KD = (double)c->num_kv_heads * c->head_dim, shapes[5][2] = {{QD, D}, {KD, D}, {KD, D}, {D, QD}, {F, D}};
+    double per_layer = 0;
+    for (int i = 0; i < 5; i++) {
+        double s = shapes[i][0] < shapes[i][1] ? shapes[i][0] : shapes[i][1], l = shapes[i][0] + shapes[i][1] - s;
+        per_layer += (i == 4 ? 3 : 1) * 5 * (4 * s * s * l + 2 * s * s * s);  // gate, up and down share a shape
+    }
+    return per_layer * c->num_layers;
+}
+
+// One device optimizer step (kind, per_head) over every parameter, best of 2 after a warm-up; -1 on error.
+static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, Error *err) {
+    const QwenConfig *c = &m->cfg;
+    int nt = qwen_num_tensors(c);
+    ParamInfo *tab = malloc(sizeof(ParamInfo) * nt);
+    if (!tab) return -1;
+    qwen_param_table(c, tab);
+    OptimConfig oc;
+    optimizer_config_default(&oc);
+    oc.kind = kind, oc.per_head = per_head, oc.kp = 0;
+    Optimizer *host = NULL;
+    OptimCuda *gpu = NULL;
+    float *d_p = NULL, *d_g = NULL;
+    double best = 1e30;
+    if (!optimizer_create(&oc, tab, nt, m->num_params, &host, err) && !optim_cuda_create(host, &gpu, err) &&
+        !cuda_alloc((void **)&d_p, sizeof(float) * m->num_params, err) &&
+        !cuda_alloc((void **)&d_g, sizeof(float) * m->num_params, err) &&
+        !cuda_to_device(d_p, m->params, sizeof(float) * m->num_params, err) &&
+        !cuda_to_device(d_g, m->params, sizeof(float) * m->num_params, err)) {
+        for (int r = 0; r < 3; r++) {
+            double t0 = time_now();
+            if (optim_cuda_step(gpu, d_p, d_g, 1.0f, err)) break;  // ends with a synchronising copy
+            double dt = time_now() - t0;
+            if (r > 0 && dt < best) best = dt;
+        }
+    }
+    cuda_release(d_p);
+    cuda_release(d_g);
+    optim_cuda_free(gpu);
+    if (host) optimizer_free(host);
+    free(tab);
+    return best < 1e30 ? best * 1e3 : -1;
+}
+
+// A number from the peer's flat JSON object (-1 when absent or null).
+static double json_number(const char *json, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(json, pat);
+    if (!p || !strncmp(p + strlen(pat), "null", 4)) return -1;
+    return atof(p + strlen(pat));
+}
+
+// Runs tools/bench_cuda_torch.py on this shape; its JSON object in buf ("" when it could not run).
+static void run_peer(const QwenConfig *c, int B, int T, int steps, int quick, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (getenv("PIONRL_BENCH_NO_PEER")) return;
+    const char *py = getenv("PIONRL_PYTHON") ? getenv("PIONRL_PYTHON") : "python3";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s tools/bench_cuda_torch.py %d %d %d %d %d %d %d %d %d 32 %d %s", py, c->vocab_size,
+             c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads, c->num_kv_heads, c->head_dim, B, T,
+             steps, quick ? "--quick" : "--compile");
+    printf("peer: %s\n", cmd);
+    fflush(stdout);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = 0;
+    int ok = f && pclose(f) == 0 && n > 0 && buf[0] == '{';
+    if (!ok) {
+        printf("peer: did not run (%s)\n", n ? buf : "no output");
+        buf[0] = 0;
+        return;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
 }
 
 int main(void) {
@@ -83,9 +205,19 @@ int main(void) {
         printf("bench_cuda: skipped (%s)\n", err.msg);
         return 0;
     }
+    if (strstr(name, "emulator") && !getenv("PIONRL_BENCH_TINY")) {  // tests/cuda_emu: no speed to measure
+        printf("bench_cuda: skipped (%s: use PIONRL_BENCH_TINY=1 to check the harness)\n", name);
+        return 0;
+    }
     int quick = getenv("PIONRL_BENCH_QUICK") != NULL;
-    Shape shapes[] = {{"Qwen3-0.6B", 1024, 3072, 28, 16, 8, 128}, {"Qwen3-1.7B", 2048, 6144, 28, 16, 8, 128}};
+    Shape shapes[] = {{"Qwen3-0.6B", 151936, 1024, 3072, 28, 16, 8, 128},
+                      {"Qwen3-1.7B", 151936, 2048, 6144, 28, 16, 8, 128}};
     int nshapes = quick ? 1 : 2, steps = quick ? 16 : 128;
+    // PIONRL_BENCH_TINY=1: a toy shape that checks the harness end to end (the CUDA emulator, a CPU peer)
+    if (getenv("PIONRL_BENCH_TINY")) {
+        shapes[0] = (Shape){"tiny", 1000, 64, 128, 2, 4, 2, 16};
+        nshapes = 1, steps = 8;
+    }
     FILE *f = fopen("bench/results/cuda.json", "w");
     if (!f) {
         fprintf(stderr, "bench_cuda: cannot write bench/results/cuda.json (run from the repository root)\n");
@@ -106,7 +238,7 @@ int main(void) {
             break;
         }
         qwen_model_init_random(&m, 1, 0.02f);
-        int B = 4, T = 512;
+        int B = 4, T = getenv("PIONRL_BENCH_TINY") ? 32 : 512;
         if (qwen_cuda_create(&m, B, T, &qc, &err)) {
             fprintf(stderr, "bench_cuda: %s: %s\n", shapes[si].name, err.msg);
             qwen_model_free(&m);
@@ -135,56 +267,45 @@ int main(void) {
         double train_tps = status ? 0 : B * T / best;
         // 6 N flops per token (+ attention, not counted): the usual MFU convention
         double train_tflops = 6.0 * m.num_params * train_tps / 1e12;
-        // decode at batch 64 and 256
+        // decode steps alone at batch 64 and 256, then whole generate calls
         double bytes64 = 0, bytes256 = 0;
         double d64 = status ? -1 : bench_decode(qc, &c, 64, steps, &bytes64, &err);
         double d256 = status || d64 < 0 ? -1 : bench_decode(qc, &c, 256, steps, &bytes256, &err);
-        if (d64 < 0 || d256 < 0) {
+        double g64 = d256 < 0 ? -1 : bench_generate(&m, qc, 64, steps, &err);
+        double g256 = g64 < 0 ? -1 : bench_generate(&m, qc, 256, steps, &err);
+        if (g256 < 0) {
             fprintf(stderr, "bench_cuda: decode: %s\n", err.msg);
             status = 1;
         }
-        // one per-head Pion step (k_p 0) over every parameter on the device
-        double opt_ms = -1;
-        int nt = qwen_num_tensors(&c);
-        ParamInfo *tab = malloc(sizeof(ParamInfo) * nt);
-        qwen_param_table(&c, tab);
-        OptimConfig oc;
-        optimizer_config_default(&oc);
-        oc.kind = OPT_PION, oc.per_head = 1, oc.kp = 0;
-        Optimizer *host = NULL;
-        OptimCuda *oc_gpu = NULL;
-        float *d_p = NULL, *d_g = NULL;
-        if (!status && !optimizer_create(&oc, tab, nt, m.num_params, &host, &err) &&
-            !optim_cuda_create(host, &oc_gpu, &err) && !cuda_alloc((void **)&d_p, sizeof(float) * m.num_params, &err) &&
-            !cuda_alloc((void **)&d_g, sizeof(float) * m.num_params, &err) &&
-            !cuda_to_device(d_p, m.params, sizeof(float) * m.num_params, &err) &&
-            !cuda_to_device(d_g, m.params, sizeof(float) * m.num_params, &err)) {
-            double bo = 1e30;
-            for (int r = 0; r < 3; r++) {
-                double t0 = time_now();
-                if (optim_cuda_step(oc_gpu, d_p, d_g, 1.0f, &err)) break;  // ends with a synchronising copy
-                double dt = time_now() - t0;
-                if (r > 0 && dt < bo) bo = dt;
-            }
-            opt_ms = bo < 1e30 ? bo * 1e3 : -1;
-        }
-        if (opt_ms < 0) fprintf(stderr, "bench_cuda: optimizer: %s\n", err.msg);
-        printf("%s (%.2fB params): train %.0f tokens/s (%.1f TFLOP/s at 6N), decode b64 %.0f tokens/s (%.1f GB/step), "
-               "b256 %.0f tokens/s (%.1f GB/step), Pion per-head step %.1f ms\n",
+        double muon_ms = status ? -1 : bench_optimizer(&m, OPT_MUON, 0, &err);
+        double pion_ms = muon_ms < 0 ? -1 : bench_optimizer(&m, OPT_PION, 1, &err);
+        if (pion_ms < 0) fprintf(stderr, "bench_cuda: optimizer: %s\n", err.msg);
+        double ns_flops = muon_flops(&c);
+        printf("%s (%.2fB params): train %.0f tokens/s (%.1f TFLOP/s at 6N); decode steps b64 %.0f tokens/s "
+               "(%.1f GB/step), b256 %.0f (%.1f GB/step); generate b64 %.0f tokens/s, b256 %.0f; Muon step %.1f ms "
+               "(%.1f TFLOP/s of Newton-Schulz), Pion per-head %.1f ms\n",
                shapes[si].name, m.num_params / 1e9, train_tps, train_tflops, d64, bytes64 / 1e9, d256, bytes256 / 1e9,
-               opt_ms);
+               g64, g256, muon_ms, muon_ms > 0 ? ns_flops / (muon_ms * 1e-3) / 1e12 : 0, pion_ms);
+        // free the device before the peer takes it
+        qwen_cuda_free(qc);
+        qc = NULL;
+        char peer[8192];
+        run_peer(&c, B, T, steps, quick, peer, sizeof peer);
+        double p_train = json_number(peer, "fp32_train_tokens_per_s"), p_g64 = json_number(peer, "fp32_decode_b64_tokens_per_s");
+        double p_g256 = json_number(peer, "fp32_decode_b256_tokens_per_s"), p_muon = json_number(peer, "muon_adamw_step_ms");
+        if (p_train > 0)
+            printf("%s vs PyTorch fp32: train %.2fx, generate b64 %.2fx, b256 %.2fx, Muon step %.2fx\n", shapes[si].name,
+                   p_train > 0 ? train_tps / p_train : 0, p_g64 > 0 ? g64 / p_g64 : 0, p_g256 > 0 ? g256 / p_g256 : 0,
+                   p_muon > 0 && muon_ms > 0 ? p_muon / muon_ms : 0);
         fprintf(f,
                 "%s    {\"model\": \"%s\", \"params\": %zu, \"train\": {\"batch\": %d, \"seq_len\": %d, "
                 "\"tokens_per_s\": %.1f, \"tflops_6n\": %.2f}, \"decode\": {\"prompt\": 32, \"new_tokens\": %d, "
-                "\"b64_tokens_per_s\": %.1f, \"b64_bytes_per_step\": %.0f, \"b256_tokens_per_s\": %.1f, "
-                "\"b256_bytes_per_step\": %.0f}, \"pion_per_head_step_ms\": %.2f}",
-                si ? ",\n" : "", shapes[si].name, m.num_params, B, T, train_tps, train_tflops, steps, d64, bytes64,
-                d256, bytes256, opt_ms);
-        cuda_release(d_p);
-        cuda_release(d_g);
-        optim_cuda_free(oc_gpu);
-        if (host) optimizer_free(host);
-        free(tab), free(tok), free(w), free(logp);
+                "\"b64_step_tokens_per_s\": %.1f, \"b64_bytes_per_step\": %.0f, \"b256_step_tokens_per_s\": %.1f, "
+                "\"b256_bytes_per_step\": %.0f, \"b64_generate_tokens_per_s\": %.1f, \"b256_generate_tokens_per_s\": %.1f}, "
+                "\"muon_step_ms\": %.2f, \"muon_ns_flops\": %.4g, \"pion_per_head_step_ms\": %.2f, \"pytorch\": %s}",
+                si ? ",\n" : "", shapes[si].name, m.num_params, B, T, train_tps, train_tflops, steps, d64, bytes64, d256,
+                bytes256, g64, g256, muon_ms, ns_flops, pion_ms, peer[0] ? peer : "null");
+        free(tok), free(w), free(logp);
         qwen_cuda_free(qc);
         qwen_model_free(&m);
         if (status) break;

@@ -26,8 +26,9 @@ typedef struct {
     void (*on_token)(void *ctx, int seq, int token);
     void *on_token_ctx;
     int max_batch_tokens;  // cap on tokens per model call during prefill (0 = 512)
-    // Decode on the GPU with this device copy of the model (qwen_cuda.h; CUDA builds), sampling on
-    // the host as for the CPU. NULL: the CPU KV cache.
+    // Decode on the GPU with this device copy of the model (qwen_cuda.h; CUDA builds): each decode
+    // step's tokens sampled on the device from the uniform numbers the CPU sampler would draw (the
+    // prompts' first tokens on the host). NULL: the CPU KV cache.
     struct QwenCuda *cuda;
     int kv_bf16;  // KV cache in bfloat16 (CPU or device): half the memory, logits at bf16 precision
     // Matrix products of the decode in bfloat16 (CPU): the weights packed to bf16 once per call,

@@ -79,6 +79,28 @@ static void compare_fixture(const char *dir) {
         }
         CHECK_MSG(worst <= 1e-3 * big + 1e-9, "%s: gradient %s differs by %g (max %g)", dir, tab[i].name, worst, big);
     }
+    // qwen_cuda_backward accumulates (the trainer sums micro-batches in the device buffer): a second, smaller batch
+    // (2 x 15) after the first without zeroing gives the sum of the two gradients, every tensor to 1e-5 of its largest
+    float *g_twice = malloc(sizeof(float) * m.num_params), *g_small = malloc(sizeof(float) * m.num_params);
+    int B2 = 2, T2 = 15;
+    CHECK_MSG(qwen_cuda_zero_grads(qc, &err) == 0 && qwen_cuda_forward(qc, tok + 3, B2, T2, 0.7f, lp_gpu, NULL, &err) == 0 &&
+                  qwen_cuda_backward(qc, wgt, &err) == 0 && qwen_cuda_download_grads(qc, g_small, &err) == 0 &&
+                  qwen_cuda_zero_grads(qc, &err) == 0 && qwen_cuda_forward(qc, tok, B, T, 0.7f, lp_gpu, en_gpu, &err) == 0 &&
+                  qwen_cuda_backward(qc, wgt, &err) == 0 &&
+                  qwen_cuda_forward(qc, tok + 3, B2, T2, 0.7f, lp_gpu, en_gpu, &err) == 0 &&
+                  qwen_cuda_backward(qc, wgt, &err) == 0 && qwen_cuda_download_grads(qc, g_twice, &err) == 0,
+              "%s", err.msg);
+    for (int i = 0; i < nt && test_state.state == 0; i++) {
+        double worst = 0, big = 0;
+        for (size_t k = tab[i].offset; k < tab[i].offset + param_numel(&tab[i]); k++) {
+            worst = fmax(worst, fabs((double)g_twice[k] - ((double)g_gpu[k] + g_small[k])));
+            big = fmax(big, fabs((double)g_gpu[k] + g_small[k]));
+        }
+        CHECK_MSG(worst <= 1e-5 * big + 1e-12, "%s: gradient %s after two batches differs from their sum by %g "
+                  "(max %g)", dir, tab[i].name, worst, big);
+    }
+    free(g_small);
+    free(g_twice);
     // activation recomputation on the device: the same gradients (1e-5 of each tensor's largest)
     QwenCuda *qr = NULL;
     float *g_rc = malloc(sizeof(float) * m.num_params);

@@ -459,6 +459,26 @@ static void test_device_cuda(void) {
     CHECK_MSG(rc == 0, "%s", e.msg);
     snprintf(path, sizeof path, "%s/run-cuda/metrics.jsonl", root);
     CHECK_MSG(count_lines(path) == 2, "expected 2 metrics lines");
+    // Step 1 against the same run on the CPU: the same rollouts (the device samples from the CPU's uniform numbers),
+    // so the same rewards; loss and gradient norm (3 micro-batches summed in the device gradient buffer) to 1e-3.
+    cJSON *cpu = make_config("run-cuda-cpu", "pion", "dapo", 2);
+    CHECK_MSG(run(cpu, 0, &e) == 0, "%s", e.msg);
+    cJSON_Delete(cpu);
+    char cpu_path[600];
+    snprintf(cpu_path, sizeof cpu_path, "%s/run-cuda-cpu/metrics.jsonl", root);
+    char *ta = file_read_all(path, NULL, &e), *tb = file_read_all(cpu_path, NULL, &e);
+    cJSON *ja = ta ? cJSON_Parse(strtok(ta, "\n")) : NULL, *jb = tb ? cJSON_Parse(strtok(tb, "\n")) : NULL;
+    CHECK(ja && jb);
+    const char *keys[] = {"reward_mean", "loss", "grad_norm", "entropy"};
+    for (int k = 0; ja && jb && k < 4; k++) {
+        const cJSON *x = cJSON_GetObjectItem(ja, keys[k]), *y = cJSON_GetObjectItem(jb, keys[k]);
+        CHECK_MSG(x && y && fabs(x->valuedouble - y->valuedouble) <= 1e-3 * fmax(1.0, fabs(y->valuedouble)),
+                  "step 1 %s: device %g, CPU %g", keys[k], x ? x->valuedouble : NAN, y ? y->valuedouble : NAN);
+    }
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    free(ta);
+    free(tb);
 }
 
 int main(void) {

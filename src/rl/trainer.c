@@ -127,12 +127,15 @@ static int forward_mb(Trainer *t, int ref, int nb, int T, float temp, float *log
     return qwen_forward(ref ? &t->ref : &t->model, &t->acts, t->tokens, t->need, nb, T, temp, logp, ent, err);
 }
 
-// Accumulates the micro-batch's gradient of sum(w_full * logp) into dst.
+// Accumulates the micro-batch's gradient of sum(w_full * logp) into dst. On the device with dst NULL it accumulates
+// into the device gradient buffer instead, which train_batch zeroes before the first micro-batch and downloads after
+// the last (one copy of the gradients per step instead of one per micro-batch).
 static int backward_mb(Trainer *t, float *dst, Error *err) {
     if (!t->gpu) {
         qwen_backward(&t->model, &t->acts, t->w_full, dst);
         return 0;
     }
+    if (!dst) return qwen_cuda_backward(t->gpu, t->w_full, err) ? error_prefix(err, "policy backward") : 0;
     if (qwen_cuda_zero_grads(t->gpu, err) || qwen_cuda_backward(t->gpu, t->w_full, err) ||
         qwen_cuda_download_grads(t->gpu, t->grads_mb, err))
         return error_prefix(err, "policy backward");
@@ -264,6 +267,19 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
     if (diag)
         for (int k = 0; k < t->nchunks; k++) memset(t->chunks[k], 0, sizeof(float) * t->model.num_params);
     int mb = c->micro_batch_size, k = 0;
+    // on the device the gradients stay there across micro-batches, except on diagnostic steps (per-chunk sums); the
+    // activations are sized for the longest micro-batch first, since growing them re-creates the device model (and
+    // its gradient buffer)
+    int on_device = t->gpu && !diag;
+    if (on_device) {
+        int T_max = 0;
+        for (int s0 = 0; s0 < b->S; s0 += mb) {
+            int len = micro_batch_len(t, s0, b->S - s0 < mb ? b->S - s0 : mb);
+            if (len > T_max) T_max = len;
+        }
+        if (ensure_acts(t, mb, T_max, err) || qwen_cuda_zero_grads(t->gpu, err))
+            return error_prefix(err, "policy backward");
+    }
     for (int s0 = 0; s0 < b->S; s0 += mb, k++) {
         int nb = b->S - s0 < mb ? b->S - s0 : mb;
         int T = pack_micro_batch(t, s0, nb, err);
@@ -278,7 +294,7 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
                         b->adv + s0, nb, b->max_comp};
         if (loss_compute(&c->loss, &norm, &lb, b->grad + off, &st->loss, err)) return -1;
         scatter_completion(t, s0, nb, T, b->grad, t->w_full);
-        if (backward_mb(t, diag ? t->chunks[k % t->nchunks] : t->grads, err)) return -1;
+        if (backward_mb(t, diag ? t->chunks[k % t->nchunks] : on_device ? NULL : t->grads, err)) return -1;
         for (int i = 0; i < nb; i++) {
             int s = s0 + i;
             for (int j = 0; j < t->roll.seqs[s].n; j++) {
@@ -289,6 +305,7 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
         }
     }
     b->have_old = 1;
+    if (on_device && qwen_cuda_download_grads(t->gpu, t->grads, err)) return error_prefix(err, "policy backward");
     if (diag)
         for (int q = 0; q < t->nchunks; q++) {
             const float *g = t->chunks[q];

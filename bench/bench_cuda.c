@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/cuda_ops.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -165,13 +167,10 @@ static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, 
     return best < 1e30 ? best * 1e3 : -1;
 }
 
-// A number from the peer's flat JSON object (-1 when absent or null).
-static double json_number(const char *json, const char *key) {
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(json, pat);
-    if (!p || !strncmp(p + strlen(pat), "null", 4)) return -1;
-    return atof(p + strlen(pat));
+// A number from the peer's JSON object (-1 when it did not run, or the value is absent or null).
+static double peer_number(const cJSON *peer, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(peer, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
 // Runs tools/bench_cuda_torch.py on this shape; its JSON object in buf ("" when it could not run).
@@ -291,8 +290,10 @@ int main(void) {
         qc = NULL;
         char peer[8192];
         run_peer(&c, B, T, steps, quick, peer, sizeof peer);
-        double p_train = json_number(peer, "fp32_train_tokens_per_s"), p_g64 = json_number(peer, "fp32_decode_b64_tokens_per_s");
-        double p_g256 = json_number(peer, "fp32_decode_b256_tokens_per_s"), p_muon = json_number(peer, "muon_adamw_step_ms");
+        cJSON *pj = peer[0] ? cJSON_Parse(peer) : NULL;
+        double p_train = peer_number(pj, "fp32_train_tokens_per_s"), p_g64 = peer_number(pj, "fp32_decode_b64_tokens_per_s");
+        double p_g256 = peer_number(pj, "fp32_decode_b256_tokens_per_s"), p_muon = peer_number(pj, "muon_adamw_step_ms");
+        cJSON_Delete(pj);
         if (p_train > 0)
             printf("%s vs PyTorch fp32: train %.2fx, generate b64 %.2fx, b256 %.2fx, Muon step %.2fx\n", shapes[si].name,
                    p_train > 0 ? train_tps / p_train : 0, p_g64 > 0 ? g64 / p_g64 : 0, p_g256 > 0 ? g256 / p_g256 : 0,

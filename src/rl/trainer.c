@@ -267,19 +267,17 @@ static int train_batch(Trainer *t, int diag, StepStats *st, Error *err) {
     if (diag)
         for (int k = 0; k < t->nchunks; k++) memset(t->chunks[k], 0, sizeof(float) * t->model.num_params);
     int mb = c->micro_batch_size, k = 0;
-    // on the device the gradients stay there across micro-batches, except on diagnostic steps (per-chunk sums); the
-    // activations are sized for the longest micro-batch first, since growing them re-creates the device model (and
-    // its gradient buffer)
-    int on_device = t->gpu && !diag;
-    if (on_device) {
-        int T_max = 0;
-        for (int s0 = 0; s0 < b->S; s0 += mb) {
-            int len = micro_batch_len(t, s0, b->S - s0 < mb ? b->S - s0 : mb);
-            if (len > T_max) T_max = len;
-        }
-        if (ensure_acts(t, mb, T_max, err) || qwen_cuda_zero_grads(t->gpu, err))
-            return error_prefix(err, "policy backward");
+    // activations sized once for the longest micro-batch: growing them inside the loop would re-create the device
+    // model, and with it the gradients summed there so far
+    int T_max = 0;
+    for (int s0 = 0; s0 < b->S; s0 += mb) {
+        int len = micro_batch_len(t, s0, b->S - s0 < mb ? b->S - s0 : mb);
+        if (len > T_max) T_max = len;
     }
+    if (ensure_acts(t, mb, T_max, err)) return -1;
+    // on the device the gradients stay there across micro-batches, except on diagnostic steps (per-chunk sums)
+    int on_device = t->gpu && !diag;
+    if (on_device && qwen_cuda_zero_grads(t->gpu, err)) return error_prefix(err, "policy backward");
     for (int s0 = 0; s0 < b->S; s0 += mb, k++) {
         int nb = b->S - s0 < mb ? b->S - s0 : mb;
         int T = pack_micro_batch(t, s0, nb, err);

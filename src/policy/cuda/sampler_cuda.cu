@@ -22,6 +22,8 @@ struct RowProbs {
 struct Cut {
     float v;
     int q;
+    // Whether a token of probability p is kept, walking ids in ascending order; *rank counts the ties at v seen so far.
+    __device__ bool keeps(float p, int *rank) const { return p > v || (p == v && (*rank)++ < q); }
 };
 
 // The mass (want_mass) or count of the tokens inside the cut with p >= theta; the cut's ties count up to its quota.
@@ -169,7 +171,7 @@ __global__ static void sample_rows_kernel(int *tok, float *logp, const float *lo
     double my_mass = 0.0;
     for (int i = lo; i < hi; i++) {
         float p = r.p(i);
-        if (p > cut.v || (p == cut.v && rank++ < cut.q)) {
+        if (cut.keeps(p, &rank)) {
             my_mass += p;
             last = i;
         }
@@ -185,7 +187,7 @@ __global__ static void sample_rows_kernel(int *tok, float *logp, const float *lo
         rank = (int)tie_scan[t];
         for (int i = lo; i < hi; i++) {
             float p = r.p(i);
-            if (p > cut.v || (p == cut.v && rank++ < cut.q)) {
+            if (cut.keeps(p, &rank)) {
                 acc += p;
                 if (x < acc) {
                     pick = i;

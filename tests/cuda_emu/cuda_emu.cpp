@@ -136,9 +136,10 @@ cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int
 // ---- the block scheduler ----
 
 // Switching coroutines: on x86-64 a few instructions that save the callee-saved registers on the old stack and pop
-// them from the new one (ucontext's swapcontext makes a system call per switch, which tripled the tests' time).
-// AddressSanitizer builds keep ucontext, whose switches ASan knows about, and so does any other processor.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// them from the new one (ucontext's swapcontext makes a system call per switch, which tripled the tests' time, and
+// under ASan made them slower still). Under AddressSanitizer each switch is announced to it (fiber_leave /
+// fiber_enter) so it tracks the stack in use. Other processors keep ucontext.
+#if defined(__x86_64__)
 #define EMU_FAST_SWITCH 1
 extern "C" void emu_switch(void **save_sp, void *next_sp);
 __asm__(
@@ -154,6 +155,27 @@ __asm__(
     ".size emu_switch, .-emu_switch\n");
 #else
 #define EMU_FAST_SWITCH 0
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+static const void *scheduler_stack;  // the scheduler's stack, learnt by the first thread that starts
+static size_t scheduler_stack_size;
+// Before a switch: the stack about to run (fake = NULL when the fiber leaving ends for good).
+static void fiber_leave(void **fake, const void *bottom, size_t size) { __sanitizer_start_switch_fiber(fake, bottom, size); }
+// After a switch, on the new stack: old_bottom/old_size receive the stack that was left.
+static void fiber_enter(void *fake, const void **old_bottom, size_t *old_size) {
+    __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
+}
+// A finished thread never unwound its frames: their redzones would poison the next thread on that stack.
+static void fiber_stack_fresh(void *bottom, size_t size) { __asan_unpoison_memory_region(bottom, size); }
+#else
+static const void *scheduler_stack;
+static size_t scheduler_stack_size;
+static void fiber_leave(void **fake, const void *bottom, size_t size) {}
+static void fiber_enter(void *fake, const void **old_bottom, size_t *old_size) {}
+static void fiber_stack_fresh(void *bottom, size_t size) {}
 #endif
 
 typedef struct {
@@ -187,13 +209,19 @@ static void set_thread_index(unsigned t) {
 
 static void yield_to_scheduler(void) {
 #if EMU_FAST_SWITCH
+    void *fake = NULL;
+    fiber_leave(threads[current].done ? NULL : &fake, scheduler_stack, scheduler_stack_size);
     emu_switch(&threads[current].sp, scheduler_sp);
+    fiber_enter(fake, NULL, NULL);
 #else
     swapcontext(&threads[current].uc, &scheduler);
 #endif
 }
 
 static void thread_entry(void) {
+#if EMU_FAST_SWITCH
+    fiber_enter(NULL, &scheduler_stack, &scheduler_stack_size);
+#endif
     run_body(run_ctx);
     threads[current].done = 1;
 #if EMU_FAST_SWITCH
@@ -212,7 +240,10 @@ static void switch_to(int t) {
     current = t;
     set_thread_index((unsigned)t);
 #if EMU_FAST_SWITCH
+    void *fake = NULL;
+    fiber_leave(&fake, stacks + (size_t)t * EMU_STACK_BYTES, EMU_STACK_BYTES);
     emu_switch(&scheduler_sp, threads[t].sp);
+    fiber_enter(fake, NULL, NULL);
 #else
     swapcontext(&scheduler, &threads[t].uc);
 #endif
@@ -224,6 +255,7 @@ static void start_thread(int t) {
 #if EMU_FAST_SWITCH
     // emu_switch pops six registers and returns: the return address is thread_entry, which then starts with the
     // stack pointer 8 bytes below a 16-byte boundary, as after a call.
+    fiber_stack_fresh(base, EMU_STACK_BYTES);
     void **sp = (void **)(base + EMU_STACK_BYTES - 64);
     for (int i = 0; i < 6; i++) sp[i] = NULL;
     sp[6] = (void *)thread_entry;

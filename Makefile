@@ -120,7 +120,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 # A CPU `make test` also runs the tests that reach the CUDA backend, built against the CPU emulator
 # (tests/cuda_emu/) in $(BUILD)-emu, so the device code runs in every CI pass.
-EMU_TESTS = test_cuda_ops test_cuda_optim test_cuda_model test_cuda_sampler test_train test_generate_cli
+EMU_TESTS = test_cuda_ops test_cuda_attention test_cuda_optim test_cuda_model test_cuda_sampler test_train test_generate_cli
 ifeq ($(CUDA),0)
   EMU_RUN = $(EMU_TESTS:%=$(BUILD)-emu/tests/%)
 endif
@@ -137,10 +137,15 @@ asan:
 
 # The CUDA tests under compute-sanitizer's memcheck (a GPU machine with the CUDA toolkit).
 SANITIZER ?= $(firstword $(wildcard /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer) compute-sanitizer)
+# Every CUDA test under compute-sanitizer memcheck, and the kernels that share memory between threads
+# (flash attention, the sampler) under racecheck and synccheck too. Needs a GPU.
+CUDA_TESTS = test_cuda_ops test_cuda_attention test_cuda_optim test_cuda_model test_cuda_sampler
 cuda-memcheck:
-	$(MAKE) CUDA=1 build-cuda/tests/test_cuda_optim
+	$(MAKE) CUDA=1 $(CUDA_TESTS:%=build-cuda/tests/%)
 	@command -v $(SANITIZER) >/dev/null || { echo "cuda-memcheck: compute-sanitizer not found (CUDA toolkit); set SANITIZER=path"; exit 1; }
-	$(SANITIZER) --tool memcheck --error-exitcode 1 build-cuda/tests/test_cuda_optim
+	set -e; for t in $(CUDA_TESTS); do $(SANITIZER) --tool memcheck --error-exitcode 1 build-cuda/tests/$$t; done
+	set -e; for tool in racecheck synccheck; do for t in test_cuda_attention test_cuda_sampler; do \
+	  $(SANITIZER) --tool $$tool --error-exitcode 1 build-cuda/tests/$$t; done; done
 
 bench: deps $(BIN) $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)

@@ -8,7 +8,8 @@
 // - training: forward + backward of sum(w * logp) over 4 x 512 tokens, tokens/s and TFLOP/s at 6N;
 // - optimizer: one Muon (whole matrices) and one per-head Pion step over every matrix, with the
 //   Newton-Schulz FLOPs of the Muon step (5 iterations of 4 s^2 l + 2 s^3 per s x l matrix).
-// pionrl's device math is fp32 without TF32, so the peers' fp32 rows are the like-for-like ones.
+// Each pionrl row runs twice: fp32 (no TF32) against the peers' fp32, and with bf16 matrix products (fp32 master
+// weights, bf16 KV cache) against the peers' bf16 (autocast training, a bf16 model for generate).
 // Skips (exit 0, no results file) without a CUDA build or a GPU, and on the CUDA emulator; writes
 // bench/results/cuda.json otherwise. PIONRL_BENCH_QUICK=1 runs the 0.6B shape only, shorter;
 // PIONRL_BENCH_TINY=1 a toy shape (checks the harness end to end, on the emulator too);
@@ -52,12 +53,17 @@ static void init_config(QwenConfig *c, const Shape *s) {
 
 // Decode steps alone: tokens/s for `batch` sequences after 32-token prompts, `steps` one-token steps
 // sampled on the device (as qwen_generate's decode steps).
-static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int steps, double *step_bytes, Error *err) {
+static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int steps, int bf16, double *step_bytes,
+                           Error *err) {
     enum { PROMPT = 32 };
     int max_tok = batch * PROMPT < 4096 ? batch * PROMPT : 4096;
     if (max_tok < batch) max_tok = batch;
     QwenCudaKV *kv = NULL;
-    if (qwen_cuda_kv_create(qc, batch, PROMPT + steps + 1, max_tok, &kv, err)) return -1;
+    if (qwen_cuda_kv_create_ex(qc, batch, PROMPT + steps + 1, max_tok, bf16, &kv, err)) return -1;
+    if (qwen_cuda_kv_set_matmul_bf16(kv, bf16, err)) {
+        qwen_cuda_kv_free(kv);
+        return -1;
+    }
     int *slot = malloc(sizeof(int) * max_tok), *tok = malloc(sizeof(int) * max_tok), *next = malloc(sizeof(int) * batch);
     float *logits = malloc(sizeof(float) * c->vocab_size), *lp = malloc(sizeof(float) * batch);
     double *u = malloc(sizeof(double) * batch);
@@ -84,8 +90,8 @@ static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int ste
     }
     // bytes one decode step must read at least: the weights once, the KV cache of the average length
     size_t params = qwen_num_params(c);
-    double kv_per_token = 2.0 * c->num_layers * c->num_kv_heads * c->head_dim * sizeof(float);
-    *step_bytes = params * sizeof(float) + (double)batch * (PROMPT + steps / 2.0) * kv_per_token;
+    double es = bf16 ? 2.0 : 4.0, kv_per_token = 2.0 * c->num_layers * c->num_kv_heads * c->head_dim * es;
+    *step_bytes = params * es + (double)batch * (PROMPT + steps / 2.0) * kv_per_token;
     free(slot), free(tok), free(next), free(logits), free(lp), free(u), free(none);
     qwen_cuda_kv_free(kv);
     return rate;
@@ -93,7 +99,7 @@ static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int ste
 
 // Whole generate calls as a user runs them (and as transformers' generate is timed): batch prompts of
 // 32 tokens, `steps` new tokens each, prefill included; tokens/s of new tokens.
-static double bench_generate(const QwenModel *m, QwenCuda *qc, int batch, int steps, Error *err) {
+static double bench_generate(const QwenModel *m, QwenCuda *qc, int batch, int steps, int bf16, Error *err) {
     enum { PROMPT = 32 };
     int *ids = malloc(sizeof(int) * batch * PROMPT), *lens = malloc(sizeof(int) * batch);
     const int **prompts = malloc(sizeof(int *) * batch);
@@ -111,6 +117,7 @@ static double bench_generate(const QwenModel *m, QwenCuda *qc, int batch, int st
         gp.seed = 7;
         gp.cuda = qc;
         gp.max_batch_tokens = 4096;
+        gp.matmul_bf16 = gp.kv_bf16 = bf16;
         double t0 = time_now();
         if (qwen_generate(m, prompts, lens, batch, 1, &gp, out, err) == 0) {
             rate = (double)batch * steps / (time_now() - t0);
@@ -165,6 +172,39 @@ static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, 
     if (host) optimizer_free(host);
     free(tab);
     return best < 1e30 ? best * 1e3 : -1;
+}
+
+typedef struct {
+    double train_tps, d64, bytes64, d256, bytes256, g64, g256;
+} Result;
+
+// Training, decode steps and generate calls in one precision: bf16 = 1 puts the training passes and the decode in
+// bf16 matrix products (and the KV cache in bf16), the device form of matmul_dtype / kv_cache_dtype bf16.
+static int bench_precision(const QwenModel *m, QwenCuda *qc, const QwenConfig *c, int B, int T, int steps, int bf16,
+                           const int *tok, const float *w, float *logp, Result *r, Error *err) {
+    memset(r, 0, sizeof *r);
+    if (qwen_cuda_set_matmul_bf16(qc, bf16, err)) return -1;
+    double best = 1e30;
+    float *grads = malloc(sizeof(float) * m->num_params);
+    if (!grads) return error_set(err, "out of memory");
+    for (int k = 0; k < 4; k++) {
+        double t0 = time_now();
+        if (qwen_cuda_zero_grads(qc, err) || qwen_cuda_forward(qc, tok, B, T, 1.0f, logp, NULL, err) ||
+            qwen_cuda_backward(qc, w, err) || qwen_cuda_download_grads(qc, grads, err)) {
+            free(grads);
+            return error_prefix(err, "train");
+        }
+        double dt = time_now() - t0;
+        if (k > 0 && dt < best) best = dt;
+    }
+    free(grads);
+    r->train_tps = B * T / best;
+    if ((r->d64 = bench_decode(qc, c, 64, steps, bf16, &r->bytes64, err)) < 0 ||
+        (r->d256 = bench_decode(qc, c, 256, steps, bf16, &r->bytes256, err)) < 0 ||
+        (r->g64 = bench_generate(m, qc, 64, steps, bf16, err)) < 0 ||
+        (r->g256 = bench_generate(m, qc, 256, steps, bf16, err)) < 0)
+        return error_prefix(err, "decode");
+    return 0;
 }
 
 // A number from the peer's JSON object (-1 when it did not run, or the value is absent or null).
@@ -222,7 +262,7 @@ int main(void) {
         fprintf(stderr, "bench_cuda: cannot write bench/results/cuda.json (run from the repository root)\n");
         return 1;
     }
-    fprintf(f, "{\n  \"benchmark\": \"cuda\",\n  \"device\": \"%s\",\n  \"memory_gb\": %.1f,\n  \"precision\": \"fp32\",\n"
+    fprintf(f, "{\n  \"benchmark\": \"cuda\",\n  \"device\": \"%s\",\n  \"memory_gb\": %.1f,\n"
             "  \"quick\": %s,\n  \"models\": [\n", name, mem / 1e9, quick ? "true" : "false");
     printf("device: %s (%.1f GB)\n", name, mem / 1e9);
     int status = 0;
@@ -251,61 +291,65 @@ int main(void) {
         rng_seed(&rng, 1);
         for (int i = 0; i < B * T; i++) tok[i] = (int)rng_below(&rng, c.vocab_size);
         for (int i = 0; i < B * (T - 1); i++) w[i] = (float)rng_normal(&rng);
-        double best = 1e30;
-        for (int r = 0; r < 4; r++) {
-            double t0 = time_now();
-            if (qwen_cuda_zero_grads(qc, &err) || qwen_cuda_forward(qc, tok, B, T, 1.0f, logp, NULL, &err) ||
-                qwen_cuda_backward(qc, w, &err) || qwen_cuda_download_grads(qc, m.params, &err)) {
-                fprintf(stderr, "bench_cuda: train: %s\n", err.msg);
+        Result res[2];  // fp32, then bf16 matrix products (+ bf16 KV cache for decode)
+        for (int bf16 = 0; bf16 < 2 && !status; bf16++) {
+            if (bench_precision(&m, qc, &c, B, T, steps, bf16, tok, w, logp, &res[bf16], &err)) {
+                fprintf(stderr, "bench_cuda: %s %s: %s\n", shapes[si].name, bf16 ? "bf16" : "fp32", err.msg);
                 status = 1;
-                break;
             }
-            double dt = time_now() - t0;
-            if (r > 0 && dt < best) best = dt;
-        }
-        double train_tps = status ? 0 : B * T / best;
-        // 6 N flops per token (+ attention, not counted): the usual MFU convention
-        double train_tflops = 6.0 * m.num_params * train_tps / 1e12;
-        // decode steps alone at batch 64 and 256, then whole generate calls
-        double bytes64 = 0, bytes256 = 0;
-        double d64 = status ? -1 : bench_decode(qc, &c, 64, steps, &bytes64, &err);
-        double d256 = status || d64 < 0 ? -1 : bench_decode(qc, &c, 256, steps, &bytes256, &err);
-        double g64 = d256 < 0 ? -1 : bench_generate(&m, qc, 64, steps, &err);
-        double g256 = g64 < 0 ? -1 : bench_generate(&m, qc, 256, steps, &err);
-        if (g256 < 0) {
-            fprintf(stderr, "bench_cuda: decode: %s\n", err.msg);
-            status = 1;
         }
         double muon_ms = status ? -1 : bench_optimizer(&m, OPT_MUON, 0, &err);
         double pion_ms = muon_ms < 0 ? -1 : bench_optimizer(&m, OPT_PION, 1, &err);
         if (pion_ms < 0) fprintf(stderr, "bench_cuda: optimizer: %s\n", err.msg);
         double ns_flops = muon_flops(&c);
-        printf("%s (%.2fB params): train %.0f tokens/s (%.1f TFLOP/s at 6N); decode steps b64 %.0f tokens/s "
-               "(%.1f GB/step), b256 %.0f (%.1f GB/step); generate b64 %.0f tokens/s, b256 %.0f; Muon step %.1f ms "
-               "(%.1f TFLOP/s of Newton-Schulz), Pion per-head %.1f ms\n",
-               shapes[si].name, m.num_params / 1e9, train_tps, train_tflops, d64, bytes64 / 1e9, d256, bytes256 / 1e9,
-               g64, g256, muon_ms, muon_ms > 0 ? ns_flops / (muon_ms * 1e-3) / 1e12 : 0, pion_ms);
+        for (int bf16 = 0; bf16 < 2 && !status; bf16++) {
+            const Result *r = &res[bf16];
+            printf("%s (%.2fB params) %s: train %.0f tokens/s (%.1f TFLOP/s at 6N); decode steps b64 %.0f tokens/s "
+                   "(%.2f GB/step), b256 %.0f (%.2f GB/step); generate b64 %.0f tokens/s, b256 %.0f\n",
+                   shapes[si].name, m.num_params / 1e9, bf16 ? "bf16" : "fp32", r->train_tps,
+                   6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->bytes64 / 1e9, r->d256, r->bytes256 / 1e9,
+                   r->g64, r->g256);
+        }
+        printf("%s: Muon step %.1f ms (%.1f TFLOP/s of Newton-Schulz), Pion per-head %.1f ms\n", shapes[si].name,
+               muon_ms, muon_ms > 0 ? ns_flops / (muon_ms * 1e-3) / 1e12 : 0, pion_ms);
         // free the device before the peer takes it
         qwen_cuda_free(qc);
         qc = NULL;
         char peer[8192];
         run_peer(&c, B, T, steps, quick, peer, sizeof peer);
         cJSON *pj = peer[0] ? cJSON_Parse(peer) : NULL;
-        double p_train = peer_number(pj, "fp32_train_tokens_per_s"), p_g64 = peer_number(pj, "fp32_decode_b64_tokens_per_s");
-        double p_g256 = peer_number(pj, "fp32_decode_b256_tokens_per_s"), p_muon = peer_number(pj, "muon_adamw_step_ms");
+        for (int bf16 = 0; bf16 < 2 && pj && !status; bf16++) {
+            const char *pr = bf16 ? "bf16" : "fp32";
+            char key[64];
+            snprintf(key, sizeof key, "%s_train_tokens_per_s", pr);
+            double p_train = peer_number(pj, key);
+            snprintf(key, sizeof key, "%s_decode_b64_tokens_per_s", pr);
+            double p_g64 = peer_number(pj, key);
+            snprintf(key, sizeof key, "%s_decode_b256_tokens_per_s", pr);
+            double p_g256 = peer_number(pj, key);
+            const Result *r = &res[bf16];
+            printf("%s vs PyTorch %s: train %.2fx, generate b64 %.2fx, b256 %.2fx\n", shapes[si].name, pr,
+                   p_train > 0 ? r->train_tps / p_train : 0, p_g64 > 0 ? r->g64 / p_g64 : 0,
+                   p_g256 > 0 ? r->g256 / p_g256 : 0);
+        }
+        double p_muon = peer_number(pj, "muon_adamw_step_ms");
+        if (p_muon > 0 && muon_ms > 0) printf("%s vs torch.optim.Muon: %.2fx\n", shapes[si].name, p_muon / muon_ms);
         cJSON_Delete(pj);
-        if (p_train > 0)
-            printf("%s vs PyTorch fp32: train %.2fx, generate b64 %.2fx, b256 %.2fx, Muon step %.2fx\n", shapes[si].name,
-                   p_train > 0 ? train_tps / p_train : 0, p_g64 > 0 ? g64 / p_g64 : 0, p_g256 > 0 ? g256 / p_g256 : 0,
-                   p_muon > 0 && muon_ms > 0 ? p_muon / muon_ms : 0);
-        fprintf(f,
-                "%s    {\"model\": \"%s\", \"params\": %zu, \"train\": {\"batch\": %d, \"seq_len\": %d, "
-                "\"tokens_per_s\": %.1f, \"tflops_6n\": %.2f}, \"decode\": {\"prompt\": 32, \"new_tokens\": %d, "
-                "\"b64_step_tokens_per_s\": %.1f, \"b64_bytes_per_step\": %.0f, \"b256_step_tokens_per_s\": %.1f, "
-                "\"b256_bytes_per_step\": %.0f, \"b64_generate_tokens_per_s\": %.1f, \"b256_generate_tokens_per_s\": %.1f}, "
-                "\"muon_step_ms\": %.2f, \"muon_ns_flops\": %.4g, \"pion_per_head_step_ms\": %.2f, \"pytorch\": %s}",
-                si ? ",\n" : "", shapes[si].name, m.num_params, B, T, train_tps, train_tflops, steps, d64, bytes64, d256,
-                bytes256, g64, g256, muon_ms, ns_flops, pion_ms, peer[0] ? peer : "null");
+        fprintf(f, "%s    {\"model\": \"%s\", \"params\": %zu, \"train_batch\": %d, \"train_seq_len\": %d, "
+                "\"decode_prompt\": 32, \"decode_new_tokens\": %d,\n", si ? ",\n" : "", shapes[si].name, m.num_params,
+                B, T, steps);
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            const Result *r = &res[bf16];
+            if (status) break;
+            fprintf(f,
+                    "     \"%s\": {\"train_tokens_per_s\": %.1f, \"train_tflops_6n\": %.2f, \"b64_step_tokens_per_s\": %.1f, "
+                    "\"b64_bytes_per_step\": %.0f, \"b256_step_tokens_per_s\": %.1f, \"b256_bytes_per_step\": %.0f, "
+                    "\"b64_generate_tokens_per_s\": %.1f, \"b256_generate_tokens_per_s\": %.1f},\n",
+                    bf16 ? "bf16" : "fp32", r->train_tps, 6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->bytes64,
+                    r->d256, r->bytes256, r->g64, r->g256);
+        }
+        fprintf(f, "     \"muon_step_ms\": %.2f, \"muon_ns_flops\": %.4g, \"pion_per_head_step_ms\": %.2f, \"pytorch\": %s}",
+                muon_ms, ns_flops, pion_ms, peer[0] ? peer : "null");
         free(tok), free(w), free(logp);
         qwen_cuda_free(qc);
         qwen_model_free(&m);

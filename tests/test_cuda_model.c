@@ -33,13 +33,18 @@ static int load_fixture(const char *dir, QwenModel *m) {
     return 0;
 }
 
+// B x T token ids spread over the vocabulary, the same for every comparison.
+static int *fixture_tokens(int B, int T, int V) {
+    int *tok = malloc(sizeof(int) * B * T);
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 7919 + 13) % V;
+    return tok;
+}
+
 static void compare_fixture(const char *dir) {
     Error err;
     QwenModel m;
     if (!load_fixture(dir, &m)) return;
-    int B = 3, T = 21, V = m.cfg.vocab_size;
-    int *tok = malloc(sizeof(int) * B * T);
-    for (int i = 0; i < B * T; i++) tok[i] = (i * 7919 + 13) % V;
+    int B = 3, T = 21, V = m.cfg.vocab_size, *tok = fixture_tokens(B, T, V);
     size_t n = (size_t)B * (T - 1);
     float *lp_cpu = malloc(sizeof(float) * n), *en_cpu = malloc(sizeof(float) * n);
     float *lp_gpu = malloc(sizeof(float) * n), *en_gpu = malloc(sizeof(float) * n);
@@ -254,6 +259,113 @@ static void test_decode_bf16_cache_on_device(void) {
     free(lc), free(lg);
 }
 
+// max |a - b| over n values
+static double max_diff(const float *a, const float *b, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst;
+}
+
+// matmul_dtype bf16 on the device (cublasGemmEx on bf16-rounded operands) against the CPU's bf16 products: both round
+// the same inputs, so they differ by summation order and by the rare activation whose rounding that order flips (one
+// bf16 step, 2^-8 relative). Bounds: log-probs and entropies to 2e-3, every gradient tensor to 1e-2 of its largest
+// value, decode logits to 2e-3 of their scale with the same greedy tokens. The device must also be nearer the CPU's
+// bf16 run than the CPU's fp32 run (8x), which fails if the device silently multiplies in fp32.
+static void compare_bf16(const char *dir) {
+    Error err;
+    QwenModel m;
+    if (!load_fixture(dir, &m)) return;
+    int B = 3, T = 21, V = m.cfg.vocab_size, *tok = fixture_tokens(B, T, V);
+    size_t n = (size_t)B * (T - 1);
+    float *lp_cpu = malloc(sizeof(float) * n), *en_cpu = malloc(sizeof(float) * n), *lp_f32 = malloc(sizeof(float) * n);
+    float *lp_gpu = malloc(sizeof(float) * n), *en_gpu = malloc(sizeof(float) * n);
+    QwenActs a;
+    QwenCuda *qc = NULL;
+    CHECK_MSG(qwen_acts_alloc(&a, &m.cfg, B, T, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_create(&m, B, T, &qc, &err) == 0 && qwen_cuda_set_matmul_bf16(qc, 1, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_forward(&m, &a, tok, NULL, B, T, 0.7f, lp_f32, NULL, &err) == 0, "%s", err.msg);
+    a.matmul_bf16 = 1;
+    CHECK_MSG(qwen_forward(&m, &a, tok, NULL, B, T, 0.7f, lp_cpu, en_cpu, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_cuda_forward(qc, tok, B, T, 0.7f, lp_gpu, en_gpu, &err) == 0, "%s", err.msg);
+    double d_lp = max_diff(lp_cpu, lp_gpu, n), d_en = max_diff(en_cpu, en_gpu, n), d_f32 = max_diff(lp_f32, lp_gpu, n);
+    CHECK_MSG(d_lp <= 2e-3 && d_en <= 2e-3, "%s bf16: logp differs by %g, entropy by %g", dir, d_lp, d_en);
+    CHECK_MSG(d_lp * 8 < d_f32, "%s bf16: device is %g from the CPU bf16 run but %g from fp32", dir, d_lp, d_f32);
+    printf("  %s bf16 forward: logp %.2e, entropy %.2e from the CPU's bf16 (%.2e from fp32)\n", dir, d_lp, d_en, d_f32);
+    float *wgt = malloc(sizeof(float) * n), *g_cpu = calloc(m.num_params, sizeof(float));
+    float *g_gpu = malloc(sizeof(float) * m.num_params);
+    for (size_t i = 0; i < n; i++) wgt[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+    qwen_backward(&m, &a, wgt, g_cpu);
+    CHECK_MSG(qwen_cuda_backward(qc, wgt, &err) == 0 && qwen_cuda_download_grads(qc, g_gpu, &err) == 0, "%s", err.msg);
+    int nt = qwen_num_tensors(&m.cfg);
+    ParamInfo *tab = malloc(sizeof(ParamInfo) * nt);
+    qwen_param_table(&m.cfg, tab);
+    double worst_rel = 0;
+    for (int i = 0; i < nt && test_state.state == 0; i++) {
+        double worst = 0, big = 0;
+        for (size_t k = tab[i].offset; k < tab[i].offset + param_numel(&tab[i]); k++) {
+            worst = fmax(worst, fabs((double)g_gpu[k] - g_cpu[k]));
+            big = fmax(big, fabs(g_cpu[k]));
+        }
+        worst_rel = fmax(worst_rel, worst / (big + 1e-30));
+        CHECK_MSG(worst <= 1e-2 * big + 1e-9, "%s bf16: gradient %s differs by %g (max %g)", dir, tab[i].name, worst,
+                  big);
+    }
+    printf("  %s bf16 backward: worst tensor %.2e of its largest gradient\n", dir, worst_rel);
+    // weights changed through qwen_cuda_params (as the device optimizer does): the bf16 copy follows
+    for (size_t k = 0; k < m.num_params; k++) m.params[k] *= 0.9f;
+    CHECK_MSG(cuda_to_device(qwen_cuda_params(qc), m.params, sizeof(float) * m.num_params, &err) == 0, "%s", err.msg);
+    CHECK_MSG(qwen_forward(&m, &a, tok, NULL, B, T, 0.7f, lp_cpu, NULL, &err) == 0 &&
+                  qwen_cuda_forward(qc, tok, B, T, 0.7f, lp_gpu, NULL, &err) == 0,
+              "%s", err.msg);
+    d_lp = max_diff(lp_cpu, lp_gpu, n);
+    CHECK_MSG(d_lp <= 2e-3, "%s bf16 after a weight change: logp differs by %g", dir, d_lp);
+    // decode: two prompts prefilled together, then greedy steps, bf16 products and bf16 cache on both sides
+    int slots[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1}, toks[9], s2[2] = {0, 1}, next[2];
+    unsigned char want[9] = {0, 0, 0, 0, 1, 0, 0, 0, 1};
+    for (int i = 0; i < 9; i++) toks[i] = (i * 131 + 7) % V;
+    float *lc = malloc(sizeof(float) * 2 * V), *lg = malloc(sizeof(float) * 2 * V);
+    QwenKVCache kc;
+    QwenCudaKV *kg = NULL;
+    CHECK_MSG(qwen_kv_alloc_ex(&kc, &m.cfg, 2, 32, 16, 1, &err) == 0 && qwen_kv_pack_bf16(&kc, &m, &err) == 0, "%s",
+              err.msg);
+    CHECK_MSG(qwen_cuda_kv_create_ex(qc, 2, 32, 16, 1, &kg, &err) == 0 && qwen_cuda_kv_set_matmul_bf16(kg, 1, &err) == 0,
+              "%s", err.msg);
+    CHECK(qwen_decode(&m, &kc, slots, toks, 9, want, lc, &err) == 0 &&
+          qwen_cuda_decode(kg, slots, toks, 9, want, lg, &err) == 0);
+    for (int step = 0; step < 8 && test_state.state == 0; step++) {
+        double worst = 0, scale = 1;
+        for (size_t v = 0; v < (size_t)2 * V; v++) {
+            worst = fmax(worst, fabs((double)lc[v] - lg[v]));
+            scale = fmax(scale, fabs(lc[v]));
+        }
+        CHECK_MSG(worst <= 2e-3 * scale, "%s bf16 decode step %d: logits differ by %g (scale %g)", dir, step, worst,
+                  scale);
+        for (int r = 0; r < 2; r++) {
+            int bc = 0, bg = 0;
+            for (int v = 1; v < V; v++) {
+                if (lc[(size_t)r * V + v] > lc[(size_t)r * V + bc]) bc = v;
+                if (lg[(size_t)r * V + v] > lg[(size_t)r * V + bg]) bg = v;
+            }
+            CHECK_MSG(bc == bg, "%s bf16 decode step %d row %d: greedy %d on the device, %d on the CPU", dir, step, r,
+                      bg, bc);
+            next[r] = bc;
+        }
+        CHECK(qwen_decode(&m, &kc, s2, next, 2, NULL, lc, &err) == 0 &&
+              qwen_cuda_decode(kg, s2, next, 2, NULL, lg, &err) == 0);
+    }
+    qwen_cuda_kv_free(kg);
+    qwen_kv_free(&kc);
+    free(lc), free(lg), free(tab), free(wgt), free(g_cpu), free(g_gpu);
+    qwen_cuda_free(qc);
+    qwen_acts_free(&a);
+    qwen_model_free(&m);
+    free(tok), free(lp_cpu), free(en_cpu), free(lp_f32), free(lp_gpu), free(en_gpu);
+}
+
+static void test_bf16_qwen3_tiny(void) { compare_bf16("tests/fixtures/qwen3-tiny"); }
+static void test_bf16_qwen2_tiny(void) { compare_bf16("tests/fixtures/qwen2-tiny"); }
+static void test_bf16_qwen3_tiny_wide(void) { compare_bf16("tests/fixtures/qwen3-tiny-wide"); }
+
 static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
 static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
 
@@ -282,5 +394,8 @@ int main(void) {
     RUN(test_decode_qwen2_tiny);
     RUN(test_generate_on_device);
     RUN(test_decode_bf16_cache_on_device);
+    RUN(test_bf16_qwen3_tiny);
+    RUN(test_bf16_qwen2_tiny);
+    RUN(test_bf16_qwen3_tiny_wide);
     return test_summary("test_cuda_model");
 }

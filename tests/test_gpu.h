@@ -3,6 +3,9 @@
 #ifndef PIONRL_TEST_GPU_H
 #define PIONRL_TEST_GPU_H
 
+#include <math.h>
+#include <stdlib.h>
+
 #include "core/cuda_ops.h"
 #include "test.h"
 
@@ -13,6 +16,44 @@ static inline int test_gpu_ready(void) {
         return 0;
     }
     return 1;
+}
+
+// n deterministic values in [-scale/2, scale/2) from seed (a linear congruential sequence).
+static inline void test_fill(float *x, size_t n, unsigned seed, float scale) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = scale * ((float)(seed >> 8) / 16777216.0f - 0.5f);
+    }
+}
+
+// Device copy of a host array (NULL, with the test failed, on error).
+static inline void *test_dev(const void *host, size_t bytes) {
+    void *d = NULL;
+    Error err;
+    if (cuda_alloc(&d, bytes, &err) || cuda_to_device(d, host, bytes, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+        cuda_release(d);
+        return NULL;
+    }
+    return d;
+}
+
+// max |host - device copy| (relative to max(1, max |host|) when rel is set); inf when the copy fails, NaN when the
+// device holds one.
+static inline double test_dev_diff(const float *host, const float *d, size_t n, int rel) {
+    float *back = malloc(n * sizeof(float));
+    Error err;
+    double worst = INFINITY, big = 1.0;
+    if (back && d && cuda_to_host(back, d, n * sizeof(float), &err) == 0) {
+        worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double e = fabs((double)host[i] - back[i]);
+            worst = e > worst || e != e ? e : worst;
+            big = fmax(big, fabs(host[i]));
+        }
+    }
+    free(back);
+    return rel ? worst / big : worst;
 }
 
 #endif

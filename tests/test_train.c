@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "policy/qwen.h"
 #include "policy/qwen_checkpoint.h"
+#include "policy/qwen_cuda.h"
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 #include "rl/memory_plan.h"
@@ -380,10 +381,12 @@ static void test_kv_cache_bf16_run(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/kv-bf16/metrics.jsonl", root);
     CHECK(count_lines(path) == 2);
+    // with "device": "cuda" bf16 is the device's GEMM mode: the config is accepted
     TrainConfig c;
     train_config_default(&c);
     CHECK(train_config_apply_set(j, "device=\"cuda\"", &e) == 0);
-    CHECK(train_config_parse(j, &c, "test config", &e) == -1 && strstr(e.msg, "CPU-only"));
+    CHECK_MSG(train_config_parse(j, &c, "test config", &e) == 0, "%s", e.msg);
+    CHECK(c.matmul_bf16 && c.rollout_matmul_bf16 && !strcmp(c.device, "cuda"));
     train_config_free(&c);
     cJSON_Delete(j);
 }
@@ -432,40 +435,46 @@ static void test_memory_plan(void) {
     before = p.total;
     train_memory_plan(&c, &mc, 1234, 40, &p);
     CHECK(p.train_bf16 == 2 * bf16_packed_bytes(mc.vocab_size, mc.hidden_size) && p.total == before + p.train_bf16);
+    // on the device both sides share one bf16 copy of every parameter, plus two rounded-operand buffers
+    size_t host_copies = p.rollout_weights + p.train_bf16, host_acts = p.activations;
+    before = p.total;
+    strcpy(c.device, "cuda");
+    train_memory_plan(&c, &mc, 1234, 40, &p);
+    size_t mlp = (size_t)c.micro_batch_size * T * mc.intermediate_size, logit = (size_t)256 * mc.vocab_size;
+    CHECK(p.rollout_weights == 0 && p.train_bf16 == 0);
+    CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit));
+    // and the device's own activations (flash attention: no T x T probabilities, no per-thread attention work)
+    CHECK(p.activations == qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 0) && p.activations < host_acts);
+    CHECK(p.total == before - host_copies - host_acts + p.activations + p.device_bf16);
     train_config_free(&c);
     cJSON_Delete(j);
 }
 
-// "device": "cuda": without a GPU (or in a CPU-only build) the run stops before it creates its run
-// directory, naming the device and the reason; with one, it trains on the device (rollouts and
-// forward/backward there, the optimizer on the host) and writes its metrics and checkpoints.
-static void test_device_cuda(void) {
-    if (!setup()) {
-        test_skip("could not build the test model or reward plug-in (needs cc)");
-        return;
-    }
-    Error e, probe;
-    cJSON *j = make_config("run-cuda", "pion", "dapo", 2);
+// Runs config `name` (2 steps) on the device and on the CPU, with the --set overrides in sets (NULL-ended), and
+// compares step 1: the same rollouts (the device samples from the CPU's uniform numbers), so the same rewards; loss,
+// entropy and gradient norm (3 micro-batches summed in the device gradient buffer) to 1e-3. *started = 0 when the
+// device run could not start (no GPU: checked by the caller, start_err says why).
+static void device_step_matches_cpu(const char *name, const char *const *sets, int *started, Error *start_err) {
+    Error e;
+    char path[600], cpu_name[64];
+    cJSON *j = make_config(name, "pion", "dapo", 2), *cpu;
+    snprintf(cpu_name, sizeof cpu_name, "%s-cpu", name);
+    cpu = make_config(cpu_name, "pion", "dapo", 2);
+    for (int k = 0; sets && sets[k]; k++)
+        CHECK(train_config_apply_set(j, sets[k], &e) == 0 && train_config_apply_set(cpu, sets[k], &e) == 0);
     CHECK(train_config_apply_set(j, "device=\"cuda\"", &e) == 0);
-    int rc = run(j, 0, &e);
+    *started = run(j, 0, start_err) == 0;
     cJSON_Delete(j);
-    char path[600];
-    snprintf(path, sizeof path, "%s/run-cuda", root);
-    if (cuda_device_probe(NULL, 0, NULL, &probe)) {
-        CHECK_MSG(rc == -1 && strstr(e.msg, "device \"cuda\"") && strstr(e.msg, probe.msg), "rc %d: %s", rc, e.msg);
-        CHECK_MSG(!file_exists(path), "%s was created by a run that could not start", path);
+    if (!*started) {
+        cJSON_Delete(cpu);
         return;
     }
-    CHECK_MSG(rc == 0, "%s", e.msg);
-    snprintf(path, sizeof path, "%s/run-cuda/metrics.jsonl", root);
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", root, name);
     CHECK_MSG(count_lines(path) == 2, "expected 2 metrics lines");
-    // Step 1 against the same run on the CPU: the same rollouts (the device samples from the CPU's uniform numbers),
-    // so the same rewards; loss and gradient norm (3 micro-batches summed in the device gradient buffer) to 1e-3.
-    cJSON *cpu = make_config("run-cuda-cpu", "pion", "dapo", 2);
     CHECK_MSG(run(cpu, 0, &e) == 0, "%s", e.msg);
     cJSON_Delete(cpu);
     char cpu_path[600];
-    snprintf(cpu_path, sizeof cpu_path, "%s/run-cuda-cpu/metrics.jsonl", root);
+    snprintf(cpu_path, sizeof cpu_path, "%s/%s/metrics.jsonl", root, cpu_name);
     char *ta = file_read_all(path, NULL, &e), *tb = file_read_all(cpu_path, NULL, &e);
     cJSON *ja = ta ? cJSON_Parse(strtok(ta, "\n")) : NULL, *jb = tb ? cJSON_Parse(strtok(tb, "\n")) : NULL;
     CHECK(ja && jb);
@@ -473,12 +482,38 @@ static void test_device_cuda(void) {
     for (int k = 0; ja && jb && k < 4; k++) {
         const cJSON *x = cJSON_GetObjectItem(ja, keys[k]), *y = cJSON_GetObjectItem(jb, keys[k]);
         CHECK_MSG(x && y && fabs(x->valuedouble - y->valuedouble) <= 1e-3 * fmax(1.0, fabs(y->valuedouble)),
-                  "step 1 %s: device %g, CPU %g", keys[k], x ? x->valuedouble : NAN, y ? y->valuedouble : NAN);
+                  "%s step 1 %s: device %g, CPU %g", name, keys[k], x ? x->valuedouble : NAN,
+                  y ? y->valuedouble : NAN);
     }
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     free(ta);
     free(tb);
+}
+
+// "device": "cuda": without a GPU (or in a CPU-only build) the run stops before it creates its run
+// directory, naming the device and the reason; with one (or the emulator), it trains on the device and its step 1
+// is the CPU's, in fp32 and with every matmul_dtype / cache dtype in bf16 on both sides.
+static void test_device_cuda(void) {
+    if (!setup()) {
+        test_skip("could not build the test model or reward plug-in (needs cc)");
+        return;
+    }
+    Error e, probe;
+    char path[600];
+    int started = 0;
+    device_step_matches_cpu("run-cuda", NULL, &started, &e);
+    snprintf(path, sizeof path, "%s/run-cuda", root);
+    if (cuda_device_probe(NULL, 0, NULL, &probe)) {
+        CHECK_MSG(!started && strstr(e.msg, "device \"cuda\"") && strstr(e.msg, probe.msg), "%s", e.msg);
+        CHECK_MSG(!file_exists(path), "%s was created by a run that could not start", path);
+        return;
+    }
+    CHECK_MSG(started, "%s", e.msg);
+    const char *bf16[] = {"matmul_dtype=\"bf16\"", "rollout.matmul_dtype=\"bf16\"", "rollout.kv_cache_dtype=\"bf16\"",
+                          NULL};
+    device_step_matches_cpu("run-cuda-bf16", bf16, &started, &e);
+    CHECK_MSG(started, "%s", e.msg);
 }
 
 int main(void) {

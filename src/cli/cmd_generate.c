@@ -37,9 +37,9 @@ static void usage(FILE *f) {
             "  --stop STRING          stop when the completion text contains STRING (repeatable, up to %d)\n"
             "  --seed S               (default 0)\n"
             "  --device cpu|cuda      where the model runs (default cpu; cuda needs a make CUDA=1 build\n"
-            "                         and a GPU: decode on the device, sampling on the host)\n"
-            "  --matmul-dtype fp32|bf16   precision of the decode's matrix products on the CPU (default\n"
-            "                         fp32; bf16: weights and inputs rounded to bfloat16, fp32 sums)\n"
+            "                         and a GPU: decode and sampling on the device)\n"
+            "  --matmul-dtype fp32|bf16   precision of the decode's matrix products (default fp32; bf16:\n"
+            "                         weights and inputs rounded to bfloat16, fp32 sums; CPU or cuda)\n"
             "  --kv-cache-dtype fp32|bf16 precision of the KV cache (default fp32)\n"
             "  --json                 print JSON lines even for a single prompt\n",
             MAX_STOPS);
@@ -142,10 +142,6 @@ int cmd_generate(int argc, char **argv) {
     }
     gp.matmul_bf16 = !strcmp(matmul_dtype, "bf16");
     gp.kv_bf16 = !strcmp(kv_dtype, "bf16");
-    if (gp.matmul_bf16 && !strcmp(device, "cuda")) {
-        fprintf(stderr, "generate: --matmul-dtype bf16 is CPU-only (--device cuda decodes in fp32)\n");
-        return 2;
-    }
     Error e;
     if (!strcmp(device, "cuda") && cuda_device_probe(NULL, 0, NULL, &e)) {
         fprintf(stderr, "generate: --device cuda: %s\n", e.msg);

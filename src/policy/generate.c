@@ -34,8 +34,13 @@ static int decoder_open(Decoder *d, const QwenModel *m, const GenerateParams *gp
     memset(d, 0, sizeof *d);
     d->m = m;
     if (gp->cuda) {
-        if (gp->matmul_bf16) return error_set(err, "generate: matmul_dtype bf16 is CPU-only (device decode is fp32)");
-        return qwen_cuda_kv_create_ex(gp->cuda, slots, max_len, max_tok, gp->kv_bf16, &d->gpu, err);
+        if (qwen_cuda_kv_create_ex(gp->cuda, slots, max_len, max_tok, gp->kv_bf16, &d->gpu, err)) return -1;
+        if (gp->matmul_bf16 && qwen_cuda_kv_set_matmul_bf16(d->gpu, 1, err)) {
+            qwen_cuda_kv_free(d->gpu);
+            d->gpu = NULL;
+            return -1;
+        }
+        return 0;
     }
     if (qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, gp->kv_bf16, err)) return -1;
     if (gp->matmul_bf16 && qwen_kv_pack_bf16(&d->cpu, m, err)) {

@@ -9,6 +9,8 @@
 #ifndef PIONRL_OPS_CUDA_H
 #define PIONRL_OPS_CUDA_H
 
+#include <stddef.h>
+
 #include "core/error.h"
 
 #ifdef __cplusplus
@@ -18,6 +20,16 @@ extern "C" {
 typedef struct CudaBlas CudaBlas;  // a cuBLAS handle (fp32 math, no TF32)
 int cuda_blas_create(CudaBlas **out, Error *err);
 void cuda_blas_free(CudaBlas *b);
+// bf16 mode (on = 1): every GEMM below that takes cb (cuda_sgemm, linear forward/backward) multiplies bfloat16-rounded
+// operands with fp32 accumulation and fp32 output (cublasGemmEx, tensor cores): the device form of the CPU's
+// matmul_dtype bf16 (src/core/gemm_bf16.h), same inputs, other summation order. Activations stay fp32 in memory and
+// are rounded into a scratch buffer per call; operands inside the array registered with cuda_blas_set_bf16_copy
+// (the weights) are read from its bf16 copy instead, which the caller keeps current (cuda_round_bf16).
+void cuda_blas_set_bf16(CudaBlas *cb, int on);
+// copy: n bf16 values, element i the rounding of base[i]; NULL to forget it.
+void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n);
+// dst[i] = bf16(src[i]), nearest even, for n elements (dst: n x 2 bytes of device memory).
+int cuda_round_bf16(void *dst, const float *src, size_t n, Error *err);
 
 // out[n, :] = table[tokens[n], :] for N rows of width D (the embedding lookup).
 int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err);
@@ -45,14 +57,7 @@ int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double t
 int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
 
-// Causal GQA attention with the shapes and saved probs of attention_forward/backward in ops.h
-// (q [B*T, Hq, hd], k/v [B*T, Hkv, hd], probs [B, Hq, T, T]); dq, dk, dv are overwritten. The
-// reference tier: one cuBLAS GEMM per (sequence, head) and row kernels for the softmax.
-int cuda_attention_forward(CudaBlas *cb, float *out, float *probs, const float *q, const float *k, const float *v,
-                           int B, int T, int Hq, int Hkv, int hd, Error *err);
-int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                            const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
-                            Error *err);
+// Training attention: src/policy/attention_cuda.h (flash-style, no T x T probabilities).
 
 // logp[r] = log softmax(logits row r)[target[r]] for N rows of V
 // logits; entropy[r] (if non-NULL) = -sum p log p. A row with target < 0 gets 0 for both (a position

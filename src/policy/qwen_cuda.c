@@ -2,6 +2,78 @@
 // qwen_train.c, op for op, on device buffers.
 #include "policy/qwen_cuda.h"
 
+#include <string.h>
+
+#include "core/cuda_ops.h"
+#include "policy/qwen_cuda_internal.h"
+
+// The device buffers in one table, for allocation, release and qwen_cuda_acts_bytes (any build).
+static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
+    const QwenConfig *c = &qc->cfg;
+    size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
+    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t H = (size_t)c->num_heads, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
+    size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
+    CudaBuf b[] = {
+        {(void **)&qc->d_params, f * qc->num_params},
+        {(void **)&qc->d_grads, f * qc->num_params},
+        {(void **)&qc->x, f * L * N * D},
+        {(void **)&qc->ln1, f * S * N * D},
+        {(void **)&qc->rstd1, f * S * N},
+        {(void **)&qc->q_raw, f * S * N * QD},
+        {(void **)&qc->k_raw, f * S * N * KD},
+        {(void **)&qc->rstd_q, f * S * N * c->num_heads},
+        {(void **)&qc->rstd_k, f * S * N * c->num_kv_heads},
+        {(void **)&qc->q, f * S * N * QD},
+        {(void **)&qc->k, f * S * N * KD},
+        {(void **)&qc->v, f * S * N * KD},
+        {(void **)&qc->lse, f * S * N * H},  // flash attention: a log-sum-exp per query row, no T x T probs
+        {(void **)&qc->att, f * S * N * QD},
+        {(void **)&qc->x_mid, f * S * N * D},
+        {(void **)&qc->ln2, f * S * N * D},
+        {(void **)&qc->rstd2, f * S * N},
+        {(void **)&qc->gate, f * S * N * F},
+        {(void **)&qc->up, f * S * N * F},
+        {(void **)&qc->act, f * S * N * F},
+        {(void **)&qc->x_out, f * N * D},
+        {(void **)&qc->lnf, f * N * D},
+        {(void **)&qc->rstdf, f * N},
+        {(void **)&qc->dx, f * N * D},
+        {(void **)&qc->dln, f * N * D},
+        {(void **)&qc->dx_mid, f * N * D},
+        {(void **)&qc->dtmp, f * N * KD},
+        {(void **)&qc->dq, f * N * QD},
+        {(void **)&qc->datt, f * N * QD},
+        {(void **)&qc->dk, f * N * KD},
+        {(void **)&qc->dv, f * N * KD},
+        {(void **)&qc->dgate, f * N * F},
+        {(void **)&qc->dup, f * N * F},
+        {(void **)&qc->dact, f * N * F},
+        {(void **)&qc->att_work, f * N * H},
+        {(void **)&qc->logits, f * rows * c->vocab_size},
+        {(void **)&qc->logp, f * N},
+        {(void **)&qc->ent, f * N},
+        {(void **)&qc->wrow, f * N},
+        {(void **)&qc->tokens, sizeof(int) * N},
+        {(void **)&qc->pos, sizeof(int) * N},
+        {(void **)&qc->target, sizeof(int) * N},
+    };
+    int n = (int)(sizeof b / sizeof b[0]);
+    if (t) memcpy(t, b, sizeof b);
+    return n;
+}
+
+size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
+    QwenCuda q;
+    memset(&q, 0, sizeof q);
+    q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute;
+    CudaBuf t[64];
+    int n = dev_bufs(&q, t);
+    size_t bytes = 0;
+    for (int i = 2; i < n; i++) bytes += t[i].bytes;  // all but the parameters and gradients
+    return bytes;
+}
+
 #ifndef PIONRL_CUDA
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
@@ -41,76 +113,23 @@ int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
 }
 float *qwen_cuda_params(QwenCuda *qc) { return NULL; }
 float *qwen_cuda_grads(QwenCuda *qc) { return NULL; }
+int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 
 #else
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "core/cuda_ops.h"
+#include "policy/attention_cuda.h"
 #include "policy/ops_cuda.h"
-#include "policy/qwen_cuda_internal.h"
-
-// The device buffers in one table, for allocation and release.
-static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
-    const QwenConfig *c = &qc->cfg;
-    size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
-    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t P = (size_t)qc->max_B * c->num_heads * qc->max_T * qc->max_T, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
-    size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
-    CudaBuf b[] = {
-        {(void **)&qc->d_params, f * qc->num_params},
-        {(void **)&qc->d_grads, f * qc->num_params},
-        {(void **)&qc->x, f * L * N * D},
-        {(void **)&qc->ln1, f * S * N * D},
-        {(void **)&qc->rstd1, f * S * N},
-        {(void **)&qc->q_raw, f * S * N * QD},
-        {(void **)&qc->k_raw, f * S * N * KD},
-        {(void **)&qc->rstd_q, f * S * N * c->num_heads},
-        {(void **)&qc->rstd_k, f * S * N * c->num_kv_heads},
-        {(void **)&qc->q, f * S * N * QD},
-        {(void **)&qc->k, f * S * N * KD},
-        {(void **)&qc->v, f * S * N * KD},
-        {(void **)&qc->probs, f * S * P},
-        {(void **)&qc->att, f * S * N * QD},
-        {(void **)&qc->x_mid, f * S * N * D},
-        {(void **)&qc->ln2, f * S * N * D},
-        {(void **)&qc->rstd2, f * S * N},
-        {(void **)&qc->gate, f * S * N * F},
-        {(void **)&qc->up, f * S * N * F},
-        {(void **)&qc->act, f * S * N * F},
-        {(void **)&qc->x_out, f * N * D},
-        {(void **)&qc->lnf, f * N * D},
-        {(void **)&qc->rstdf, f * N},
-        {(void **)&qc->dx, f * N * D},
-        {(void **)&qc->dln, f * N * D},
-        {(void **)&qc->dx_mid, f * N * D},
-        {(void **)&qc->dtmp, f * N * KD},
-        {(void **)&qc->dq, f * N * QD},
-        {(void **)&qc->datt, f * N * QD},
-        {(void **)&qc->dk, f * N * KD},
-        {(void **)&qc->dv, f * N * KD},
-        {(void **)&qc->dgate, f * N * F},
-        {(void **)&qc->dup, f * N * F},
-        {(void **)&qc->dact, f * N * F},
-        {(void **)&qc->logits, f * rows * c->vocab_size},
-        {(void **)&qc->logp, f * N},
-        {(void **)&qc->ent, f * N},
-        {(void **)&qc->wrow, f * N},
-        {(void **)&qc->tokens, sizeof(int) * N},
-        {(void **)&qc->pos, sizeof(int) * N},
-        {(void **)&qc->target, sizeof(int) * N},
-    };
-    int n = (int)(sizeof b / sizeof b[0]);
-    if (t) memcpy(t, b, sizeof b);
-    return n;
-}
 
 void qwen_cuda_free(QwenCuda *qc) {
     if (!qc) return;
     CudaBuf t[64];
     cuda_release_table(t, dev_bufs(qc, t));
+    cuda_release(qc->d_wbf16);
     cuda_blas_free(qc->cb);
     free(qc->h_logp);
     free(qc->h_ent);
@@ -124,7 +143,30 @@ int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
     if (m->num_params != qc->num_params) return error_set(err, "model (cuda): parameter count changed");
     if (cuda_to_device(qc->d_params, m->params, sizeof(float) * m->num_params, err))
         return error_prefix(err, "model (cuda)");
+    qc->wbf16_stale = 1;
     return 0;
+}
+
+int qwen_cuda_gemm_mode(QwenCuda *qc, int bf16, Error *err) {
+    cuda_blas_set_bf16(qc->cb, 0);
+    if (!bf16) return 0;
+    if (!qc->d_wbf16) {
+        if (cuda_alloc(&qc->d_wbf16, 2 * qc->num_params, err))
+            return error_prefix(err, "model (cuda): bf16 weight copy (%.1f MB)", 2.0 * qc->num_params / 1048576.0);
+        qc->wbf16_stale = 1;
+    }
+    if (qc->wbf16_stale) {
+        if (cuda_round_bf16(qc->d_wbf16, qc->d_params, qc->num_params, err)) return error_prefix(err, "model (cuda)");
+        qc->wbf16_stale = 0;
+    }
+    cuda_blas_set_bf16_copy(qc->cb, qc->d_params, qc->d_wbf16, qc->num_params);
+    cuda_blas_set_bf16(qc->cb, 1);
+    return 0;
+}
+
+int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
+    qc->train_bf16 = on;
+    return on ? qwen_cuda_gemm_mode(qc, 1, err) : 0;  // allocate the copy now: fail before a run starts
 }
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
@@ -191,12 +233,15 @@ int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
                : 0;
 }
 
-float *qwen_cuda_params(QwenCuda *qc) { return qc->d_params; }
+float *qwen_cuda_params(QwenCuda *qc) {
+    qc->wbf16_stale = 1;  // the caller may write through the pointer
+    return qc->d_params;
+}
 float *qwen_cuda_grads(QwenCuda *qc) { return qc->d_grads; }
 
 // Pointers to layer l's saved activations.
 typedef struct {
-    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
+    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *lse, *att, *x_mid, *ln2, *rstd2;
     float *gate, *up, *act, *x_next;
 } Layer;
 
@@ -204,13 +249,12 @@ static Layer layer_acts(const QwenCuda *qc, size_t l) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->B * qc->T, D = c->hidden_size, F = c->intermediate_size;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t P = (size_t)qc->B * c->num_heads * qc->T * qc->T;
     size_t s = qc->recompute ? 0 : l;  // slot of everything but the layer input
     Layer a;
     a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + s * N * D, a.rstd1 = qc->rstd1 + s * N;
     a.q_raw = qc->q_raw + s * N * QD, a.k_raw = qc->k_raw + s * N * KD;
     a.rstd_q = qc->rstd_q + s * N * c->num_heads, a.rstd_k = qc->rstd_k + s * N * c->num_kv_heads;
-    a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD, a.probs = qc->probs + s * P;
+    a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD, a.lse = qc->lse + s * N * c->num_heads;
     a.att = qc->att + s * N * QD, a.x_mid = qc->x_mid + s * N * D, a.ln2 = qc->ln2 + s * N * D;
     a.rstd2 = qc->rstd2 + s * N, a.gate = qc->gate + s * N * F, a.up = qc->up + s * N * F, a.act = qc->act + s * N * F;
     a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + (l + 1) * N * D : qc->x_out;
@@ -238,7 +282,7 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
              cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
     rc = rc || cuda_rope_forward(a.q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
          cuda_rope_forward(a.k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
-         cuda_attention_forward(qc->cb, a.att, a.probs, a.q, a.k, a.v, B, T, Hq, Hkv, hd, err) ||
+         cuda_flash_attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd, qc->train_bf16, err) ||
          cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
          cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
@@ -269,8 +313,7 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
     if (T < 2) return error_set(err, "forward (cuda): sequences need at least 2 tokens to score (got %d)", T);
     if (!(temperature > 0) || !isfinite(temperature))
         return error_set(err, "forward (cuda): temperature must be positive (got %g)", temperature);
-    if (B <= 0 || (size_t)B * T > (size_t)qc->max_B * qc->max_T ||
-        (size_t)B * T * T > (size_t)qc->max_B * qc->max_T * qc->max_T)
+    if (B <= 0 || (size_t)B * T > (size_t)qc->max_B * qc->max_T)
         return error_set(err, "forward (cuda): batch %d x %d exceeds the capacity %d x %d", B, T, qc->max_B, qc->max_T);
     if (T > c->max_position_embeddings)
         return error_set(err, "forward (cuda): sequence length %d exceeds max_position_embeddings %d", T,
@@ -284,7 +327,7 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
         qc->h_target[n] = n % T < T - 1 ? tokens[n + 1] : -1;  // the last position of a sequence is not scored
     }
     qc->B = B, qc->T = T, qc->temperature = temperature;
-    if (cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
+    if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
         cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
         cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err))
         return error_prefix(err, "forward (cuda)");
@@ -313,7 +356,8 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
     int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     if (B <= 0) return error_set(err, "backward (cuda): no forward pass to differentiate");
     for (int n = 0; n < N; n++) qc->h_wrow[n] = n % T < T - 1 ? wgt[(size_t)(n / T) * (T - 1) + n % T] : 0.0f;
-    if (cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err)) return error_prefix(err, "backward (cuda)");
+    if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err))
+        return error_prefix(err, "backward (cuda)");
     // lm_head and the final norm; logits recomputed in chunks (as on the CPU)
     float inv_t = 1.0f / qc->temperature;
     for (int r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
@@ -346,8 +390,8 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
                  // attention: x_mid = x + o_proj(att)
                  cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att,
                                       w->wo + l * D * QD, N, QD, D, err) ||
-                 cuda_attention_backward(qc->cb, qc->dq, qc->dk, qc->dv, qc->datt, a.probs, a.q, a.k, a.v, B, T, Hq,
-                                         Hkv, hd, err) ||
+                 cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T,
+                                               Hq, Hkv, hd, qc->train_bf16, qc->att_work, err) ||
                  cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
                  cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
         if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections

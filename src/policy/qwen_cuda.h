@@ -3,7 +3,6 @@
 // the CPU (qwen_train.c), with weights, gradients and saved activations in device memory. Same
 // per-token log-probs, entropies and gradients as the CPU, so tests/test_cuda_model.c compares the
 // two on the PyTorch-checked fixtures; and decode with a device KV cache (qwen_decode's contract).
-// Not yet: bf16, activation recomputation, sampling on the device.
 //
 // Built by `make CUDA=1`; in a CPU-only build every call fails with a message.
 #ifndef PIONRL_QWEN_CUDA_H
@@ -24,6 +23,9 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
 // their minimum (one sequence of 2 tokens; the trainer grows them per micro-batch).
 int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err);
 void qwen_cuda_free(QwenCuda *qc);
+// Device memory qwen_cuda_create_ex allocates for activations and scratch at B x T (without the parameter and
+// gradient buffers, and without the bf16 copies of qwen_cuda_set_matmul_bf16). Any build: for the memory planner.
+size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute);
 // Copies m's weights again (after an optimizer step on the host); m must have the same config.
 int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err);
 // The contract of qwen_forward with need = NULL: host tokens [B, T] in, host logp (and entropy if
@@ -40,8 +42,13 @@ int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err);
 int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err);
 // Copies the device weights back into m (after an optimizer step on the device).
 int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err);
-// The device parameter and gradient buffers (num_params floats each), for a device optimizer.
+// The device parameter and gradient buffers (num_params floats each), for a device optimizer. Taking the parameter
+// pointer counts as changing the weights: the bf16 copy (below) is remade before the next pass.
 float *qwen_cuda_params(QwenCuda *qc);
+// on = 1: the training passes (qwen_cuda_forward/backward) multiply bf16-rounded operands with fp32 accumulation,
+// the device form of the CPU's matmul_dtype bf16 (QwenActs.matmul_bf16), with a bf16 copy of the weights
+// (num_params x 2 bytes) remade whenever they change. Weights, activations, gradients stay fp32.
+int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err);
 float *qwen_cuda_grads(QwenCuda *qc);
 
 // Incremental decode with a device KV cache, the contract of qwen_decode (qwen_decode.h): slots of
@@ -53,6 +60,9 @@ int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens
 // bf16 = 1: the cache in bfloat16 (half the memory; logits at bf16 precision, as qwen_kv_alloc_ex).
 int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16, QwenCudaKV **out,
                            Error *err);
+// on = 1: this cache's decode calls use bf16 matrix products (the CPU's qwen_kv_pack_bf16 weights; the cached
+// attention stays fp32 arithmetic, as on the CPU).
+int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err);
 void qwen_cuda_kv_free(QwenCudaKV *kv);
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
 // Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).

@@ -14,6 +14,9 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
     *out = NULL;
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
@@ -44,6 +47,7 @@ struct QwenCudaKV {
     int *h_pos, *h_row;                                                           // host staging for one call
     void *K, *V;                                                                  // device cache
     int bf16;                                                                     // cache elements are bfloat16
+    int matmul_bf16;                                                              // bf16 matrix products
     float *x, *ln, *rstd, *rstd_h, *q, *kk, *vv, *att, *gate, *up, *in, *logits;  // device, max_tokens rows
     int *slot, *pos, *tokens, *rows;
     double *u;  // device sampling: the host's uniform numbers in, a token and its log-prob per row out
@@ -148,6 +152,11 @@ int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
     return 0;
 }
 
+int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
+    kv->matmul_bf16 = on;
+    return on ? qwen_cuda_gemm_mode(kv->qc, 1, err) : 0;  // allocate the weight copy now
+}
+
 // in[i] = x[h_row[i]] for i < nw (device rows; one copy per row).
 static int gather_rows(float *in, const float *x, const int *h_row, int nw, int D, Error *err) {
     for (int i = 0; i < nw; i++)
@@ -180,7 +189,7 @@ static int decode_logits(QwenCudaKV *kv, const int *slot, const int *token, int 
         }
         kv->h_pos[i] = p;
     }
-    int rc = cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
+    int rc = qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err) || cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
              cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n, err) ||
              cuda_to_device(kv->tokens, token, sizeof(int) * n, err) ||
              cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);

@@ -17,15 +17,22 @@ struct QwenCuda {
     float temperature;
     size_t num_params;
     float *d_params, *d_grads;
+    // bf16 matrix products (matmul_dtype bf16): the weights rounded once per change, read by every GEMM
+    int train_bf16;    // the training passes' mode (qwen_cuda_set_matmul_bf16)
+    void *d_wbf16;     // num_params bf16 values, allocated on first use
+    int wbf16_stale;   // d_params changed since d_wbf16 was made
     QwenWeights w, g;  // device views into d_params / d_grads
     CudaBlas *cb;
-    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *probs, *att, *x_mid, *ln2, *rstd2;
+    float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *lse, *att, *x_mid, *ln2, *rstd2;
     float *gate, *up, *act, *x_out, *lnf, *rstdf;
-    float *dx, *dln, *dx_mid, *dtmp, *dq, *datt, *dk, *dv, *dgate, *dup, *dact;  // backward scratch
+    float *dx, *dln, *dx_mid, *dtmp, *dq, *datt, *dk, *dv, *dgate, *dup, *dact, *att_work;  // backward scratch
     float *logits, *logp, *ent, *wrow;
     int *tokens, *pos, *target;
     float *h_logp, *h_ent, *h_wrow;  // host staging, [max_B * max_T]
     int *h_pos, *h_target;
 };
+
+// Puts qc's GEMMs in bf16 (bringing the bf16 weight copy up to date first) or fp32 mode.
+int qwen_cuda_gemm_mode(QwenCuda *qc, int bf16, Error *err);
 
 #endif

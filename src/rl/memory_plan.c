@@ -1,6 +1,9 @@
 #include "rl/memory_plan.h"
 
+#include <string.h>
+
 #include "core/gemm_bf16.h"
+#include "policy/qwen_cuda.h"
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 
@@ -14,7 +17,10 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->grads = params * f;
     out->optimizer = optimizer_bytes;
     out->reference = c->loss.beta > 0 ? params * f : 0;
-    out->activations = qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing);
+    // the device's activations have no T x T attention probabilities (flash attention) nor the CPU's per-thread work
+    out->activations = strcmp(c->device, "cuda")
+                           ? qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing)
+                           : qwen_cuda_acts_bytes(mc, c->micro_batch_size, T, c->gradient_checkpointing);
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;
@@ -24,8 +30,15 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->rollout_weights = c->rollout_matmul_bf16 ? qwen_bf16_weight_bytes(mc) : 0;
     // the backward packs lm_head both ways (dlnf and, when logits are recomputed, the logits)
     out->train_bf16 = c->matmul_bf16 ? 2 * bf16_packed_bytes(mc->vocab_size, mc->hidden_size) : 0;
+    out->device_bf16 = 0;
+    if (!strcmp(c->device, "cuda") && (c->matmul_bf16 || c->rollout_matmul_bf16)) {
+        // the largest rounded operand: a micro-batch's MLP activations, or a chunk of logit gradients (256 rows)
+        size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size, logit = (size_t)256 * mc->vocab_size;
+        out->device_bf16 = 2 * params + 2 * 2 * (mlp > logit ? mlp : logit);
+        out->rollout_weights = out->train_bf16 = 0;
+    }
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +
-                 out->logits + out->rollout_weights + out->train_bf16;
+                 out->logits + out->rollout_weights + out->train_bf16 + out->device_bf16;
 }
 
 static void line(FILE *f, const char *what, size_t bytes, const char *note) {
@@ -47,5 +60,6 @@ void train_memory_plan_print(FILE *f, const TrainMemoryPlan *p, const char *devi
     line(f, "logits", p->logits, "one decode call");
     if (p->rollout_weights) line(f, "bf16 weights", p->rollout_weights, "rollout copy (rollout.matmul_dtype bf16)");
     if (p->train_bf16) line(f, "bf16 lm_head", p->train_bf16, "training copies (matmul_dtype bf16)");
+    if (p->device_bf16) line(f, "bf16 copies", p->device_bf16, "device weights + GEMM operands (matmul_dtype bf16)");
     line(f, "total", p->total, "");
 }

@@ -196,9 +196,6 @@ int train_config_parse(const cJSON *root, TrainConfig *c, const char *file, Erro
         c->diagnostics_every < 0 || c->snr_chunks < 2)
         return error_set(err, "%s: eval/checkpoint/diagnostics values out of range (keep_last >= 1, snr_chunks >= 2)",
                          file);
-    if (!strcmp(c->device, "cuda") && (c->rollout_matmul_bf16 || c->matmul_bf16))
-        return error_set(err, "%s: matmul_dtype \"bf16\" (top level or in rollout) is CPU-only; device \"cuda\" runs fp32",
-                         file);
     if (c->eval_max_new_tokens <= 0) c->eval_max_new_tokens = c->max_new_tokens;
     if (c->optim.schedule.total_steps <= 0) c->optim.schedule.total_steps = c->steps;
     return 0;

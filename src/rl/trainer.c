@@ -107,12 +107,15 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     if (t->gpu) {  // the device activations follow the same capacity
         qwen_cuda_free(t->gpu);
         t->gpu = NULL;
-        if (qwen_cuda_create_ex(&t->model, B, T, t->cfg->gradient_checkpointing, &t->gpu, err))
+        if (qwen_cuda_create_ex(&t->model, B, T, t->cfg->gradient_checkpointing, &t->gpu, err) ||
+            qwen_cuda_set_matmul_bf16(t->gpu, t->cfg->matmul_bf16, err))
             return error_prefix(err, "device activations");
         if (t->gpu_ref) {
             qwen_cuda_free(t->gpu_ref);
             t->gpu_ref = NULL;
-            if (qwen_cuda_create(&t->ref, B, T, &t->gpu_ref, err)) return error_prefix(err, "device reference model");
+            if (qwen_cuda_create(&t->ref, B, T, &t->gpu_ref, err) ||
+                qwen_cuda_set_matmul_bf16(t->gpu_ref, t->cfg->matmul_bf16, err))
+                return error_prefix(err, "device reference model");
         }
     }
     t->acts_B = B;

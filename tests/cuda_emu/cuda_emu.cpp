@@ -392,3 +392,49 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
     }
     return CUBLAS_STATUS_SUCCESS;
 }
+
+// Operand X (stored rows x cols, column-major with leading dimension ld) as fp32, widening bf16 (NULL when out of
+// memory or of an unsupported type).
+static float *widen_operand(const void *X, cudaDataType_t type, int rows, int cols, int ld) {
+    size_t n = (size_t)ld * (cols > 0 ? cols : 1);
+    float *out = (float *)malloc(n * sizeof(float));
+    if (!out) return NULL;
+    if (type == CUDA_R_32F) {
+        memcpy(out, X, ((size_t)ld * (cols - 1) + rows) * sizeof(float));
+        return out;
+    }
+    if (type != CUDA_R_16BF) {
+        free(out);
+        return NULL;
+    }
+    const uint16_t *h = (const uint16_t *)X;
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++) {
+            uint32_t u = (uint32_t)h[(size_t)j * ld + i] << 16;
+            memcpy(&out[(size_t)j * ld + i], &u, 4);
+        }
+    return out;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t a_type, int lda, const void *B,
+                            cudaDataType_t b_type, int ldb, const void *beta, void *C, cudaDataType_t c_type, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (c_type != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || algo != CUBLAS_GEMM_DEFAULT ||
+        (a_type != CUDA_R_32F && a_type != CUDA_R_16BF) || (b_type != CUDA_R_32F && b_type != CUDA_R_16BF))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0 || k == 0)
+        return cublasSgemm(handle, ta, tb, m, n, k, (const float *)alpha, (const float *)A, lda, (const float *)B, ldb,
+                           (const float *)beta, (float *)C, ldc);
+    float *a = widen_operand(A, a_type, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
+    float *b = widen_operand(B, b_type, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
+    cublasStatus_t rc = CUBLAS_STATUS_ALLOC_FAILED;
+    if (a && b)
+        rc = cublasSgemm(handle, ta, tb, m, n, k, (const float *)alpha, a, lda, b, ldb, (const float *)beta, (float *)C,
+                         ldc);
+    free(a);
+    free(b);
+    return rc;
+}

@@ -13,6 +13,14 @@
 
 struct CudaBlas {
     cublasHandle_t h;
+    int bf16;  // GEMM operands rounded to bfloat16, fp32 accumulation and output
+    // a resident bf16 copy of the fp32 array [copy_base, copy_base + copy_n) (the weights): operands inside it are
+    // read from the copy instead of being rounded on every call
+    const float *copy_base;
+    const __nv_bfloat16 *copy;
+    size_t copy_n;
+    __nv_bfloat16 *scratch[2];  // rounded operands A and B of the current GEMM
+    size_t scratch_n[2];
 };
 
 static int blas_check(cublasStatus_t rc, const char *what, Error *err) {
@@ -35,7 +43,81 @@ int cuda_blas_create(CudaBlas **out, Error *err) {
 void cuda_blas_free(CudaBlas *b) {
     if (!b) return;
     if (b->h) cublasDestroy(b->h);
+    cudaFree(b->scratch[0]);
+    cudaFree(b->scratch[1]);
     free(b);
+}
+
+void cuda_blas_set_bf16(CudaBlas *cb, int on) { cb->bf16 = on; }
+
+void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n) {
+    cb->copy_base = base;
+    cb->copy = (const __nv_bfloat16 *)copy;
+    cb->copy_n = copy ? n : 0;
+}
+
+__global__ static void round_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+int cuda_round_bf16(void *dst, const float *src, size_t n, Error *err) {
+    if (n == 0) return 0;
+    round_bf16_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>((__nv_bfloat16 *)dst, src, n);
+    return cuda_launch_check("round to bf16", err);
+}
+
+// rows x cols of a column-major matrix with leading dimension ld, packed (leading dimension rows) as bf16
+__global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
+    size_t n = (size_t)rows * cols;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[(i / rows) * (size_t)ld + i % rows]);
+}
+
+// Operand X (stored rows x cols, column-major, leading dimension *ld) as bf16: a view into the resident copy when X
+// lies inside it, else rounded into scratch slot `slot` (*ld becomes rows).
+static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, const void **out,
+                        Error *err) {
+    size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
+    if (cb->copy && X >= cb->copy_base && X + span <= cb->copy_base + cb->copy_n) {
+        *out = cb->copy + (X - cb->copy_base);
+        return 0;
+    }
+    size_t n = (size_t)rows * cols;
+    if (n > cb->scratch_n[slot]) {
+        cudaFree(cb->scratch[slot]);
+        cb->scratch[slot] = NULL;
+        cb->scratch_n[slot] = 0;
+        if (cudaMalloc((void **)&cb->scratch[slot], n * sizeof(__nv_bfloat16)) != cudaSuccess) {
+            cudaGetLastError();  // clear the sticky allocation error
+            return error_set(err, "cuda: out of device memory for a bf16 operand (%zu elements)", n);
+        }
+        cb->scratch_n[slot] = n;
+    }
+    *out = cb->scratch[slot];
+    if (n == 0) return 0;
+    round_bf16_2d_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>(cb->scratch[slot], X, rows, cols, *ld);
+    *ld = rows;
+    return cuda_launch_check("bf16 operand", err);
+}
+
+// Column-major C = alpha op(A) op(B) + beta C: cublasSgemm, or in bf16 mode cublasGemmEx on bf16-rounded operands
+// with fp32 accumulation (tensor cores), the device form of the CPU's gemm_bf16.
+static int gemm(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m, int n, int k, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const char *what,
+                Error *err) {
+    if (!cb->bf16)
+        return blas_check(cublasSgemm(cb->h, oa, ob, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc), what, err);
+    const void *a16 = NULL, *b16 = NULL;
+    int ra = oa == CUBLAS_OP_N ? m : k, ca = oa == CUBLAS_OP_N ? k : m;
+    int rb = ob == CUBLAS_OP_N ? k : n, cbb = ob == CUBLAS_OP_N ? n : k;
+    if (bf16_operand(cb, 0, A, ra, ca, &lda, &a16, err) || bf16_operand(cb, 1, B, rb, cbb, &ldb, &b16, err))
+        return error_prefix(err, "%s", what);
+    if (lda < 1) lda = 1;
+    if (ldb < 1) ldb = 1;
+    return blas_check(cublasGemmEx(cb->h, oa, ob, m, n, k, &alpha, a16, CUDA_R_16BF, lda, b16, CUDA_R_16BF, ldb, &beta,
+                                   C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      what, err);
 }
 
 __global__ static void embedding_kernel(float *out, const float *table, const int *tokens, int N, int D) {
@@ -64,7 +146,7 @@ int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, c
                int ldb, float beta, float *C, int ldc, Error *err) {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
     cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    return blas_check(cublasSgemm(cb->h, ob, oa, n, m, k, &alpha, B, ldb, A, lda, &beta, C, ldc), "sgemm", err);
+    return gemm(cb, ob, oa, n, m, k, alpha, B, ldb, A, lda, beta, C, ldc, "sgemm", err);
 }
 
 // ---- linear -------------------------------------------------------------------------------------
@@ -91,20 +173,17 @@ int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *
         if (cuda_launch_check("linear bias", err)) return -1;
     }
     // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T, hence op T
-    return blas_check(cublasSgemm(cb->h, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, &one, W, I, in, I, &beta, out, O),
-                      "linear forward", err);
+    return gemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, one, W, I, in, I, beta, out, O, "linear forward", err);
 }
 
 int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
                          const float *in, const float *W, int N, int I, int O, Error *err) {
     float one = 1.0f, bd = din_accumulate ? 1.0f : 0.0f;
     // din^T (I x N) = W^T (I x O) dout^T (O x N)
-    if (din && blas_check(cublasSgemm(cb->h, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, &one, W, I, dout, O, &bd, din, I),
-                          "linear backward (input)", err))
+    if (din && gemm(cb, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, one, W, I, dout, O, bd, din, I, "linear backward (input)", err))
         return -1;
     // dW^T (I x O) += in^T (I x N) dout (N x O)
-    if (dW && blas_check(cublasSgemm(cb->h, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, &one, in, I, dout, O, &one, dW, I),
-                         "linear backward (weight)", err))
+    if (dW && gemm(cb, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, one, in, I, dout, O, one, dW, I, "linear backward (weight)", err))
         return -1;
     if (db) {
         column_sum_kernel<<<(O + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(db, dout, N, O);
@@ -217,85 +296,6 @@ int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error 
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err) {
     swiglu_backward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(dg, du, dh, g, u, n);
     return cuda_launch_check("swiglu backward", err);
-}
-
-// ---- attention ----------------------------------------------------------------------------------
-
-// Row r of the [rows, T] score matrices (position t = r % T): softmax over s <= t, zeros after.
-__global__ static void causal_softmax_kernel(float *P, int T) {
-    float *row = P + (size_t)blockIdx.x * T;
-    int t = blockIdx.x % T;
-    float mx = -INFINITY;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) mx = fmaxf(mx, row[s]);
-    mx = cuda_block_max(mx);
-    double sum = 0.0;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) {
-        float e = expf(row[s] - mx);
-        row[s] = e;
-        sum += e;
-    }
-    float inv = (float)(1.0 / cuda_block_sum(sum));
-    for (int s = threadIdx.x; s < T; s += blockDim.x) row[s] = s <= t ? row[s] * inv : 0.0f;
-}
-
-// dS = P (dP - rowsum(dP P)) scale on s <= t, zeros after; dS holds dP on entry.
-__global__ static void causal_softmax_backward_kernel(float *dS, const float *P, int T, float scale) {
-    float *d = dS + (size_t)blockIdx.x * T;
-    const float *p = P + (size_t)blockIdx.x * T;
-    int t = blockIdx.x % T;
-    double dot = 0.0;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) dot += (double)d[s] * p[s];
-    float rowdot = (float)cuda_block_sum(dot);
-    for (int s = threadIdx.x; s < T; s += blockDim.x) d[s] = s <= t ? p[s] * (d[s] - rowdot) * scale : 0.0f;
-}
-
-int cuda_attention_forward(CudaBlas *cb, float *out, float *probs, const float *q, const float *k, const float *v,
-                           int B, int T, int Hq, int Hkv, int hd, Error *err) {
-    int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++) {
-            const float *qb = q + (size_t)b * T * qs + h * hd, *kb = k + (size_t)b * T * ks + (h / group) * hd;
-            float *P = probs + ((size_t)b * Hq + h) * T * T;
-            if (cuda_sgemm(cb, 0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, P, T, err)) return -1;  // S = Q K^T
-        }
-    causal_softmax_kernel<<<B * Hq * T, CUDA_THREADS>>>(probs, T);
-    if (cuda_launch_check("attention softmax", err)) return -1;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++) {
-            const float *vb = v + (size_t)b * T * ks + (h / group) * hd, *P = probs + ((size_t)b * Hq + h) * T * T;
-            float *ob = out + (size_t)b * T * qs + h * hd;
-            if (cuda_sgemm(cb, 0, 0, T, hd, T, 1.0f, P, T, vb, ks, 0.0f, ob, qs, err)) return -1;  // O = P V
-        }
-    return 0;
-}
-
-int cuda_attention_backward(CudaBlas *cb, float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                            const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
-                            Error *err) {
-    int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd), *dS = NULL;
-    if (cudaMemset(dk, 0, sizeof(float) * (size_t)B * T * ks) != cudaSuccess ||
-        cudaMemset(dv, 0, sizeof(float) * (size_t)B * T * ks) != cudaSuccess)
-        return error_set(err, "cuda: attention backward: memset failed");
-    if (cudaMalloc((void **)&dS, sizeof(float) * (size_t)T * T) != cudaSuccess)
-        return error_set(err, "cuda: attention backward: out of device memory");
-    int rc = 0;
-    for (int b = 0; b < B && !rc; b++)
-        for (int h = 0; h < Hq && !rc; h++) {
-            size_t qo = (size_t)b * T * qs + h * hd, ko = (size_t)b * T * ks + (h / group) * hd;
-            const float *P = probs + ((size_t)b * Hq + h) * T * T;
-            // one dS buffer for every head: the stream runs these calls in order
-            rc = cuda_sgemm(cb, 0, 1, T, T, hd, 1.0f, dout + qo, qs, v + ko, ks, 0.0f, dS, T, err) ||  // dP = dO V^T
-                 cuda_sgemm(cb, 1, 0, T, hd, T, 1.0f, P, T, dout + qo, qs, 1.0f, dv + ko, ks, err);    // dV += P^T dO
-            if (rc) break;
-            causal_softmax_backward_kernel<<<T, CUDA_THREADS>>>(dS, P, T, scale);
-            rc = cuda_launch_check("attention softmax backward", err) ||
-                 cuda_sgemm(cb, 0, 0, T, hd, T, 1.0f, dS, T, k + ko, ks, 0.0f, dq + qo, qs, err) ||  // dQ = dS K
-                 cuda_sgemm(cb, 1, 0, T, hd, T, 1.0f, dS, T, q + qo, qs, 1.0f, dk + ko, ks, err);    // dK += dS^T Q
-        }
-    cudaFree(dS);
-    return rc ? -1 : 0;
 }
 
 // ---- log-softmax at the targets, entropy --------------------------------------------------------

@@ -1,0 +1,39 @@
+// Causal grouped-query attention on the device without the T x T probabilities (issue 8's flash-style training
+// attention): the forward keeps a running max and sum per query row over tiles of keys held in shared memory and saves
+// only the log-sum-exp of each row; the backward recomputes the probabilities from it, tile by tile. Same semantics as
+// attention_forward/attention_backward in src/policy/ops.h (and the same bf16 flag), without the [B, Hq, T, T] probs
+// array those save: memory O(B T Hq) instead of O(B Hq T^2). Implementation: src/policy/cuda/attention_cuda.cu;
+// tests: tests/test_cuda_attention.c (against the CPU ops).
+//
+// All pointers are device memory; calls are queued on the default stream (errors inside a kernel surface at the next
+// synchronising call). Return 0, or -1 with err set (bad shapes, hd > 256, grid limits: B and Hq at most 65,535).
+// Results are deterministic: every output element is written by one thread, no atomics.
+#ifndef PIONRL_ATTENTION_CUDA_H
+#define PIONRL_ATTENTION_CUDA_H
+
+#include "core/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// q [B*T, Hq, hd], k/v [B*T, Hkv, hd] (the rows of sequence b at b*T .. b*T+T-1), out [B*T, Hq, hd], lse [B, Hq, T]:
+// the log-sum-exp of each query row's scaled scores (scale 1/sqrt(hd)), saved for the backward. Causal; Hq a multiple
+// of Hkv (query head h reads kv head h / (Hq / Hkv)); 1 <= hd <= 256. bf16: every product's two inputs rounded to
+// bfloat16 (q and k for the scores, the normalised probability and v for the weighted sum: a first pass finds each
+// row's log-sum-exp so that the probability rounded is the CPU's p / l), sums and softmax in fp32.
+int cuda_flash_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                                 int Hq, int Hkv, int hd, int bf16, Error *err);
+
+// dq, dk, dv (the shapes of q, k, v) are overwritten with the gradients of sum(dout * out); out and lse are the
+// forward's. work: B*T*Hq floats of scratch (each query row's D = rowsum(P dP): dot(dout, out) in fp32; with bf16 summed
+// over the key tiles as the CPU sums it). bf16 rounds the inputs of dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q.
+int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                  const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                                  int Hq, int Hkv, int hd, int bf16, float *work, Error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -45,8 +45,9 @@ ifeq ($(CUDA),1)
   LIB_CU   = $(wildcard src/*/cuda/*.cu)
   CFLAGS  += -DPIONRL_CUDA=1 -I$(CUDA_HOME)/include
   CXXFLAGS+= -DPIONRL_CUDA=1 -I$(CUDA_HOME)/include
+  # one stream for every launch and copy (the per-thread default stream), so decode steps can be captured as graphs
   NVFLAGS  = -O3 -std=c++17 -Isrc -DPIONRL_CUDA=1 -gencode arch=compute_80,code=sm_80 \
-             -gencode arch=compute_90,code=sm_90 -MMD -MP
+             -gencode arch=compute_90,code=sm_90 --default-stream per-thread -MMD -MP
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt
 endif
 ifeq ($(CUDA),emu)

@@ -10,6 +10,7 @@
 #include "core/cuda_ops.h"
 #include "core/fileio.h"
 #include "core/param.h"
+#include "core/rng.h"
 #include "policy/generate.h"
 #include "policy/qwen_checkpoint.h"
 #include "policy/qwen_cuda.h"
@@ -366,6 +367,63 @@ static void test_bf16_qwen3_tiny(void) { compare_bf16("tests/fixtures/qwen3-tiny
 static void test_bf16_qwen2_tiny(void) { compare_bf16("tests/fixtures/qwen2-tiny"); }
 static void test_bf16_qwen3_tiny_wide(void) { compare_bf16("tests/fixtures/qwen3-tiny-wide"); }
 
+// CUDA graphs of the sampled decode step: two caches fed the same prompts, tokens and uniform numbers, one replaying
+// captured steps and one launching eagerly, give the same tokens and log-probs bit for bit, over a batch that shrinks
+// from 3 rows to 2 (one graph per size) and across a weight change (the bf16 copy is remade before the replay).
+static void test_decode_graphs(void) {
+    QwenModel m;
+    Error err;
+    if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
+    int V = m.cfg.vocab_size;
+    for (int bf16 = 0; bf16 < 2 && test_state.state == 0; bf16++) {
+        QwenCuda *qc = NULL;
+        QwenCudaKV *kv[2] = {NULL, NULL};
+        CHECK_MSG(qwen_cuda_create(&m, 1, 2, &qc, &err) == 0, "%s", err.msg);
+        for (int g = 0; g < 2; g++) {
+            CHECK_MSG(qwen_cuda_kv_create_ex(qc, 3, 40, 16, bf16, &kv[g], &err) == 0 &&
+                          qwen_cuda_kv_set_matmul_bf16(kv[g], bf16, &err) == 0,
+                      "%s", err.msg);
+            qwen_cuda_kv_set_graphs(kv[g], g == 0);
+        }
+        int slots[9] = {0, 0, 0, 1, 1, 1, 2, 2, 2}, toks[9];
+        unsigned char none[9] = {0};
+        float *logits = malloc(sizeof(float) * V);
+        for (int i = 0; i < 9; i++) toks[i] = (i * 131 + 7) % V;
+        for (int g = 0; g < 2; g++) CHECK(qwen_cuda_decode(kv[g], slots, toks, 9, none, logits, &err) == 0);
+        SamplingParams sp = {0.9f, 20, 0.95f, 0.0f};
+        int tok[2][3] = {{1, 2, 3}, {1, 2, 3}}, live[3] = {0, 1, 2}, out[3];
+        float lp[2][3];
+        Rng rng;
+        rng_seed(&rng, 7);
+        for (int step = 0; step < 12 && test_state.state == 0; step++) {
+            int n = step < 6 ? 3 : 2;  // the last row finishes after step 5
+            double u[3];
+            for (int i = 0; i < n; i++) u[i] = rng_uniform_double(&rng);
+            if (step == 8) {  // an optimizer step: new weights, uploaded between decode steps
+                for (size_t k = 0; k < m.num_params; k++) m.params[k] *= 0.95f;
+                CHECK_MSG(qwen_cuda_upload(qc, &m, &err) == 0, "%s", err.msg);
+            }
+            for (int g = 0; g < 2; g++) {
+                CHECK_MSG(qwen_cuda_decode_sample(kv[g], live, tok[g], n, &sp, 0, u, out, lp[g], &err) == 0, "%s",
+                          err.msg);
+                memcpy(tok[g], out, sizeof(int) * n);
+            }
+            for (int i = 0; i < n; i++)
+                CHECK_MSG(tok[0][i] == tok[1][i] && lp[0][i] == lp[1][i],
+                          "bf16 %d step %d row %d: graph %d (%g), eager %d (%g)", bf16, step, i, tok[0][i], lp[0][i],
+                          tok[1][i], lp[1][i]);
+        }
+        CHECK_MSG(qwen_cuda_kv_num_graphs(kv[0]) == 2 && qwen_cuda_kv_num_graphs(kv[1]) == 0,
+                  "bf16 %d: %d graphs captured (want 2), %d eager", bf16, qwen_cuda_kv_num_graphs(kv[0]),
+                  qwen_cuda_kv_num_graphs(kv[1]));
+        for (int g = 0; g < 2; g++) qwen_cuda_kv_free(kv[g]);
+        qwen_cuda_free(qc);
+        free(logits);
+        for (size_t k = 0; k < m.num_params; k++) m.params[k] /= 0.95f;  // (close enough for the next round)
+    }
+    qwen_model_free(&m);
+}
+
 static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
 static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
 
@@ -394,6 +452,7 @@ int main(void) {
     RUN(test_decode_qwen2_tiny);
     RUN(test_generate_on_device);
     RUN(test_decode_bf16_cache_on_device);
+    RUN(test_decode_graphs);
     RUN(test_bf16_qwen3_tiny);
     RUN(test_bf16_qwen2_tiny);
     RUN(test_bf16_qwen3_tiny_wide);

@@ -27,5 +27,12 @@ int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_alloc_table(const CudaBuf *t, int n, Error *err) { return no_cuda(err); }
 void cuda_release_table(const CudaBuf *t, int n) {}
+int cuda_graph_begin(Error *err) { return no_cuda(err); }
+int cuda_graph_end(CudaGraph **out, Error *err) {
+    *out = NULL;
+    return no_cuda(err);
+}
+int cuda_graph_launch(const CudaGraph *g, Error *err) { return no_cuda(err); }
+void cuda_graph_free(CudaGraph *g) {}
 
 #endif

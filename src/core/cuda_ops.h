@@ -34,6 +34,17 @@ typedef struct {
 int cuda_alloc_table(const CudaBuf *t, int n, Error *err);
 void cuda_release_table(const CudaBuf *t, int n);
 
+// CUDA Graphs: the work queued between cuda_graph_begin and cuda_graph_end (kernels, cuBLAS calls) is recorded,
+// not run, and cuda_graph_launch replays it with one launch, the same pointers and scalars. Every queue call goes to
+// one stream (the per-thread default stream: the CUDA build compiles with --default-stream per-thread, cuBLAS handles
+// are set to it). Synchronous copies and allocations inside a capture fail it; cuda_graph_end then returns -1 with
+// the reason and the caller runs the work eagerly instead.
+typedef struct CudaGraph CudaGraph;
+int cuda_graph_begin(Error *err);
+int cuda_graph_end(CudaGraph **out, Error *err);
+int cuda_graph_launch(const CudaGraph *g, Error *err);
+void cuda_graph_free(CudaGraph *g);
+
 // The kernels below are queued on the default stream and do not wait for the device; d_dsum
 // (one device double) accumulates the sum of the squared parameter changes for update_rms, so a
 // whole optimizer step needs one copy back at its end.

@@ -28,6 +28,8 @@ void cuda_blas_free(CudaBlas *b);
 void cuda_blas_set_bf16(CudaBlas *cb, int on);
 // copy: n bf16 values, element i the rounding of base[i]; NULL to forget it.
 void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n);
+// Changes whenever the handle's bf16 scratch buffers move: work captured into a CUDA graph before is stale.
+unsigned long cuda_blas_generation(const CudaBlas *cb);
 // dst[i] = bf16(src[i]), nearest even, for n elements (dst: n x 2 bytes of device memory).
 int cuda_round_bf16(void *dst, const float *src, size_t n, Error *err);
 

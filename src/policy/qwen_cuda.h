@@ -63,6 +63,11 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
 // on = 1: this cache's decode calls use bf16 matrix products (the CPU's qwen_kv_pack_bf16 weights; the cached
 // attention stays fp32 arithmetic, as on the CPU).
 int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err);
+// on = 1 (the default): qwen_cuda_decode_sample replays each batch size's step as a CUDA graph from its second use
+// (one launch instead of hundreds; the same results, tested on the emulator). 0: every step launched eagerly.
+int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on);
+// Decode steps captured so far (for tests and benchmarks).
+int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv);
 void qwen_cuda_kv_free(QwenCudaKV *kv);
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
 // Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).

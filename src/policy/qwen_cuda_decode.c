@@ -17,6 +17,8 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
 int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
+int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) { return -1; }
+int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return 0; }
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
@@ -53,6 +55,16 @@ struct QwenCudaKV {
     double *u;  // device sampling: the host's uniform numbers in, a token and its log-prob per row out
     int *sampled;
     float *sampled_logp;
+    // CUDA Graphs of the sampled decode step, one per batch size n (index n - 1), captured the second time a size is
+    // seen (the first run is eager and sizes every buffer); valid for one sampling setup and one generation of the
+    // cuBLAS handle's scratch buffers, dropped when either changes
+    int graphs;  // on (qwen_cuda_kv_set_graphs)
+    CudaGraph **graph;
+    unsigned char *seen;
+    int num_graphs;
+    SamplingParams graph_sp;
+    int graph_n_valid;
+    unsigned long graph_generation;
 };
 
 static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
@@ -88,8 +100,21 @@ static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
     return n;
 }
 
+// Drops every captured decode step (their buffers may have moved, or the sampling setup changed).
+static void drop_graphs(QwenCudaKV *kv) {
+    for (int i = 0; kv->graph && i < kv->max_tokens; i++) {
+        cuda_graph_free(kv->graph[i]);
+        kv->graph[i] = NULL;
+    }
+    if (kv->seen) memset(kv->seen, 0, kv->max_tokens);
+    kv->num_graphs = 0;
+}
+
 void qwen_cuda_kv_free(QwenCudaKV *kv) {
     if (!kv) return;
+    drop_graphs(kv);
+    free(kv->graph);
+    free(kv->seen);
     CudaBuf t[32];
     cuda_release_table(t, kv_bufs(kv, t));
     free(kv->len);
@@ -119,7 +144,10 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
     kv->len = calloc(num_slots, sizeof(int));
     kv->h_pos = malloc(sizeof(int) * max_tokens);
     kv->h_row = malloc(sizeof(int) * max_tokens);
-    if (!kv->len || !kv->h_pos || !kv->h_row) {
+    kv->graph = calloc(max_tokens, sizeof(CudaGraph *));
+    kv->seen = calloc(max_tokens, 1);
+    kv->graphs = 1;
+    if (!kv->len || !kv->h_pos || !kv->h_row || !kv->graph || !kv->seen) {
         qwen_cuda_kv_free(kv);
         return error_set(err, "kv cache (cuda): out of memory");
     }
@@ -164,17 +192,14 @@ static int gather_rows(float *in, const float *x, const int *h_row, int nw, int 
     return 0;
 }
 
-// One decode step up to the logits of the wanted rows (*nw of them), which stay on the device in kv->logits.
-static int decode_logits(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, int *nw_out,
-                         Error *err) {
+// The host side of a decode call: checks, the slots' new positions (kv->len advanced; undone by undo_positions), the
+// inputs copied to the device and the GEMM mode set (which remakes a stale bf16 weight copy). Nothing is launched
+// after this that depends on host values but n, so the device side can be a captured graph.
+static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n, Error *err) {
     QwenCuda *qc = kv->qc;
-    const QwenConfig *c = &qc->cfg;
-    const QwenWeights *w = &qc->w;
+    int V = qc->cfg.vocab_size;
     if (n <= 0 || n > kv->max_tokens)
         return error_set(err, "decode (cuda): %d tokens (1..%d allowed per call)", n, kv->max_tokens);
-    int D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
-    int QD = Hq * hd, KD = Hkv * hd, V = c->vocab_size;
-    float eps = c->rms_norm_eps;
     for (int i = 0; i < n; i++) {
         if (slot[i] < 0 || slot[i] >= kv->num_slots)
             return error_set(err, "decode (cuda): slot %d out of range", slot[i]);
@@ -189,10 +214,30 @@ static int decode_logits(QwenCudaKV *kv, const int *slot, const int *token, int 
         }
         kv->h_pos[i] = p;
     }
-    int rc = qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err) || cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
-             cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n, err) ||
-             cuda_to_device(kv->tokens, token, sizeof(int) * n, err) ||
-             cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);
+    if (cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
+        cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n, err) ||
+        cuda_to_device(kv->tokens, token, sizeof(int) * n, err) || qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err)) {
+        for (int i = 0; i < n; i++) kv->len[slot[i]]--;
+        return error_prefix(err, "decode (cuda)");
+    }
+    return 0;
+}
+
+// After a failed step the cache may hold part of it: the slots' new positions are not trusted.
+static void undo_positions(QwenCudaKV *kv, const int *slot, int n) {
+    for (int i = 0; i < n; i++) kv->len[slot[i]]--;
+}
+
+// The device side of a decode step (after prepare_step) up to the logits of the wanted rows (*nw of them), which
+// stay on the device in kv->logits.
+static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *nw_out, Error *err) {
+    QwenCuda *qc = kv->qc;
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w;
+    int D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
+    int QD = Hq * hd, KD = Hkv * hd, V = c->vocab_size;
+    float eps = c->rms_norm_eps;
+    int rc = cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);
     for (size_t l = 0; l < (size_t)c->num_layers && !rc; l++) {
         rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm + l * D, n, D, eps, err) ||
              cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, D, QD,
@@ -231,34 +276,78 @@ static int decode_logits(QwenCudaKV *kv, const int *slot, const int *token, int 
         rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, last, w->final_norm, nw, D, eps, err) ||
              cuda_sgemm(qc->cb, 0, 1, nw, V, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, kv->logits, V, err);
     *nw_out = nw;
-    if (rc) {
-        // the cache may hold part of this call: the slots' new positions are not trusted
-        for (int i = 0; i < n; i++) kv->len[slot[i]]--;
-        return error_prefix(err, "decode (cuda)");
-    }
-    return 0;
+    return rc ? error_prefix(err, "decode (cuda)") : 0;
 }
 
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
                      Error *err) {
     int nw;
-    if (decode_logits(kv, slot, token, n, want, &nw, err)) return -1;
-    if (nw > 0 && cuda_to_host(logits, kv->logits, sizeof(float) * nw * kv->qc->cfg.vocab_size, err))
+    if (prepare_step(kv, slot, token, n, err)) return -1;
+    if (decode_logits(kv, n, want, &nw, err) ||
+        (nw > 0 && cuda_to_host(logits, kv->logits, sizeof(float) * nw * kv->qc->cfg.vocab_size, err))) {
+        undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda)");
+    }
     return 0;
+}
+
+int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) {
+    drop_graphs(kv);
+    kv->graphs = on;
+    return 0;
+}
+
+int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return kv->num_graphs; }
+
+// The device side of a sampled step: decode to the logits, then one token per row.
+static int sample_step(QwenCudaKV *kv, int n, const SamplingParams *sp, int n_valid, Error *err) {
+    int nw;
+    return decode_logits(kv, n, NULL, &nw, err) ||
+           cuda_sample_rows(kv->sampled, kv->sampled_logp, kv->logits, kv->u, n, kv->qc->cfg.vocab_size, n_valid, sp,
+                            err);
+}
+
+// sample_step through a CUDA graph when one is captured for n (the same sampling setup, the same cuBLAS scratch);
+// the second step of a size captures it. A capture that fails (an operation the driver refuses while capturing)
+// turns graphs off for this cache and the step runs eagerly: graphs change the speed, never the result.
+static int sample_step_graphed(QwenCudaKV *kv, int n, const SamplingParams *sp, int n_valid, Error *err) {
+    enum { MAX_GRAPHS = 256 };
+    if (!kv->graphs) return sample_step(kv, n, sp, n_valid, err);
+    unsigned long gen = cuda_blas_generation(kv->qc->cb);
+    if (memcmp(&kv->graph_sp, sp, sizeof *sp) || kv->graph_n_valid != n_valid || kv->graph_generation != gen) {
+        drop_graphs(kv);
+        kv->graph_sp = *sp, kv->graph_n_valid = n_valid, kv->graph_generation = gen;
+    }
+    if (!kv->graph[n - 1]) {
+        if (!kv->seen[n - 1] || kv->num_graphs >= MAX_GRAPHS) {
+            kv->seen[n - 1] = 1;
+            return sample_step(kv, n, sp, n_valid, err);
+        }
+        Error cap;
+        if (cuda_graph_begin(&cap)) {
+            kv->graphs = 0;
+            return sample_step(kv, n, sp, n_valid, err);
+        }
+        int rc = sample_step(kv, n, sp, n_valid, err);
+        if (cuda_graph_end(&kv->graph[n - 1], &cap) || rc) {  // end the capture whatever happened inside it
+            kv->graphs = 0;
+            drop_graphs(kv);
+            return sample_step(kv, n, sp, n_valid, err);
+        }
+        kv->num_graphs++;
+    }
+    return cuda_graph_launch(kv->graph[n - 1], err);
 }
 
 int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
                             int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
-    int nw;
-    if (sampling_params_validate(sp, "decode (cuda)", err)) return -1;
-    if (decode_logits(kv, slot, token, n, NULL, &nw, err)) return -1;
-    if (cuda_to_device(kv->u, u, sizeof(double) * n, err) ||
-        cuda_sample_rows(kv->sampled, kv->sampled_logp, kv->logits, kv->u, n, kv->qc->cfg.vocab_size, n_valid, sp,
-                         err) ||
+    if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, err)) return -1;
+    if (cuda_to_device(kv->u, u, sizeof(double) * n, err) || sample_step_graphed(kv, n, sp, n_valid, err) ||
         cuda_to_host(out_tok, kv->sampled, sizeof(int) * n, err) ||
-        cuda_to_host(out_logp, kv->sampled_logp, sizeof(float) * n, err))
+        cuda_to_host(out_logp, kv->sampled_logp, sizeof(float) * n, err)) {
+        undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda): sampling");
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <vector>
 
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
@@ -31,6 +32,67 @@ static cudaError_t fail(cudaError_t rc) {
     last_error = rc;
     return rc;
 }
+
+struct EmuGraph {
+    std::vector<std::function<void()>> work;
+};
+static EmuGraph *capture;          // the open capture, or NULL
+static bool capture_invalidated;  // a refused call happened inside it
+
+int emu_capturing(void) { return capture != NULL; }
+void emu_capture_push(std::function<void()> work) { capture->work.push_back(std::move(work)); }
+
+// A synchronous call made while capturing: the driver refuses it and the capture can only end in failure.
+static bool refused_in_capture(void) {
+    if (!capture) return false;
+    capture_invalidated = true;
+    fail(cudaErrorStreamCaptureUnsupported);
+    return true;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    if (capture || stream == 0) return fail(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot capture
+    capture = new EmuGraph;
+    capture_invalidated = false;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    *graph = NULL;
+    if (!capture) return fail(cudaErrorInvalidValue);
+    EmuGraph *g = capture;
+    capture = NULL;
+    if (capture_invalidated) {
+        delete g;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags) {
+    if (!graph) return fail(cudaErrorInvalidValue);
+    *exec = new EmuGraph(*graph);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    if (!exec || capture) return fail(cudaErrorInvalidValue);
+    for (auto &w : exec->work) w();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) { return refused_in_capture() ? last_error : cudaSuccess; }
 
 // A fault inside a kernel would be a sticky device error; here it stops the program with the reason, as
 // compute-sanitizer does.
@@ -65,6 +127,7 @@ cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(
 
 // Fresh device memory reads as NaN (0xFF bytes) so a kernel that uses what nothing wrote shows up in the results.
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
+    if (refused_in_capture()) return last_error;
     *ptr = malloc(bytes ? bytes : 1);
     if (!*ptr) return fail(cudaErrorMemoryAllocation);
     memset(*ptr, 0xff, bytes);
@@ -77,6 +140,7 @@ cudaError_t cudaFree(void *ptr) {
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (refused_in_capture()) return last_error;
     if ((int)kind < 0 || (int)kind > 4) return fail(cudaErrorInvalidValue);
     if (bytes && (!dst || !src)) return fail(cudaErrorInvalidValue);
     if (bytes) memmove(dst, src, bytes);
@@ -84,16 +148,25 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+    if (capture) {
+        capture->work.push_back([=]() { memmove(dst, src, bytes); });
+        return cudaSuccess;
+    }
     return cudaMemcpy(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
+    if (refused_in_capture()) return last_error;
     if (bytes && !ptr) return fail(cudaErrorInvalidValue);
     if (bytes) memset(ptr, value, bytes);
     return cudaSuccess;
 }
 
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream) {
+    if (capture) {
+        capture->work.push_back([=]() { memset(ptr, value, bytes); });
+        return cudaSuccess;
+    }
     return cudaMemset(ptr, value, bytes);
 }
 
@@ -104,7 +177,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return refused_in_capture() ? last_error : cudaSuccess; }
 
 cudaError_t cudaGetLastError(void) {
     cudaError_t rc = last_error;
@@ -122,6 +195,9 @@ const char *cudaGetErrorString(cudaError_t rc) {
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
         case cudaErrorInvalidDevicePointer: return "invalid device pointer";
         case cudaErrorLaunchFailure: return "unspecified launch failure";
+        case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+        case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+        case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
     }
     return "unknown error";
 }
@@ -372,6 +448,9 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
+// While capturing, a cuBLAS call is checked at once (as the library checks it) and recorded with its scalars read
+// now: in host pointer mode cuBLAS reads alpha and beta at the call, so a graph keeps their values.
+
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
                                          int n, int k, const float *alpha, const float *A, int lda, long long stride_a,
                                          const float *B, int ldb, long long stride_b, const float *beta, float *C,
@@ -379,6 +458,14 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    if (capture) {
+        float a = *alpha, b = *beta;
+        capture->work.push_back([=]() {
+            cublasSgemmStridedBatched(handle, ta, tb, m, n, k, &a, A, lda, stride_a, B, ldb, stride_b, &b, C, ldc,
+                                      stride_c, batch);
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     for (int b = 0; b < batch; b++) {
         float *c = C + b * stride_c;
         if (k == 0) {  // BLAS leaves C * beta; spell it out (some CPU BLAS skip the call)
@@ -425,6 +512,13 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
         (a_type != CUDA_R_32F && a_type != CUDA_R_16BF) || (b_type != CUDA_R_32F && b_type != CUDA_R_16BF))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (capture) {
+        float a = *(const float *)alpha, b = *(const float *)beta;
+        capture->work.push_back([=]() {
+            cublasGemmEx(handle, ta, tb, m, n, k, &a, A, a_type, lda, B, b_type, ldb, &b, C, c_type, ldc, compute, algo);
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     if (m == 0 || n == 0 || k == 0)
         return cublasSgemm(handle, ta, tb, m, n, k, (const float *)alpha, (const float *)A, lda, (const float *)B, ldb,
                            (const float *)beta, (float *)C, ldc);

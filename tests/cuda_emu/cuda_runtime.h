@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
+#include <tuple>
 #include <utility>
 
 #define __global__
@@ -33,6 +35,9 @@ typedef enum {
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureWrongThread = 908,
 } cudaError_t;
 
 typedef enum {
@@ -46,6 +51,27 @@ typedef enum {
 typedef enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribute;
 
 typedef struct CUstream_st *cudaStream_t;
+#define cudaStreamPerThread ((cudaStream_t)0x2)
+// Stream capture into a graph, replayed by cudaGraphLaunch: while a capture is open, launches, cuBLAS calls and the
+// async copies are recorded instead of run; synchronous copies, memsets and cudaMalloc are refused (as the driver
+// refuses them in thread-local mode) and invalidate the capture.
+typedef struct EmuGraph *cudaGraph_t;
+typedef struct EmuGraph *cudaGraphExec_t;
+typedef enum {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+} cudaStreamCaptureMode;
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+// 1 while a capture is open: the work is appended to it by emu_capture_push.
+int emu_capturing(void);
+void emu_capture_push(std::function<void()> work);
 
 struct uint3 {
     unsigned x, y, z;
@@ -135,6 +161,15 @@ struct EmuLaunch {
     EmuLaunch(dim3 g, dim3 b, size_t s = 0, cudaStream_t stream = 0) : grid(g), block(b), shared(s) { (void)stream; }
     template <typename Body>
     void run(const void *kernel, Body body) {
+        if (emu_capturing()) {  // recorded with its arguments (the lambda holds copies), run at each graph launch
+            dim3 g = grid, b = block;
+            size_t sh = shared;
+            emu_capture_push([=]() {
+                Body copy = body;
+                emu_launch(kernel, g, b, sh, [](void *c) { (*(Body *)c)(); }, &copy);
+            });
+            return;
+        }
         emu_launch(kernel, grid, block, shared, [](void *c) { (*(Body *)c)(); }, &body);
     }
 };

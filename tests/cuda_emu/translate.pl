@@ -1,6 +1,8 @@
 #!/usr/bin/perl
 # Rewrites a .cu file into C++ for the CUDA emulator (see cuda_runtime.h beside this file):
-#   kernel<<<grid, block[, shared[, stream]]>>>(args);  ->  EmuLaunch(grid, block...).run(id, [=]() { kernel(args); });
+#   kernel<<<grid, block[, shared[, stream]]>>>(args);  ->  EmuLaunch(grid, block...).run(id, body);
+#     body: a closure holding the arguments' values at the launch (as the driver copies them), which calls kernel
+#     with them when the launch runs: at once, or at each replay of a captured graph
 #   extern __shared__ T name[];                        ->  T *name = (T *)emu_dynamic_shared();
 # id is the kernel's address when the launch names dynamic shared memory (so cudaFuncSetAttribute applies; such a
 # launch must name one function, e.g. kernel<E>), otherwise nullptr.
@@ -28,7 +30,8 @@ sub config_args {
 sub launch {
     my ($kernel, $cfg, $args) = @_;
     my $id = config_args($cfg) >= 3 ? "(const void *)&$kernel" : "nullptr";
-    return "EmuLaunch($cfg).run($id, [=]() { $kernel$args; })";
+    return "EmuLaunch($cfg).run($id, [emu_args = std::make_tuple$args]() "
+         . "{ std::apply([](auto... a) { $kernel(a...); }, emu_args); })";
 }
 
 $src =~ s/([A-Za-z_]\w*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*($paren)/launch($1, $2, $3)/gse;

@@ -74,6 +74,46 @@ int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) {
 
 int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return cuda_check(cudaMemset(d_ptr, 0, bytes), "memset", err); }
 
+struct CudaGraph {
+    cudaGraphExec_t exec;
+};
+
+int cuda_graph_begin(Error *err) {
+    // thread-local: only this thread's unsafe calls (a synchronous copy, an allocation) break the capture
+    return cuda_check(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal), "begin capture",
+                      err);
+}
+
+int cuda_graph_end(CudaGraph **out, Error *err) {
+    *out = NULL;
+    cudaGraph_t g = NULL;
+    cudaError_t rc = cudaStreamEndCapture(cudaStreamPerThread, &g);
+    if (rc != cudaSuccess || !g) {
+        cudaGetLastError();  // a failed capture is reported here, not at the next launch check
+        return error_set(err, "cuda: capture: %s", cudaGetErrorString(rc));
+    }
+    CudaGraph *cg = (CudaGraph *)calloc(1, sizeof *cg);
+    rc = cg ? cudaGraphInstantiate(&cg->exec, g, 0) : cudaErrorMemoryAllocation;
+    cudaGraphDestroy(g);
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        free(cg);
+        return error_set(err, "cuda: graph instantiate: %s", cudaGetErrorString(rc));
+    }
+    *out = cg;
+    return 0;
+}
+
+int cuda_graph_launch(const CudaGraph *g, Error *err) {
+    return cuda_check(cudaGraphLaunch(g->exec, cudaStreamPerThread), "graph launch", err);
+}
+
+void cuda_graph_free(CudaGraph *g) {
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    free(g);
+}
+
 __global__ static void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float step_size,
                                     float bc2_sqrt, float decay, float b1, float b2, float eps, double *dsum) {
     double local = 0.0;
@@ -166,6 +206,7 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs
     size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
     size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
     if (cublas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
+        cublas_check(cublasSetStream(ns->blas, cudaStreamPerThread), "cublasSetStream", err) ||
         // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU reference
         cublas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
         cuda_alloc((void **)&ns->X, xb, err) || cuda_alloc((void **)&ns->Y, xb, err) ||

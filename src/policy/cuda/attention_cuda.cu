@@ -417,8 +417,8 @@ static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout
         return -1;
     int tiles = (T + FA_TILE - 1) / FA_TILE;
     if (bf16) {
-        fa_backward_dq_kernel<NACC, true>
-            <<<dim3(tiles, Hq, B), FA_THREADS, shared>>>(D, dout, lse, NULL, q, k, v, T, Hq, Hkv, hd, bf16, scale);
+        fa_backward_dq_kernel<NACC, true><<<dim3(tiles, Hq, B), FA_THREADS, shared>>>(
+            D, dout, lse, (const float *)NULL, q, k, v, T, Hq, Hkv, hd, bf16, scale);
     } else {
         size_t N = (size_t)B * T * Hq, blocks = (N + FA_TILE - 1) / FA_TILE;
         fa_rowdot_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), FA_THREADS>>>(D, dout, out, N, T, Hq, hd);

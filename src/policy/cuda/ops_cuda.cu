@@ -21,6 +21,7 @@ struct CudaBlas {
     size_t copy_n;
     __nv_bfloat16 *scratch[2];  // rounded operands A and B of the current GEMM
     size_t scratch_n[2];
+    unsigned long generation;  // counts scratch reallocations: a captured graph holds the old addresses
 };
 
 static int blas_check(cublasStatus_t rc, const char *what, Error *err) {
@@ -32,6 +33,7 @@ int cuda_blas_create(CudaBlas **out, Error *err) {
     CudaBlas *b = (CudaBlas *)calloc(1, sizeof *b);
     if (!b) return error_set(err, "cuda: out of memory");
     if (blas_check(cublasCreate(&b->h), "cublasCreate", err) ||
+        blas_check(cublasSetStream(b->h, cudaStreamPerThread), "cublasSetStream", err) ||
         blas_check(cublasSetMathMode(b->h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err)) {
         cuda_blas_free(b);
         return -1;
@@ -49,6 +51,8 @@ void cuda_blas_free(CudaBlas *b) {
 }
 
 void cuda_blas_set_bf16(CudaBlas *cb, int on) { cb->bf16 = on; }
+
+unsigned long cuda_blas_generation(const CudaBlas *cb) { return cb->generation; }
 
 void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n) {
     cb->copy_base = base;
@@ -93,6 +97,7 @@ static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int co
             return error_set(err, "cuda: out of device memory for a bf16 operand (%zu elements)", n);
         }
         cb->scratch_n[slot] = n;
+        cb->generation++;
     }
     *out = cb->scratch[slot];
     if (n == 0) return 0;

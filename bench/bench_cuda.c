@@ -6,8 +6,9 @@
 //   transformers' generate is timed; and the decode steps alone against the memory-bandwidth bound
 //   (weights + KV cache read per step);
 // - training: forward + backward of sum(w * logp) over 4 x 512 tokens, tokens/s and TFLOP/s at 6N;
-// - optimizer: one Muon (whole matrices) and one per-head Pion step over every matrix, with the
-//   Newton-Schulz FLOPs of the Muon step (5 iterations of 4 s^2 l + 2 s^3 per s x l matrix).
+// - optimizer: one Muon (whole matrices) and one per-head Pion step over every matrix, Newton-Schulz in fp32 and in
+//   bf16 products (ns_dtype bf16, what torch.optim.Muon does), with the Newton-Schulz FLOPs of the Muon step (5
+//   iterations of 4 s^2 l + 2 s^3 per s x l matrix).
 // Each pionrl row runs twice: fp32 (no TF32) against the peers' fp32, and with bf16 matrix products (fp32 master
 // weights, bf16 KV cache) against the peers' bf16 (autocast training, a bf16 model for generate).
 // Skips (exit 0, no results file) without a CUDA build or a GPU, and on the CUDA emulator; writes
@@ -142,7 +143,7 @@ static double muon_flops(const QwenConfig *c) {
 }
 
 // One device optimizer step (kind, per_head) over every parameter, best of 2 after a warm-up; -1 on error.
-static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, Error *err) {
+static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, int ns_bf16, Error *err) {
     const QwenConfig *c = &m->cfg;
     int nt = qwen_num_tensors(c);
     ParamInfo *tab = malloc(sizeof(ParamInfo) * nt);
@@ -150,7 +151,7 @@ static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, 
     qwen_param_table(c, tab);
     OptimConfig oc;
     optimizer_config_default(&oc);
-    oc.kind = kind, oc.per_head = per_head, oc.kp = 0;
+    oc.kind = kind, oc.per_head = per_head, oc.kp = 0, oc.ns_bf16 = ns_bf16;
     Optimizer *host = NULL;
     OptimCuda *gpu = NULL;
     float *d_p = NULL, *d_g = NULL;
@@ -302,9 +303,12 @@ int main(void) {
                 status = 1;
             }
         }
-        double muon_ms = status ? -1 : bench_optimizer(&m, OPT_MUON, 0, &err);
-        double pion_ms = muon_ms < 0 ? -1 : bench_optimizer(&m, OPT_PION, 1, &err);
-        if (pion_ms < 0) fprintf(stderr, "bench_cuda: optimizer: %s\n", err.msg);
+        // Newton-Schulz in fp32 and in bf16 products (ns_dtype bf16, as torch.optim.Muon runs it)
+        double muon_ms = status ? -1 : bench_optimizer(&m, OPT_MUON, 0, 0, &err);
+        double muon16_ms = muon_ms < 0 ? -1 : bench_optimizer(&m, OPT_MUON, 0, 1, &err);
+        double pion_ms = muon16_ms < 0 ? -1 : bench_optimizer(&m, OPT_PION, 1, 0, &err);
+        double pion16_ms = pion_ms < 0 ? -1 : bench_optimizer(&m, OPT_PION, 1, 1, &err);
+        if (pion16_ms < 0) fprintf(stderr, "bench_cuda: optimizer: %s\n", err.msg);
         double ns_flops = muon_flops(&c);
         for (int bf16 = 0; bf16 < 2 && !status; bf16++) {
             const Result *r = &res[bf16];
@@ -315,8 +319,10 @@ int main(void) {
                    6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->d64_eager, r->bytes64 / 1e9, r->d256,
                    r->bytes256 / 1e9, r->g64, r->g256);
         }
-        printf("%s: Muon step %.1f ms (%.1f TFLOP/s of Newton-Schulz), Pion per-head %.1f ms\n", shapes[si].name,
-               muon_ms, muon_ms > 0 ? ns_flops / (muon_ms * 1e-3) / 1e12 : 0, pion_ms);
+        printf("%s: Muon step %.1f ms (%.1f TFLOP/s of Newton-Schulz), bf16 NS %.1f ms (%.1f TFLOP/s); Pion per-head "
+               "%.1f ms, bf16 NS %.1f ms\n",
+               shapes[si].name, muon_ms, muon_ms > 0 ? ns_flops / (muon_ms * 1e-3) / 1e12 : 0, muon16_ms,
+               muon16_ms > 0 ? ns_flops / (muon16_ms * 1e-3) / 1e12 : 0, pion_ms, pion16_ms);
         // free the device before the peer takes it
         qwen_cuda_free(qc);
         qc = NULL;
@@ -338,7 +344,9 @@ int main(void) {
                    p_g256 > 0 ? r->g256 / p_g256 : 0);
         }
         double p_muon = peer_number(pj, "muon_adamw_step_ms");
-        if (p_muon > 0 && muon_ms > 0) printf("%s vs torch.optim.Muon: %.2fx\n", shapes[si].name, p_muon / muon_ms);
+        if (p_muon > 0 && muon16_ms > 0)  // torch.optim.Muon runs Newton-Schulz in bf16
+            printf("%s vs torch.optim.Muon: bf16 NS %.2fx (fp32 NS %.2fx)\n", shapes[si].name, p_muon / muon16_ms,
+                   p_muon / muon_ms);
         cJSON_Delete(pj);
         fprintf(f, "%s    {\"model\": \"%s\", \"params\": %zu, \"train_batch\": %d, \"train_seq_len\": %d, "
                 "\"decode_prompt\": 32, \"decode_new_tokens\": %d,\n", si ? ",\n" : "", shapes[si].name, m.num_params,
@@ -354,8 +362,10 @@ int main(void) {
                     r->bytes64,
                     r->d256, r->bytes256, r->g64, r->g256);
         }
-        fprintf(f, "     \"muon_step_ms\": %.2f, \"muon_ns_flops\": %.4g, \"pion_per_head_step_ms\": %.2f, \"pytorch\": %s}",
-                muon_ms, ns_flops, pion_ms, peer[0] ? peer : "null");
+        fprintf(f,
+                "     \"muon_step_ms\": %.2f, \"muon_bf16_ns_step_ms\": %.2f, \"muon_ns_flops\": %.4g, "
+                "\"pion_per_head_step_ms\": %.2f, \"pion_per_head_bf16_ns_step_ms\": %.2f, \"pytorch\": %s}",
+                muon_ms, muon16_ms, ns_flops, pion_ms, pion16_ms, peer[0] ? peer : "null");
         free(tok), free(w), free(logp);
         qwen_cuda_free(qc);
         qwen_model_free(&m);

@@ -4,7 +4,14 @@
 //
 // Tolerance: the GPU runs the same fp32 formulas with other summation orders (cuBLAS GEMMs, tree
 // reductions), so parameters are compared through their change: after each step,
-// max |dW_gpu - dW_cpu| <= 1e-3 max |dW_cpu| (+1e-9).
+// max |dW_gpu - dW_cpu| <= 1e-3 max |dW_cpu| (+1e-9). With ns_dtype bf16 both sides round the same
+// operands to bf16 (fp32 sums), but a rounding that the two summation orders put on opposite sides of a
+// bf16 step (2^-8 relative) is then amplified by the iteration (Muon's quintic has slope 3.4 at 0, five
+// times). That is the precision of bf16 Newton-Schulz itself: on a 96 x 128 matrix the CPU's bf16 engine is
+// 1.5% (of the largest element) from the same arithmetic summed in double, and 2.3% from fp32 (test_optim
+// pins the engine to 1e-4 on 32 x 48, where nothing flips). So matrix updates are compared norm-wise,
+// ||dW_gpu - dW_cpu|| <= 3e-2 ||dW_cpu|| (measured 1.2e-2 on the whole q_proj with Muon; per-head blocks
+// agree to 1e-3), and update_rms to 1e-2.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,53 +51,54 @@ static int make_table(ParamInfo *t, size_t *total) {
     return n;
 }
 
-static void fill(float *x, size_t n, unsigned seed, float scale) {
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = scale * ((float)(seed >> 8) / 16777216.0f - 0.5f);
-    }
-}
-
 // A host optimizer of this kind over the test table (NULL, with the test failed, on error).
-static Optimizer *host_optimizer(OptimKind kind, int per_head, int kp, ParamInfo *t, int *n, size_t *N) {
+static Optimizer *host_optimizer(OptimKind kind, int per_head, int kp, int ns_bf16, ParamInfo *t, int *n, size_t *N) {
     *n = make_table(t, N);
     OptimConfig c;
     Error err;
     optimizer_config_default(&c);
-    c.kind = kind, c.per_head = per_head, c.kp = kp, c.lr = 0.02f, c.weight_decay = 0.01f;
+    c.kind = kind, c.per_head = per_head, c.kp = kp, c.lr = 0.02f, c.weight_decay = 0.01f, c.ns_bf16 = ns_bf16;
     Optimizer *cpu = NULL;
     if (optimizer_create(&c, t, *n, *N, &cpu, &err)) test_fail_at(__FILE__, __LINE__, "%s", err.msg);
     return cpu;
 }
 
-static void compare_steps(OptimKind kind, int per_head, int kp) {
+static void compare_steps(OptimKind kind, int per_head, int kp, int ns_bf16) {
     if (!test_gpu_ready()) return;
     ParamInfo t[8];
     size_t N;
     int n;
     Error err;
-    Optimizer *cpu = host_optimizer(kind, per_head, kp, t, &n, &N);
+    Optimizer *cpu = host_optimizer(kind, per_head, kp, ns_bf16, t, &n, &N);
     if (!cpu) return;
     OptimCuda *gpu = NULL;
     CHECK_MSG(optim_cuda_create(cpu, &gpu, &err) == 0, "%s", err.msg);
     float *W = malloc(N * sizeof(float)), *G = malloc(N * sizeof(float)), *Wg = malloc(N * sizeof(float));
     float *W0 = malloc(N * sizeof(float)), *d_w = NULL, *d_g = NULL;
-    fill(W, N, 1, 0.2f);
+    test_fill(W, N, 1, 0.2f);
     CHECK(cuda_alloc((void **)&d_w, N * sizeof(float), &err) == 0 && cuda_alloc((void **)&d_g, N * sizeof(float), &err) == 0);
     CHECK(cuda_to_device(d_w, W, N * sizeof(float), &err) == 0);
     for (int step = 0; step < 3 && test_state.state == 0; step++) {
-        fill(G, N, 100 + step, 1.0f);
+        test_fill(G, N, 100 + step, 1.0f);
         memcpy(W0, W, N * sizeof(float));
         CHECK(cuda_to_device(d_g, G, N * sizeof(float), &err) == 0);
         CHECK_MSG(optimizer_step(cpu, W, G, 1.0f, &err) == 0, "%s", err.msg);
         CHECK_MSG(optim_cuda_step(gpu, d_w, d_g, 1.0f, &err) == 0, "%s", err.msg);
         CHECK(cuda_to_host(Wg, d_w, N * sizeof(float), &err) == 0);
         for (int i = 0; i < n; i++) {
-            double worst = 0, scale = 0;
+            double worst = 0, scale = 0, d2 = 0, c2 = 0;
             for (size_t k = t[i].offset; k < t[i].offset + param_numel(&t[i]); k++) {
                 double dc = (double)W[k] - W0[k], dg = (double)Wg[k] - W0[k];
                 worst = fmax(worst, fabs(dg - dc));
                 scale = fmax(scale, fabs(dc));
+                d2 += (dg - dc) * (dg - dc), c2 += dc * dc;
+            }
+            if (ns_bf16 && t[i].role == ROLE_MATRIX) {  // see the header: norm-wise 3e-2
+                CHECK_MSG(sqrt(d2) <= 3e-2 * sqrt(c2) + 1e-9, "step %d, %s: bf16 GPU update differs by %g of its norm",
+                          step + 1, t[i].name, sqrt(d2 / (c2 + 1e-30)));
+                CHECK_NEAR(optim_cuda_update_rms(gpu, i), optimizer_update_rms(cpu, i),
+                           1e-2 * optimizer_update_rms(cpu, i) + 1e-12);
+                continue;
             }
             CHECK_MSG(worst <= 1e-3 * scale + 1e-9, "step %d, %s: GPU update differs by %g (update max %g)", step + 1,
                       t[i].name, worst, scale);
@@ -102,7 +110,7 @@ static void compare_steps(OptimKind kind, int per_head, int kp) {
     }
     // the device state comes back into a host optimizer (checkpoints): same step count, and each
     // state buffer within 1e-3 of its largest value of the CPU's
-    Optimizer *back = host_optimizer(kind, per_head, kp, t, &n, &N);
+    Optimizer *back = host_optimizer(kind, per_head, kp, ns_bf16, t, &n, &N);
     CHECK(back && optim_cuda_download_state(gpu, back, &err) == 0);
     CHECK(back && optimizer_step_count(back) == optimizer_step_count(cpu));
     for (int i = 0; back && i < n; i++)
@@ -122,11 +130,15 @@ static void compare_steps(OptimKind kind, int per_head, int kp) {
     free(W), free(G), free(Wg), free(W0);
 }
 
-static void test_adamw(void) { compare_steps(OPT_ADAMW, 0, 0); }
-static void test_muon_whole(void) { compare_steps(OPT_MUON, 0, 0); }
-static void test_muon_per_head(void) { compare_steps(OPT_MUON, 1, 0); }
-static void test_pion_per_head_kp0(void) { compare_steps(OPT_PION, 1, 0); }
-static void test_pion_whole_kp2(void) { compare_steps(OPT_PION, 0, 2); }
+static void test_adamw(void) { compare_steps(OPT_ADAMW, 0, 0, 0); }
+static void test_muon_whole(void) { compare_steps(OPT_MUON, 0, 0, 0); }
+static void test_muon_per_head(void) { compare_steps(OPT_MUON, 1, 0, 0); }
+static void test_pion_per_head_kp0(void) { compare_steps(OPT_PION, 1, 0, 0); }
+static void test_pion_whole_kp2(void) { compare_steps(OPT_PION, 0, 2, 0); }
+// ns_dtype bf16: the device's bf16 Newton-Schulz (cublasGemmStridedBatchedEx) against the CPU's (gemm_bf16), same bound
+static void test_muon_whole_bf16(void) { compare_steps(OPT_MUON, 0, 0, 1); }
+static void test_pion_per_head_bf16(void) { compare_steps(OPT_PION, 1, 0, 1); }
+static void test_pion_whole_kp2_bf16(void) { compare_steps(OPT_PION, 0, 2, 1); }
 
 static void test_spectral_refused(void) {
     if (!test_gpu_ready()) return;
@@ -134,7 +146,7 @@ static void test_spectral_refused(void) {
     size_t N;
     int n;
     Error err;
-    Optimizer *cpu = host_optimizer(OPT_SPECTRAL, 0, 0, t, &n, &N);
+    Optimizer *cpu = host_optimizer(OPT_SPECTRAL, 0, 0, 0, t, &n, &N);
     if (!cpu) return;
     OptimCuda *gpu = NULL;
     CHECK(optim_cuda_create(cpu, &gpu, &err) != 0 && gpu == NULL);
@@ -161,6 +173,9 @@ int main(void) {
     RUN(test_muon_per_head);
     RUN(test_pion_per_head_kp0);
     RUN(test_pion_whole_kp2);
+    RUN(test_muon_whole_bf16);
+    RUN(test_pion_per_head_bf16);
+    RUN(test_pion_whole_kp2_bf16);
     RUN(test_spectral_refused);
     return test_summary("test_cuda_optim");
 }

@@ -2,6 +2,7 @@
 // per-head == separate blocks, spectrum-preserving Pion keeps singular values, schedules, clipping,
 // state save/load, diagnostics, and bad configs / tables.
 #include <stdint.h>
+#include <string.h>
 
 #include "core/json.h"
 #include "core/rng.h"
@@ -112,8 +113,10 @@ static void test_ns_muon_orthogonal(void) {
             double d = 0;
             for (int a = 0; a < r; a++)
                 for (int b = 0; b < c; b++) d += U[a * r + i] * O[a * c + b] * V[b * r + j];
-            if (i != j) off = fmax(off, fabs(d));
-            else dmin = fmin(dmin, d), dmax = fmax(dmax, d);
+            if (i != j)
+                off = fmax(off, fabs(d));
+            else
+                dmin = fmin(dmin, d), dmax = fmax(dmax, d);
         }
     CHECK_MSG(off <= 1e-2, "U^T O V off-diagonal %g", off);
     CHECK_MSG(dmin >= 0.68 && dmax <= 1.14, "muon output singular values in [%g, %g]", dmin, dmax);
@@ -135,6 +138,89 @@ static void test_ns_muon_orthogonal(void) {
     CHECK_MSG(worst <= 1e-3, "cubic schedule: |O O^T - I| max %g", worst);
     ns_work_free(&w);
     free(U), free(V), free(A), free(O);
+}
+
+// bf16 float: nearest even (the rounding gemm_bf16 and the device apply).
+static float to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+// Index of element (i, j) of the wide view (r x c) of a matrix stored r x c (wide) or c x r (tall).
+static size_t at(int tall, int r, int c, int i, int j) { return tall ? (size_t)j * r + i : (size_t)i * c + j; }
+
+// ns_dtype bf16 (NsWork.bf16) against a direct reference: per step A = r(X) r(X)^T, B = c r(A) r(A) + b A + a I,
+// X <- r(B) r(X), with r() the bf16 rounding and every sum in double, from X = G / ||G||. Both round the same values
+// and differ by fp32 vs double sums (and the rare rounding that flips with them): 1e-4 of the output's largest value
+// (measured 1.5e-7). The bf16 output must also be 1e-3 of it away from the fp32 engine's (it really rounds: measured
+// 1e-2 to 3e-2), on both shapes, wide (32 x 48) and tall (48 x 32), with the Muon and Pion schedules.
+static void test_ns_bf16_products(void) {
+    Error err;
+    NsSchedule sched[2];
+    ns_schedule_muon(&sched[0]);
+    CHECK(ns_schedule_pion(2, &sched[1], &err) == 0);
+    for (int shape = 0; shape < 2; shape++)
+        for (int k = 0; k < 2; k++) {
+            int rows = shape ? 48 : 32, cols = shape ? 32 : 48, r = 32, c = 48, tall = shape;
+            size_t n = (size_t)rows * cols;
+            float *G = malloc(sizeof(float) * n), *O = malloc(sizeof(float) * n), *O32 = malloc(sizeof(float) * n);
+            double *X = malloc(sizeof(double) * n), *Y = malloc(sizeof(double) * n);
+            double *A = malloc(sizeof(double) * r * r), *B = malloc(sizeof(double) * r * r);
+            fill_normal(G, n, 11 + shape * 2 + k, 1.0f);
+            NsWork w;
+            CHECK(ns_work_init(&w, r, n, &err) == 0);
+            CHECK(ns_orthogonalize(&sched[k], G, rows, cols, cols, O32, cols, 1e-7f, &w, &err) == 0);
+            w.bf16 = 1;
+            CHECK(ns_orthogonalize(&sched[k], G, rows, cols, cols, O, cols, 1e-7f, &w, &err) == 0);
+            double ss = 0;
+            for (size_t i = 0; i < n; i++) ss += (double)G[i] * G[i];
+            float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
+            for (size_t i = 0; i < n; i++) X[i] = (float)(inv * G[i]);
+            for (int t = 0; t < sched[k].steps; t++) {
+                for (int i = 0; i < r; i++)
+                    for (int j = 0; j < r; j++) {
+                        double d = 0;
+                        for (int q = 0; q < c; q++)
+                            d += (double)to_bf16((float)X[at(tall, r, c, i, q)]) *
+                                 to_bf16((float)X[at(tall, r, c, j, q)]);
+                        A[i * r + j] = (float)d;
+                    }
+                for (int i = 0; i < r; i++)
+                    for (int j = 0; j < r; j++) {
+                        double d = 0;
+                        for (int q = 0; q < r; q++)
+                            d += (double)to_bf16((float)A[i * r + q]) * to_bf16((float)A[q * r + j]);
+                        B[i * r + j] =
+                            (float)(sched[k].c[t] * d + sched[k].b[t] * A[i * r + j] + (i == j) * sched[k].a[t]);
+                    }
+                for (int i = 0; i < r; i++)
+                    for (int j = 0; j < c; j++) {
+                        double d = 0;
+                        for (int q = 0; q < r; q++)
+                            d += (double)to_bf16((float)B[i * r + q]) * to_bf16((float)X[at(tall, r, c, q, j)]);
+                        Y[at(tall, r, c, i, j)] = (float)d;
+                    }
+                memcpy(X, Y, sizeof(double) * n);
+            }
+            double worst = 0, vs32 = 0, big = 0;
+            for (size_t i = 0; i < n; i++) {
+                worst = fmax(worst, fabs(O[i] - X[i]));
+                vs32 = fmax(vs32, fabs((double)O[i] - O32[i]));
+                big = fmax(big, fabs(X[i]));
+            }
+            printf("  %s %s bf16: %.2e from the reference, %.2e from fp32 (max %.2f)\n", tall ? "tall" : "wide",
+                   k ? "pion" : "muon", worst, vs32, big);
+            CHECK_MSG(worst <= 1e-4 * big, "%s %s: bf16 engine differs from the reference by %g (max %g)",
+                      tall ? "tall" : "wide", k ? "pion" : "muon", worst, big);
+            CHECK_MSG(vs32 > 1e-3 * big, "%s %s: bf16 output only %g from fp32's", tall ? "tall" : "wide",
+                      k ? "pion" : "muon", vs32);
+            ns_work_free(&w);
+            free(G), free(O), free(O32), free(X), free(Y), free(A), free(B);
+        }
 }
 
 static void test_ns_workspace_errors(void) {
@@ -188,8 +274,10 @@ static void test_per_head_equals_blocks(void) {
         fill_normal(G, N, 7, 1.0f);
         CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
         NsSchedule s;
-        if (kind) ns_schedule_pion(1, &s, NULL);
-        else ns_schedule_muon(&s);
+        if (kind)
+            ns_schedule_pion(1, &s, NULL);
+        else
+            ns_schedule_muon(&s);
         NsWork w;
         CHECK(ns_work_init(&w, D, (size_t)D * D, &err) == 0);
         float blk[24 * 8], outb[24 * 8];
@@ -424,6 +512,7 @@ static void test_config_parse(void) {
     // Defaults.
     CHECK(parse_str("{}", &c, &err) == 0);
     CHECK(c.kind == OPT_PION && c.kp == 0 && c.per_head && c.nesterov && c.momentum_form == MOMENTUM_SUM);
+    CHECK(!c.ns_bf16 && parse_str("{\"ns_dtype\": \"bf16\"}", &c, &err) == 0 && c.ns_bf16);
 
     struct {
         const char *json, *msg;
@@ -439,6 +528,7 @@ static void test_config_parse(void) {
         {"{\"momentum\": 1.0}", "momentum must be in [0, 1)"},
         {"{\"scale\": \"spectral\"}", "unknown scale 'spectral'"},
         {"{\"momentum_form\": \"avg\"}", "unknown momentum_form 'avg'"},
+        {"{\"ns_dtype\": \"fp16\"}", "unknown ns_dtype 'fp16' (fp32, bf16)"},
         {"{\"spectral\": {\"map\": \"qr\"}}", "unknown map 'qr'"},
         {"{\"ns_coefficients\": [[1, 2]]}", "ns_coefficients[0] must be [a, b, c]"},
         {"{\"ns_coefficients\": []}", "ns_coefficients must be an array"},
@@ -728,8 +818,10 @@ static void test_qwen_table(void) {
             CHECK_MSG(optimizer_create(&c, t, n, N, &o, &err) == 0, "qwen%d %s: %s", arch,
                       optimizer_kind_name(kinds[k]), err.msg);
             // the planner's count (no allocation) is the created optimizer's
-            CHECK_MSG(optimizer_state_bytes_planned(&c, t, n) == optimizer_state_bytes(o), "qwen%d %s: planned %zu, "
-                      "allocated %zu", arch, optimizer_kind_name(kinds[k]), optimizer_state_bytes_planned(&c, t, n),
+            CHECK_MSG(optimizer_state_bytes_planned(&c, t, n) == optimizer_state_bytes(o),
+                      "qwen%d %s: planned %zu, "
+                      "allocated %zu",
+                      arch, optimizer_kind_name(kinds[k]), optimizer_state_bytes_planned(&c, t, n),
                       optimizer_state_bytes(o));
             memcpy(W, W0, N * sizeof(float));
             CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
@@ -752,6 +844,7 @@ int main(void) {
     RUN(test_ns_normalized_map);
     RUN(test_ns_polynomial_values);
     RUN(test_ns_muon_orthogonal);
+    RUN(test_ns_bf16_products);
     RUN(test_ns_workspace_errors);
     RUN(test_per_head_equals_blocks);
     RUN(test_per_head_parallel_large_blocks);

@@ -25,6 +25,7 @@ int cuda_to_device(void *d_dst, const void *src, size_t bytes, Error *err) { ret
 int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return no_cuda(err); }
 int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err) { return no_cuda(err); }
+int cuda_round_bf16(void *d_dst, const float *d_src, size_t n, Error *err) { return no_cuda(err); }
 int cuda_alloc_table(const CudaBuf *t, int n, Error *err) { return no_cuda(err); }
 void cuda_release_table(const CudaBuf *t, int n) {}
 int cuda_graph_begin(Error *err) { return no_cuda(err); }

@@ -24,6 +24,8 @@ int cuda_to_device(void *d_dst, const void *src, size_t bytes, Error *err);
 int cuda_to_host(void *dst, const void *d_src, size_t bytes, Error *err);
 int cuda_zero(void *d_ptr, size_t bytes, Error *err);
 int cuda_copy(void *d_dst, const void *d_src, size_t bytes, Error *err);  // device to device
+// d_dst[i] = bf16(d_src[i]), nearest even, for n elements (d_dst: n x 2 bytes).
+int cuda_round_bf16(void *d_dst, const float *d_src, size_t n, Error *err);
 
 // A table of device buffers owned by one object: allocated together (on failure the error names
 // the request; the caller releases the table, whose unallocated entries are NULL).
@@ -63,9 +65,10 @@ int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float
 // the input starts at d_g + b * g_stride with row stride ldg, its output at d_out + b * o_stride
 // with row stride ldo (q/k/v head rows and o_proj head columns both fit, as on the CPU). Each
 // block is normalised by its own Frobenius norm (+ eps) and iterated with the schedule
-// (a[t], b[t], c[t]), t < steps, in fp32 with batched cuBLAS GEMMs.
+// (a[t], b[t], c[t]), t < steps, with batched cuBLAS GEMMs: fp32, or with bf16 = 1 every product on
+// bf16-rounded operands with fp32 accumulation (tensor cores; the CPU's NsWork.bf16 arithmetic).
 typedef struct CudaNs CudaNs;
-int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs **out, Error *err);
+int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf16, CudaNs **out, Error *err);
 void cuda_ns_free(CudaNs *ns);
 int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g,
                    int nblocks, int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "core/gemm_bf16.h"
 
 #include <cblas.h>
 
@@ -122,11 +123,56 @@ static void iterate(const NsSchedule *s, const float *S, int lds, float scale, f
         for (int i = 0; i < rows; i++) memcpy(D + (size_t)i * ldd, cur + (size_t)i * ldx, cols * sizeof(float));
 }
 
+// iterate with bf16 products (w->bf16): X = scale * S is formed in fp32 first, so the values rounded are the scaled
+// ones (as on the device, which scales while gathering the blocks); then per step
+//   A = bf16(X) bf16(X)^T;  B = c bf16(A) bf16(A) + b A + a I;  X <- bf16(B) bf16(X)
+// with fp32 sums (gemm_bf16_nt). Returns -1 when the bf16 packing buffers cannot be allocated.
+static int iterate_bf16(const NsSchedule *s, const float *S, int lds, float scale, float *D, int ldd, int r, int c,
+                        int tall, NsWork *w) {
+    int rows = tall ? c : r, cols = tall ? r : c;  // X as stored
+    float *A = w->A, *B = w->B;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) w->X[(size_t)i * cols + j] = scale * S[(size_t)i * lds + j];
+    float *cur = w->X;
+    size_t rr = (size_t)r * r;
+    int rc = 0;
+    for (int t = 0; t < s->steps && !rc; t++) {
+        int last = t == s->steps - 1;
+        float *next = last ? D : (cur == w->X ? w->Y : w->X);
+        int ldn = last ? ldd : cols;
+        if (tall)  // A = X^T X: both operands X^T, stored c x r
+            rc = gemm_bf16_nt(A, r, 1.0f, 0, cur, cols, 1, r, cur, cols, 1, r, c);
+        else
+            rc = gemm_bf16_nt(A, r, 1.0f, 0, cur, cols, 0, r, cur, cols, 0, r, c);
+        rc = rc || gemm_bf16_nt(B, r, s->c[t], 0, A, r, 0, r, A, r, 0, r, r);  // c A A^T = c A^2 (A symmetric)
+        if (rc) break;
+        for (size_t i = 0; i < rr; i++) B[i] += s->b[t] * A[i];
+        for (int i = 0; i < r; i++) B[(size_t)i * r + i] += s->a[t];
+        if (tall)  // X B (B symmetric: B^T = B)
+            rc = gemm_bf16_nt(next, ldn, 1.0f, 0, cur, cols, 0, c, B, r, 0, r, r);
+        else  // B X: the second operand is X^T, stored r x c
+            rc = gemm_bf16_nt(next, ldn, 1.0f, 0, B, r, 0, r, cur, cols, 1, c, r);
+        cur = next;
+    }
+    return rc ? -1 : 0;
+}
+
+// iterate or iterate_bf16, as the workspace says.
+static int run_schedule(const NsSchedule *s, const float *S, int lds, float scale, float *D, int ldd, int r, int c,
+                        int tall, NsWork *w, Error *err) {
+    if (!w->bf16 || s->steps == 0) {
+        iterate(s, S, lds, scale, D, ldd, r, c, tall, w);
+        return 0;
+    }
+    if (iterate_bf16(s, S, lds, scale, D, ldd, r, c, tall, w))
+        return error_set(err, "newton-schulz: out of memory for the bf16 products of a %d x %d matrix", r, c);
+    return 0;
+}
+
 int ns_iterate(const NsSchedule *s, float *X, int rows, int cols, NsWork *w, Error *err) {
     if (rows > cols) return error_set(err, "ns_iterate: needs rows <= cols, got %d x %d", rows, cols);
     if (ns_work_check(w, rows, cols, err)) return -1;
-    iterate(s, X, cols, 1.0f, X, cols, rows, cols, 0, w);
-    return 0;
+    return run_schedule(s, X, cols, 1.0f, X, cols, rows, cols, 0, w, err);
 }
 
 int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, int ldg, float *out, int ldo, float eps,
@@ -143,8 +189,7 @@ int ns_orthogonalize(const NsSchedule *s, const float *G, int rows, int cols, in
     // G is read in place (strided head blocks included); a tall matrix (rows > cols) is iterated
     // as it stands.
     int tall = rows > cols;
-    iterate(s, G, ldg, inv, out, ldo, tall ? cols : rows, tall ? rows : cols, tall, w);
-    return 0;
+    return run_schedule(s, G, ldg, inv, out, ldo, tall ? cols : rows, tall ? rows : cols, tall, w, err);
 }
 
 int ns_orthogonalize_batched(const NsSchedule *s, const float *G, int batch, int rows, int cols, float *out, float eps,

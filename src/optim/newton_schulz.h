@@ -32,6 +32,9 @@ typedef struct {
     size_t max_numel;
     float *X, *Y;  // short x long, or long x short for a tall matrix
     float *A, *B;  // short x short
+    // 1: every product of the iteration takes bfloat16-rounded operands with fp32 sums (the optimizer's ns_dtype
+    // bf16, as Muon implementations run Newton-Schulz on tensor cores); X, A, B stay fp32 between products
+    int bf16;
 } NsWork;
 
 int ns_work_init(NsWork *w, int max_short, size_t max_numel, Error *err);

@@ -154,6 +154,7 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
         for (int t = 0; t < o->nws && !rc; t++)
             rc = t == 0 ? ns_work_init(&o->ws[t], max_short, max_numel, err)
                         : ns_work_init(&o->ws[t], head_short, head_numel, err);
+        for (int t = 0; t < o->nws && !rc; t++) o->ws[t].bf16 = cfg->ns_bf16;
         if (rc) {
             optimizer_free(o);
             return error_set(err, "optimizer: out of memory for Newton-Schulz buffers (%zu floats)", max_numel);

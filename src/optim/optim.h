@@ -39,6 +39,7 @@ typedef struct {
     MuonScale scale;             // original: sqrt(max(1, r/c)); match_rms_adamw: f sqrt(max(r, c))
     float scale_factor;          // f ("pion_scale_factor", 0.2)
     float ns_eps;                // Frobenius normalisation eps (1e-7)
+    int ns_bf16;                 // "ns_dtype" "bf16": Newton-Schulz products on bf16 operands, fp32 sums
     int ns_custom;               // 1: ns_schedule below replaces the Muon / Pion schedule
     NsSchedule ns_schedule;
     SpConfig spectral;
@@ -53,9 +54,9 @@ typedef struct {
 void optimizer_config_default(OptimConfig *c);
 // Reads {"name": "adamw"|"muon"|"pion"|"spectral", "lr", "weight_decay", "momentum", "nesterov",
 // "momentum_form": "sum"|"ema", "per_head", "kp", "scale": "original"|"match_rms_adamw",
-// "pion_scale_factor", "ns_eps", "ns_coefficients": [[a,b,c],...], "spectral": {"betas", "eps",
-// "update_rms", "map": "cayley"|"exp2", "alternate"}, "adamw": {"lr", "betas", "eps",
-// "weight_decay"}, "schedule": {...}, "max_grad_norm"} over the defaults already in c.
+// "pion_scale_factor", "ns_eps", "ns_dtype": "fp32"|"bf16", "ns_coefficients": [[a,b,c],...],
+// "spectral": {"betas", "eps", "update_rms", "map": "cayley"|"exp2", "alternate"}, "adamw": {"lr",
+// "betas", "eps", "weight_decay"}, "schedule": {...}, "max_grad_norm"} over the defaults already in c.
 // Unknown keys and out-of-range values are errors naming where.key.
 int optimizer_config_parse(const cJSON *obj, OptimConfig *c, const char *where, Error *err);
 const char *optimizer_kind_name(OptimKind k);

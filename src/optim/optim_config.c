@@ -115,16 +115,19 @@ int optimizer_config_parse(const cJSON *obj, OptimConfig *c, const char *where, 
     static const char *const keys[] = {
         "name",     "lr",    "weight_decay", "momentum",          "nesterov", "momentum_form",
         "per_head", "kp",    "scale",        "pion_scale_factor", "ns_eps",   "ns_coefficients",
-        "spectral", "adamw", "schedule",     "max_grad_norm",     NULL};
+        "spectral", "adamw", "schedule",     "max_grad_norm",     "ns_dtype", NULL};
     if (json_check_keys(obj, keys, where, err)) return -1;
     static const char *const kinds[] = {"adamw", "muon", "pion", "spectral", NULL};  // order of OptimKind
     static const char *const forms[] = {"sum", "ema", NULL};                          // order of MomentumForm
     static const char *const scales[] = {"original", "match_rms_adamw", NULL};        // order of MuonScale
-    int kind = (int)c->kind, form = (int)c->momentum_form, scale = (int)c->scale;
+    static const char *const dtypes[] = {"fp32", "bf16", NULL};                       // ns_bf16 0 / 1
+    int kind = (int)c->kind, form = (int)c->momentum_form, scale = (int)c->scale, ns_dtype = c->ns_bf16;
     if (get_choice(obj, "name", kinds, &kind, "optimizer", where, err) ||
         get_choice(obj, "momentum_form", forms, &form, "momentum_form", where, err) ||
-        get_choice(obj, "scale", scales, &scale, "scale", where, err))
+        get_choice(obj, "scale", scales, &scale, "scale", where, err) ||
+        get_choice(obj, "ns_dtype", dtypes, &ns_dtype, "ns_dtype", where, err))
         return -1;
+    c->ns_bf16 = ns_dtype;
     c->kind = (OptimKind)kind;
     c->momentum_form = (MomentumForm)form;
     c->scale = (MuonScale)scale;

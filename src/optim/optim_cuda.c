@@ -104,7 +104,7 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
         }
     }
     if (cuda_alloc((void **)&o->d_dsum, sizeof(double) * host->n, err) ||
-        (max_numel > 0 && (cuda_ns_create(max_blocks, max_block, max_short, &o->ns, err) ||
+        (max_numel > 0 && (cuda_ns_create(max_blocks, max_block, max_short, o->cfg.ns_bf16, &o->ns, err) ||
                            cuda_alloc((void **)&o->d_in, max_numel * sizeof(float), err) ||
                            cuda_alloc((void **)&o->d_u, max_numel * sizeof(float), err)))) {
         optim_cuda_free(o);

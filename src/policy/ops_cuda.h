@@ -30,8 +30,6 @@ void cuda_blas_set_bf16(CudaBlas *cb, int on);
 void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n);
 // Changes whenever the handle's bf16 scratch buffers move: work captured into a CUDA graph before is stale.
 unsigned long cuda_blas_generation(const CudaBlas *cb);
-// dst[i] = bf16(src[i]), nearest even, for n elements (dst: n x 2 bytes of device memory).
-int cuda_round_bf16(void *dst, const float *src, size_t n, Error *err);
 
 // out[n, :] = table[tokens[n], :] for N rows of width D (the embedding lookup).
 int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err);

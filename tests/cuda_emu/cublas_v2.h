@@ -34,6 +34,12 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
 // A and B fp32 or bf16 (CUDA_R_32F / CUDA_R_16BF), C fp32, compute 32F: the operands are widened to fp32
 // (exact) and multiplied by the CPU BLAS, which is the arithmetic of a bf16 tensor-core GEMM with fp32
 // accumulation up to the order of the sums.
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                          int n, int k, const void *alpha, const void *A, cudaDataType_t a_type, int lda,
+                                          long long stride_a, const void *B, cudaDataType_t b_type, int ldb,
+                                          long long stride_b, const void *beta, void *C, cudaDataType_t c_type, int ldc,
+                                          long long stride_c, int batch, cublasComputeType_t compute,
+                                          cublasGemmAlgo_t algo);
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t a_type, int lda, const void *B,
                             cudaDataType_t b_type, int ldb, const void *beta, void *C, cudaDataType_t c_type, int ldc,

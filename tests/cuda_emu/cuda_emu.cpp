@@ -532,3 +532,21 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     free(b);
     return rc;
 }
+
+// One cublasGemmEx per batch entry (each records itself while capturing), at the entries' element offsets.
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                          int n, int k, const void *alpha, const void *A, cudaDataType_t a_type, int lda,
+                                          long long stride_a, const void *B, cudaDataType_t b_type, int ldb,
+                                          long long stride_b, const void *beta, void *C, cudaDataType_t c_type, int ldc,
+                                          long long stride_c, int batch, cublasComputeType_t compute,
+                                          cublasGemmAlgo_t algo) {
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    size_t ea = a_type == CUDA_R_16BF ? 2 : 4, eb = b_type == CUDA_R_16BF ? 2 : 4, ec = c_type == CUDA_R_16BF ? 2 : 4;
+    for (int i = 0; i < batch; i++) {
+        cublasStatus_t st = cublasGemmEx(handle, ta, tb, m, n, k, alpha, (const char *)A + i * stride_a * ea, a_type,
+                                         lda, (const char *)B + i * stride_b * eb, b_type, ldb, beta,
+                                         (char *)C + i * stride_c * ec, c_type, ldc, compute, algo);
+        if (st != CUBLAS_STATUS_SUCCESS) return st;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}

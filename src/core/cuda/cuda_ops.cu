@@ -4,6 +4,7 @@
 #include "core/cuda_ops.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -178,12 +179,38 @@ int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float
 
 struct CudaNs {
     cublasHandle_t blas;
-    int max_blocks, max_short;
+    int max_blocks, max_short, bf16;
     size_t max_block_numel;
     float *X, *Y;  // max_blocks x max_block_numel, contiguous row-major blocks
     float *A, *B;  // max_blocks x max_short^2
     float *inv;    // 1 / (||G_b|| + eps) per block
+    __nv_bfloat16 *Xh, *Ah, *Bh;  // bf16: the rounded operands of X, A, B
 };
+
+__global__ static void round_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+int cuda_round_bf16(void *d_dst, const float *d_src, size_t n, Error *err) {
+    if (n == 0) return 0;
+    round_bf16_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>((__nv_bfloat16 *)d_dst, d_src, n);
+    return cuda_launch_check("round to bf16", err);
+}
+
+// One strided-batched product C = alpha op(A) op(B) + beta C (column-major, fp32 C): cublasSgemmStridedBatched, or
+// with bf16 operands (A16/B16 given) cublasGemmStridedBatchedEx with fp32 accumulation.
+static cublasStatus_t ns_gemm(const CudaNs *ns, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                              float alpha, const float *A, const __nv_bfloat16 *A16, int lda, long long sa,
+                              const float *B, const __nv_bfloat16 *B16, int ldb, long long sb, float beta, float *C,
+                              int ldc, long long sc, int batch) {
+    if (!ns->bf16)
+        return cublasSgemmStridedBatched(ns->blas, ta, tb, m, n, k, &alpha, A, lda, sa, B, ldb, sb, &beta, C, ldc, sc,
+                                         batch);
+    return cublasGemmStridedBatchedEx(ns->blas, ta, tb, m, n, k, &alpha, A16, CUDA_R_16BF, lda, sa, B16, CUDA_R_16BF,
+                                      ldb, sb, &beta, C, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F,
+                                      CUBLAS_GEMM_DEFAULT);
+}
 
 void cuda_ns_free(CudaNs *ns) {
     if (!ns) return;
@@ -193,16 +220,20 @@ void cuda_ns_free(CudaNs *ns) {
     cuda_release(ns->A);
     cuda_release(ns->B);
     cuda_release(ns->inv);
+    cuda_release(ns->Xh);
+    cuda_release(ns->Ah);
+    cuda_release(ns->Bh);
     free(ns);
 }
 
-int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs **out, Error *err) {
+int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf16, CudaNs **out, Error *err) {
     *out = NULL;
     CudaNs *ns = (CudaNs *)calloc(1, sizeof *ns);
     if (!ns) return error_set(err, "cuda ns: out of memory");
     ns->max_blocks = max_blocks;
     ns->max_short = max_short;
     ns->max_block_numel = max_block_numel;
+    ns->bf16 = bf16;
     size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
     size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
     if (cublas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
@@ -211,7 +242,9 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, CudaNs
         cublas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
         cuda_alloc((void **)&ns->X, xb, err) || cuda_alloc((void **)&ns->Y, xb, err) ||
         cuda_alloc((void **)&ns->A, ab, err) || cuda_alloc((void **)&ns->B, ab, err) ||
-        cuda_alloc((void **)&ns->inv, sizeof(float) * max_blocks, err)) {
+        cuda_alloc((void **)&ns->inv, sizeof(float) * max_blocks, err) ||
+        (bf16 && (cuda_alloc((void **)&ns->Xh, xb / 2, err) || cuda_alloc((void **)&ns->Ah, ab / 2, err) ||
+                  cuda_alloc((void **)&ns->Bh, ab / 2, err)))) {
         cuda_ns_free(ns);
         return error_prefix(err, "cuda ns workspace");
     }
@@ -276,29 +309,33 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
                                                                   ns->X);
     if (cuda_launch_check("ns gather", err)) return -1;
     float *X = ns->X, *Y = ns->Y;
-    const float one = 1.0f, zero = 0.0f;
     long long sx = (long long)per, sa = (long long)rr;
+    // bf16: each operand is rounded once where it is made (X before the Gram product and the update, A before A^2,
+    // B before the update); the fp32 values stay for the b A term and the next step.
     for (int t = 0; t < steps; t++) {
         cublasStatus_t st;
+        if (ns->bf16 && cuda_round_bf16(ns->Xh, X, per * nblocks, err)) return -1;
         if (!tall)  // A = X X^T: column-major X^T (cl x r) as Xc, A = Xc^T Xc
-            st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_T, CUBLAS_OP_N, r, r, cl, &one, X, cl, sx, X, cl, sx,
-                                           &zero, ns->A, r, sa, nblocks);
+            st = ns_gemm(ns, CUBLAS_OP_T, CUBLAS_OP_N, r, r, cl, 1.0f, X, ns->Xh, cl, sx, X, ns->Xh, cl, sx, 0.0f, ns->A,
+                         r, sa, nblocks);
         else  // A = X^T X: column-major X^T (r x cl) as Xc, A = Xc Xc^T
-            st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_T, r, r, cl, &one, X, r, sx, X, r, sx,
-                                           &zero, ns->A, r, sa, nblocks);
+            st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_T, r, r, cl, 1.0f, X, ns->Xh, r, sx, X, ns->Xh, r, sx, 0.0f, ns->A,
+                         r, sa, nblocks);
         if (cublas_check(st, "ns gram", err)) return -1;
         poly_init_kernel<<<cuda_grid_for(rr * nblocks), CUDA_THREADS>>>(ns->A, ns->B, nblocks, r, a[t], b[t]);
         if (cuda_launch_check("ns poly", err)) return -1;
+        if (ns->bf16 && cuda_round_bf16(ns->Ah, ns->A, rr * nblocks, err)) return -1;
         // B += c A A (A symmetric: the layout question does not arise)
-        st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_N, r, r, r, &c[t], ns->A, r, sa, ns->A, r, sa,
-                                       &one, ns->B, r, sa, nblocks);
+        st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, r, r, r, c[t], ns->A, ns->Ah, r, sa, ns->A, ns->Ah, r, sa, 1.0f,
+                     ns->B, r, sa, nblocks);
         if (cublas_check(st, "ns A^2", err)) return -1;
+        if (ns->bf16 && cuda_round_bf16(ns->Bh, ns->B, rr * nblocks, err)) return -1;
         if (!tall)  // X <- B X; column-major: Xc <- Xc B (B symmetric)
-            st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_N, cl, r, r, &one, X, cl, sx, ns->B, r, sa,
-                                           &zero, Y, cl, sx, nblocks);
+            st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, cl, r, r, 1.0f, X, ns->Xh, cl, sx, ns->B, ns->Bh, r, sa, 0.0f, Y,
+                         cl, sx, nblocks);
         else  // X <- X B; column-major: Xc <- B Xc
-            st = cublasSgemmStridedBatched(ns->blas, CUBLAS_OP_N, CUBLAS_OP_N, r, cl, r, &one, ns->B, r, sa, X, r, sx,
-                                           &zero, Y, r, sx, nblocks);
+            st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, r, cl, r, 1.0f, ns->B, ns->Bh, r, sa, X, ns->Xh, r, sx, 0.0f, Y,
+                         r, sx, nblocks);
         if (cublas_check(st, "ns update", err)) return -1;
         float *tmp = X;
         X = Y;

@@ -60,17 +60,6 @@ void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, 
     cb->copy_n = copy ? n : 0;
 }
 
-__global__ static void round_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
-}
-
-int cuda_round_bf16(void *dst, const float *src, size_t n, Error *err) {
-    if (n == 0) return 0;
-    round_bf16_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>((__nv_bfloat16 *)dst, src, n);
-    return cuda_launch_check("round to bf16", err);
-}
-
 // rows x cols of a column-major matrix with leading dimension ld, packed (leading dimension rows) as bf16
 __global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
     size_t n = (size_t)rows * cols;

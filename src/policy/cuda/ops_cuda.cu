@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/cuda/cuda_common.cuh"
@@ -71,9 +72,11 @@ __global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src
 // lies inside it, else rounded into scratch slot `slot` (*ld becomes rows).
 static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, const void **out,
                         Error *err) {
+    // addresses compared as integers: X is usually not inside the registered array at all
     size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
-    if (cb->copy && X >= cb->copy_base && X + span <= cb->copy_base + cb->copy_n) {
-        *out = cb->copy + (X - cb->copy_base);
+    uintptr_t x = (uintptr_t)X, base = (uintptr_t)cb->copy_base;
+    if (cb->copy && x >= base && (x - base) % sizeof(float) == 0 && (x - base) / sizeof(float) + span <= cb->copy_n) {
+        *out = cb->copy + (x - base) / sizeof(float);
         return 0;
     }
     size_t n = (size_t)rows * cols;

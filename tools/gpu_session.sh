@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The checks a GPU session runs first, on the lent machine, in priority order, each bounded in time so the
+# later ones still get their turn inside one 10-minute device command (override with TESTS_S, MEMCHECK_S,
+# BENCH_S seconds; STEPS="tests memcheck bench" picks steps). Everything lands in $OUT (the device tool brings
+# it back; at most 8 files): summary.txt, gpu.txt, tests.log, memcheck.log, bench.log and cuda.json.
+#
+# Needs gpu-kit.tar.xz (tools/gpu_kit.sh, carried by the device tool) unless build-cuda/ is already built here.
+set -u
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-session}
+mkdir -p "$out"
+summary="$out/summary.txt"
+if [ -f gpu-kit.tar.xz ]; then
+    kit=/tmp/pionrl-gpu-kit
+    rm -rf "$kit" && mkdir -p "$kit" && tar -C "$kit" -xJf gpu-kit.tar.xz
+    mkdir -p build-cuda && cp -r "$kit/build-cuda/." build-cuda/
+    # the kit's libraries, then wherever this machine keeps cuBLAS (toolkit or the nvidia-cublas wheel)
+    cublas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' \
+             2>/dev/null || true)
+    export LD_LIBRARY_PATH="$kit/lib:/usr/local/cuda/lib64:${cublas}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+{ nvidia-smi; echo; ldd build-cuda/tests/test_cuda_model; } > "$out/gpu.txt" 2>&1
+echo "gpu-session at $(date -u +%FT%TZ), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" > "$summary"
+
+# step NAME SECONDS COMMAND...: runs it with a time limit, its output in NAME.log, one line in the summary
+step() {
+    local name=$1 limit=$2
+    shift 2
+    case " ${STEPS:-tests memcheck bench} " in *" $name "*) ;; *) return 0 ;; esac
+    timeout "$limit" "$@" > "$out/$name.log" 2>&1
+    local rc=$? note=""
+    [ "$rc" = 124 ] && note=" (timed out after ${limit}s)"
+    echo "$name: exit $rc$note $(grep -E '[0-9]+ passed, [0-9]+ failed' "$out/$name.log" | tail -1)" >> "$summary"
+}
+
+cuda_tests="test_cuda_ops test_cuda_attention test_cuda_optim test_cuda_model test_cuda_sampler"
+# 1. the CUDA tests against the CPU reference, then the device training and CLI runs
+step tests "${TESTS_S:-150}" bash tests/run.sh build-cuda
+# 2. compute-sanitizer: memcheck on every CUDA test, racecheck and synccheck on the shared-memory kernels
+step memcheck "${MEMCHECK_S:-200}" bash -c "
+    san=\$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    for t in $cuda_tests; do echo \"== memcheck \$t\"; \$san --tool memcheck --error-exitcode 1 build-cuda/tests/\$t || exit 1; done
+    for tool in racecheck synccheck; do for t in test_cuda_attention test_cuda_sampler; do
+        echo \"== \$tool \$t\"; \$san --tool \$tool --error-exitcode 1 build-cuda/tests/\$t || exit 1; done; done"
+# 3. the benchmark with its PyTorch peers (PIONRL_BENCH_QUICK=1 for the 0.6B shape alone)
+step bench "${BENCH_S:-240}" build-cuda/bench/bench_cuda
+[ -f bench/results/cuda.json ] && cp bench/results/cuda.json "$out/"
+cat "$summary"

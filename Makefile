@@ -48,7 +48,7 @@ ifeq ($(CUDA),1)
   # one stream for every launch and copy (the per-thread default stream), so decode steps can be captured as graphs
   NVFLAGS  = -O3 -std=c++17 -Isrc -DPIONRL_CUDA=1 -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_90,code=sm_90 --default-stream per-thread -MMD -MP
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lcusolver
 endif
 ifeq ($(CUDA),emu)
   LIB_CU   = $(wildcard src/*/cuda/*.cu)

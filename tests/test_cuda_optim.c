@@ -1,5 +1,6 @@
 // CPU-vs-CUDA tests of the optimizer step (issue 8): AdamW, Muon and Pion (whole-matrix and per
-// head) on a table with Qwen-shaped roles, three steps on both sides from the same state. Skips
+// head, fp32 and bf16 Newton-Schulz) and the spectrum-preserving optimizer (Cayley, exp2, alternating) on a table
+// with Qwen-shaped roles, three steps on both sides from the same state. Skips
 // cleanly in a CPU-only build and on a machine without a GPU.
 //
 // Tolerance: the GPU runs the same fp32 formulas with other summation orders (cuBLAS GEMMs, tree
@@ -51,25 +52,31 @@ static int make_table(ParamInfo *t, size_t *total) {
     return n;
 }
 
-// A host optimizer of this kind over the test table (NULL, with the test failed, on error).
-static Optimizer *host_optimizer(OptimKind kind, int per_head, int kp, int ns_bf16, ParamInfo *t, int *n, size_t *N) {
-    *n = make_table(t, N);
+// The optimizer config of a test: defaults with these fields.
+static OptimConfig config(OptimKind kind, int per_head, int kp, int ns_bf16) {
     OptimConfig c;
-    Error err;
     optimizer_config_default(&c);
     c.kind = kind, c.per_head = per_head, c.kp = kp, c.lr = 0.02f, c.weight_decay = 0.01f, c.ns_bf16 = ns_bf16;
+    return c;
+}
+
+// A host optimizer with config c over the test table (NULL, with the test failed, on error).
+static Optimizer *host_optimizer(const OptimConfig *c, ParamInfo *t, int *n, size_t *N) {
+    *n = make_table(t, N);
+    Error err;
     Optimizer *cpu = NULL;
-    if (optimizer_create(&c, t, *n, *N, &cpu, &err)) test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    if (optimizer_create(c, t, *n, *N, &cpu, &err)) test_fail_at(__FILE__, __LINE__, "%s", err.msg);
     return cpu;
 }
 
-static void compare_steps(OptimKind kind, int per_head, int kp, int ns_bf16) {
+static void compare_steps(OptimConfig cfg) {
+    int ns_bf16 = cfg.ns_bf16;
     if (!test_gpu_ready()) return;
     ParamInfo t[8];
     size_t N;
     int n;
     Error err;
-    Optimizer *cpu = host_optimizer(kind, per_head, kp, ns_bf16, t, &n, &N);
+    Optimizer *cpu = host_optimizer(&cfg, t, &n, &N);
     if (!cpu) return;
     OptimCuda *gpu = NULL;
     CHECK_MSG(optim_cuda_create(cpu, &gpu, &err) == 0, "%s", err.msg);
@@ -110,7 +117,7 @@ static void compare_steps(OptimKind kind, int per_head, int kp, int ns_bf16) {
     }
     // the device state comes back into a host optimizer (checkpoints): same step count, and each
     // state buffer within 1e-3 of its largest value of the CPU's
-    Optimizer *back = host_optimizer(kind, per_head, kp, ns_bf16, t, &n, &N);
+    Optimizer *back = host_optimizer(&cfg, t, &n, &N);
     CHECK(back && optim_cuda_download_state(gpu, back, &err) == 0);
     CHECK(back && optimizer_step_count(back) == optimizer_step_count(cpu));
     for (int i = 0; back && i < n; i++)
@@ -130,28 +137,27 @@ static void compare_steps(OptimKind kind, int per_head, int kp, int ns_bf16) {
     free(W), free(G), free(Wg), free(W0);
 }
 
-static void test_adamw(void) { compare_steps(OPT_ADAMW, 0, 0, 0); }
-static void test_muon_whole(void) { compare_steps(OPT_MUON, 0, 0, 0); }
-static void test_muon_per_head(void) { compare_steps(OPT_MUON, 1, 0, 0); }
-static void test_pion_per_head_kp0(void) { compare_steps(OPT_PION, 1, 0, 0); }
-static void test_pion_whole_kp2(void) { compare_steps(OPT_PION, 0, 2, 0); }
-// ns_dtype bf16: the device's bf16 Newton-Schulz (cublasGemmStridedBatchedEx) against the CPU's (gemm_bf16), same bound
-static void test_muon_whole_bf16(void) { compare_steps(OPT_MUON, 0, 0, 1); }
-static void test_pion_per_head_bf16(void) { compare_steps(OPT_PION, 1, 0, 1); }
-static void test_pion_whole_kp2_bf16(void) { compare_steps(OPT_PION, 0, 2, 1); }
-
-static void test_spectral_refused(void) {
-    if (!test_gpu_ready()) return;
-    ParamInfo t[8];
-    size_t N;
-    int n;
-    Error err;
-    Optimizer *cpu = host_optimizer(OPT_SPECTRAL, 0, 0, 0, t, &n, &N);
-    if (!cpu) return;
-    OptimCuda *gpu = NULL;
-    CHECK(optim_cuda_create(cpu, &gpu, &err) != 0 && gpu == NULL);
-    CHECK_MSG(strstr(err.msg, "spectrum-preserving") != NULL, "message: %s", err.msg);
-    optimizer_free(cpu);
+static void test_adamw(void) { compare_steps(config(OPT_ADAMW, 0, 0, 0)); }
+static void test_muon_whole(void) { compare_steps(config(OPT_MUON, 0, 0, 0)); }
+static void test_muon_per_head(void) { compare_steps(config(OPT_MUON, 1, 0, 0)); }
+static void test_pion_per_head_kp0(void) { compare_steps(config(OPT_PION, 1, 0, 0)); }
+static void test_pion_whole_kp2(void) { compare_steps(config(OPT_PION, 0, 2, 0)); }
+// ns_dtype bf16: the device's bf16 Newton-Schulz (cublasGemmStridedBatchedEx) against the CPU's (gemm_bf16)
+static void test_muon_whole_bf16(void) { compare_steps(config(OPT_MUON, 0, 0, 1)); }
+static void test_pion_per_head_bf16(void) { compare_steps(config(OPT_PION, 1, 0, 1)); }
+static void test_pion_whole_kp2_bf16(void) { compare_steps(config(OPT_PION, 0, 2, 1)); }
+// the spectrum-preserving optimizer: Cayley map (LU solve), truncated exponential, and alternating sides (odd steps
+// rotate the output side, even steps the input side: steps 1 to 3 cover both)
+static void test_spectral_cayley(void) { compare_steps(config(OPT_SPECTRAL, 0, 0, 0)); }
+static void test_spectral_exp2(void) {
+    OptimConfig c = config(OPT_SPECTRAL, 0, 0, 0);
+    c.spectral.map = SP_MAP_EXP2;
+    compare_steps(c);
+}
+static void test_spectral_alternate(void) {
+    OptimConfig c = config(OPT_SPECTRAL, 0, 0, 0);
+    c.spectral.alternate = 1;
+    compare_steps(c);
 }
 
 static void test_cpu_build_message(void) {
@@ -176,6 +182,8 @@ int main(void) {
     RUN(test_muon_whole_bf16);
     RUN(test_pion_per_head_bf16);
     RUN(test_pion_whole_kp2_bf16);
-    RUN(test_spectral_refused);
+    RUN(test_spectral_cayley);
+    RUN(test_spectral_exp2);
+    RUN(test_spectral_alternate);
     return test_summary("test_cuda_optim");
 }

@@ -4,7 +4,7 @@
 # and a session has 30 minutes of device time, too little to spend on building. So the CUDA build is made here
 # (make CUDA=1: nvcc and cuBLAS are installed here), and the binaries that touch the device go into
 # gpu-kit.tar.xz (ignored by git) with every shared library they load that is neither glibc's nor CUDA's.
-# cudart is packed too (it is small and matches the build); cuBLAS is the device's own.
+# cudart is packed too (it is small and matches the build); cuBLAS and cuSOLVER are the device's own.
 #
 # Usage, here:    tools/gpu_kit.sh
 # then with the device tool: run(command="tools/gpu_session.sh", carry=["gpu-kit.tar.xz"])
@@ -23,9 +23,10 @@ mkdir -p "$kit/lib" "$kit/build-cuda/tests" "$kit/build-cuda/bench"
 cp $b/pionrl "$kit/build-cuda/"
 cp $b/bench/bench_cuda "$kit/build-cuda/bench/"
 for t in $tests; do cp "$b/tests/$t" "$kit/build-cuda/tests/"; done
-# libraries: what ldd resolves, less glibc (the device's is newer, and must match its loader) and cuBLAS
+# libraries: what ldd resolves, less glibc (the device's is newer, and must match its loader) and the CUDA math
+# libraries (hundreds of MB; the device's toolkit has them)
 for b in $targets; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
-    grep -Ev '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*)\.so|/libcublas(Lt)?\.so' |
+    grep -Ev '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*)\.so|/lib(cublas|cublasLt|cusolver|cusparse|nvJitLink)\.so' |
     while read -r lib; do cp -L "$lib" "$kit/lib/"; done
 tar -C "$kit" -cJf gpu-kit.tar.xz .
 echo "gpu-kit.tar.xz: $(du -h gpu-kit.tar.xz | cut -f1), $(ls "$kit/lib" | wc -l) libraries, built from $(git rev-parse --short HEAD)"

@@ -25,6 +25,7 @@ int optim_cuda_download_state(const OptimCuda *o, Optimizer *host, Error *err) {
 
 #include "core/cuda_ops.h"
 #include "optim/optim_internal.h"
+#include "optim/spectral_cuda.h"
 
 struct OptimCuda {
     OptimConfig cfg;
@@ -35,6 +36,7 @@ struct OptimCuda {
     long step;
     NsSchedule sched;
     CudaNs *ns;
+    CudaSpectral *sp;  // spectrum-preserving matrices' workspace, sized for the largest
     float *d_in, *d_u;  // Nesterov input and NS output, sized for the largest matrix
     double *d_dsum;     // per parameter: sum of squared changes of the last step
     double *dsum;
@@ -46,6 +48,7 @@ void optim_cuda_free(OptimCuda *o) {
     if (o->state)
         for (int i = 0; i < o->n * OPTIM_MAX_BUFS; i++) cuda_release(o->state[i]);
     cuda_ns_free(o->ns);
+    cuda_sp_free(o->sp);
     cuda_release(o->d_in);
     cuda_release(o->d_u);
     cuda_release(o->d_dsum);
@@ -75,15 +78,15 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
         return error_set(err, "optimizer (cuda): out of memory");
     }
     memcpy(o->table, host->table, sizeof(ParamInfo) * host->n);
-    int max_blocks = 0, max_short = 0;
+    int max_blocks = 0, max_short = 0, sp_rows = 0, sp_cols = 0;
     size_t max_block = 0, max_numel = 0;
     for (int i = 0; i < host->n; i++) {
         const ParamState *s = &host->st[i];
         const ParamInfo *p = &host->table[i];
         o->rule[i] = s->rule;
         if (s->rule == RULE_SPECTRAL) {
-            optim_cuda_free(o);
-            return error_set(err, "optimizer (cuda): %s: the spectrum-preserving optimizer has no GPU path yet", p->name);
+            if (p->rows > sp_rows) sp_rows = p->rows;
+            if (p->cols > sp_cols) sp_cols = p->cols;
         }
         for (int b = 0; b < s->nbuf; b++) {
             float **d = &o->state[i * OPTIM_MAX_BUFS + b];
@@ -104,6 +107,7 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
         }
     }
     if (cuda_alloc((void **)&o->d_dsum, sizeof(double) * host->n, err) ||
+        (sp_rows > 0 && cuda_sp_create(sp_rows, sp_cols, &o->sp, err)) ||
         (max_numel > 0 && (cuda_ns_create(max_blocks, max_block, max_short, o->cfg.ns_bf16, &o->ns, err) ||
                            cuda_alloc((void **)&o->d_in, max_numel * sizeof(float), err) ||
                            cuda_alloc((void **)&o->d_u, max_numel * sizeof(float), err)))) {
@@ -127,7 +131,10 @@ int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float l
         const float *G = d_grads + p->offset;
         size_t n = param_numel(p);
         int rc;
-        if (o->rule[i] == RULE_ADAMW) {
+        if (o->rule[i] == RULE_SPECTRAL) {
+            rc = cuda_sp_update(o->sp, W, G, st[0], st[1], st[2], st[3], p->rows, p->cols, &c->spectral, lr, t,
+                                o->d_dsum + i, err);
+        } else if (o->rule[i] == RULE_ADAMW) {
             int top = optim_is_hidden_matrix(p);  // matrices of an AdamW run: top-level lr / wd
             rc = cuda_adamw(W, G, st[0], st[1], n, top ? lr : alr, c->adamw.beta1, c->adamw.beta2, c->adamw.eps,
                             top ? c->weight_decay : awd, t, o->d_dsum + i, err);

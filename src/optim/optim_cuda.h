@@ -1,8 +1,8 @@
 // The optimizer step on an NVIDIA GPU (issue 8, part 4): the rules of optimizer_step (AdamW on
 // vectors, embeddings and lm_head; Muon/Pion, whole-matrix or per head, on hidden matrices) with
-// parameters, gradients and state in device memory, fp32 throughout (the master weights' precision).
-// The Newton-Schulz iteration runs as batched cuBLAS GEMMs over all heads of a matrix at once.
-// Spectrum-preserving Pion has no GPU path yet and is refused.
+// parameters, gradients and state in device memory, fp32 master weights and state. The Newton-Schulz
+// iteration runs as batched cuBLAS GEMMs over all heads of a matrix at once (fp32, or bf16 products
+// with ns_dtype bf16); spectrum-preserving Pion as spectral_cuda.h (fp64 rotation, cuSOLVER LU).
 //
 // Built by `make CUDA=1`; in a CPU-only build optim_cuda_create fails with a message.
 #ifndef PIONRL_OPTIM_CUDA_H

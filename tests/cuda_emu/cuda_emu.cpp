@@ -14,6 +14,7 @@
 
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
+#include "cusolverDn.h"
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
@@ -448,6 +449,27 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
+cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const double *alpha, const double *A, int lda, const double *B, int ldb, const double *beta,
+                           double *C, int ldc) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    double a = *alpha, b = *beta;
+    auto run = [=]() {
+        if (k == 0) {
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++) C[(size_t)j * ldc + i] = b == 0.0 ? 0.0 : b * C[(size_t)j * ldc + i];
+            return;
+        }
+        cblas_dgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                    tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, a, A, lda, B, ldb, b, C, ldc);
+    };
+    if (capture) capture->work.push_back(run);
+    else run();
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 // While capturing, a cuBLAS call is checked at once (as the library checks it) and recorded with its scalars read
 // now: in host pointer mode cuBLAS reads alpha and beta at the call, so a graph keeps their values.
 
@@ -549,4 +571,52 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
         if (st != CUBLAS_STATUS_SUCCESS) return st;
     }
     return CUBLAS_STATUS_SUCCESS;
+}
+
+// ---- cuSOLVER (dense LU) on LAPACK ----
+
+extern "C" void dgetrf_(const int *m, const int *n, double *a, const int *lda, int *ipiv, int *info);
+extern "C" void dgetrs_(const char *trans, const int *n, const int *nrhs, const double *a, const int *lda,
+                        const int *ipiv, double *b, const int *ldb, int *info);
+
+struct EmuSolver {
+    int unused;
+};
+
+cusolverStatus_t cusolverDnCreate(cusolverDnHandle_t *handle) {
+    *handle = (cusolverDnHandle_t)calloc(1, sizeof(EmuSolver));
+    return *handle ? CUSOLVER_STATUS_SUCCESS : CUSOLVER_STATUS_NOT_INITIALIZED;
+}
+
+cusolverStatus_t cusolverDnDestroy(cusolverDnHandle_t handle) {
+    free(handle);
+    return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnSetStream(cusolverDnHandle_t handle, cudaStream_t stream) {
+    return handle ? CUSOLVER_STATUS_SUCCESS : CUSOLVER_STATUS_NOT_INITIALIZED;
+}
+
+cusolverStatus_t cusolverDnDgetrf_bufferSize(cusolverDnHandle_t handle, int m, int n, double *A, int lda, int *lwork) {
+    if (!handle) return CUSOLVER_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || lda < (m > 1 ? m : 1)) return CUSOLVER_STATUS_INVALID_VALUE;
+    *lwork = m * 64;  // LAPACK needs none; a size like cuSOLVER's, so the caller's buffer is exercised
+    return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnDgetrf(cusolverDnHandle_t handle, int m, int n, double *A, int lda, double *work, int *ipiv,
+                                  int *info) {
+    if (!handle) return CUSOLVER_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || lda < (m > 1 ? m : 1) || !work) return CUSOLVER_STATUS_INVALID_VALUE;
+    dgetrf_(&m, &n, A, &lda, ipiv, info);
+    return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnDgetrs(cusolverDnHandle_t handle, cublasOperation_t trans, int n, int nrhs, const double *A,
+                                  int lda, const int *ipiv, double *B, int ldb, int *info) {
+    if (!handle) return CUSOLVER_STATUS_NOT_INITIALIZED;
+    if (n < 0 || nrhs < 0 || lda < (n > 1 ? n : 1) || ldb < (n > 1 ? n : 1)) return CUSOLVER_STATUS_INVALID_VALUE;
+    char t = trans == CUBLAS_OP_N ? 'N' : 'T';
+    dgetrs_(&t, &n, &nrhs, A, &lda, ipiv, B, &ldb, info);
+    return CUSOLVER_STATUS_SUCCESS;
 }

@@ -14,10 +14,13 @@ if [ -f gpu-kit.tar.xz ]; then
     kit=/tmp/pionrl-gpu-kit
     rm -rf "$kit" && mkdir -p "$kit" && tar -C "$kit" -xJf gpu-kit.tar.xz
     mkdir -p build-cuda && cp -r "$kit/build-cuda/." build-cuda/
-    # the kit's libraries, then wherever this machine keeps cuBLAS (toolkit or the nvidia-cublas wheel)
-    cublas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' \
-             2>/dev/null || true)
-    export LD_LIBRARY_PATH="$kit/lib:/usr/local/cuda/lib64:${cublas}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # the kit's libraries, then wherever this machine keeps cuBLAS and cuSOLVER (the toolkit, or PyTorch's nvidia-*
+    # wheels: cusolver needs cusparse and nvjitlink beside it)
+    wheels=$(python3 -c 'import importlib, os
+for m in ("cublas", "cusolver", "cusparse", "nvjitlink"):
+    try: print(os.path.join(list(importlib.import_module("nvidia." + m).__path__)[0], "lib"), end=":")
+    except Exception: pass' 2>/dev/null || true)
+    export LD_LIBRARY_PATH="$kit/lib:/usr/local/cuda/lib64:${wheels}${LD_LIBRARY_PATH:-}"
 fi
 { nvidia-smi; echo; ldd build-cuda/tests/test_cuda_model; } > "$out/gpu.txt" 2>&1
 echo "gpu-session at $(date -u +%FT%TZ), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" > "$summary"

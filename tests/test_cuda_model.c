@@ -369,7 +369,8 @@ static void test_bf16_qwen3_tiny_wide(void) { compare_bf16("tests/fixtures/qwen3
 
 // CUDA graphs of the sampled decode step: two caches fed the same prompts, tokens and uniform numbers, one replaying
 // captured steps and one launching eagerly, give the same tokens and log-probs bit for bit, over a batch that shrinks
-// from 3 rows to 2 (one graph per size) and across a weight change (the bf16 copy is remade before the replay).
+// from 3 rows to 2 (both padded to 8 rows: one graph) and across a weight change (the bf16 copy is remade before the
+// replay). The padding rows write only the scratch slot: the CPU comparisons of test_generate_on_device still hold.
 static void test_decode_graphs(void) {
     QwenModel m;
     Error err;
@@ -413,8 +414,9 @@ static void test_decode_graphs(void) {
                           "bf16 %d step %d row %d: graph %d (%g), eager %d (%g)", bf16, step, i, tok[0][i], lp[0][i],
                           tok[1][i], lp[1][i]);
         }
-        CHECK_MSG(qwen_cuda_kv_num_graphs(kv[0]) == 2 && qwen_cuda_kv_num_graphs(kv[1]) == 0,
-                  "bf16 %d: %d graphs captured (want 2), %d eager", bf16, qwen_cuda_kv_num_graphs(kv[0]),
+        // 3 rows and 2 rows both run padded to 8: one graph serves both sizes
+        CHECK_MSG(qwen_cuda_kv_num_graphs(kv[0]) == 1 && qwen_cuda_kv_num_graphs(kv[1]) == 0,
+                  "bf16 %d: %d graphs captured (want 1), %d eager", bf16, qwen_cuda_kv_num_graphs(kv[0]),
                   qwen_cuda_kv_num_graphs(kv[1]));
         for (int g = 0; g < 2; g++) qwen_cuda_kv_free(kv[g]);
         qwen_cuda_free(qc);

@@ -436,7 +436,7 @@ static void test_memory_plan(void) {
     train_memory_plan(&c, &mc, 1234, 40, &p);
     CHECK(p.train_bf16 == 2 * bf16_packed_bytes(mc.vocab_size, mc.hidden_size) && p.total == before + p.train_bf16);
     // on the device both sides share one bf16 copy of every parameter, plus two rounded-operand buffers
-    size_t host_copies = p.rollout_weights + p.train_bf16, host_acts = p.activations;
+    size_t host_copies = p.rollout_weights + p.train_bf16, host_acts = p.activations, host_kv = p.kv_cache;
     before = p.total;
     strcpy(c.device, "cuda");
     train_memory_plan(&c, &mc, 1234, 40, &p);
@@ -445,7 +445,9 @@ static void test_memory_plan(void) {
     CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit));
     // and the device's own activations (flash attention: no T x T probabilities, no per-thread attention work)
     CHECK(p.activations == qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 0) && p.activations < host_acts);
-    CHECK(p.total == before - host_copies - host_acts + p.activations + p.device_bf16);
+    // and one more cache slot (where padding rows of a sampled step write)
+    CHECK(p.kv_cache == qwen_kv_bytes_ex(&mc, (int)S + 1, T, S > 512 ? (int)S : 512, 0));
+    CHECK(p.total == before - host_copies - host_acts - host_kv + p.activations + p.kv_cache + p.device_bf16);
     train_config_free(&c);
     cJSON_Delete(j);
 }

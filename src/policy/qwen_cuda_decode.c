@@ -45,8 +45,10 @@ int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, i
 struct QwenCudaKV {
     QwenCuda *qc;  // weights, cuBLAS handle, config (borrowed)
     int num_slots, max_len, max_tokens;
-    int *len;                                                                     // host: tokens stored per slot
-    int *h_pos, *h_row;                                                           // host staging for one call
+    int cache_slots;  // num_slots + 1: the last is where padding rows of a sampled step write (never read back)
+    int *len;         // host: tokens stored per slot
+    int *h_pos, *h_row, *h_slot, *h_tok;  // host staging for one call
+    double *h_u;
     void *K, *V;                                                                  // device cache
     int bf16;                                                                     // cache elements are bfloat16
     int matmul_bf16;                                                              // bf16 matrix products
@@ -71,7 +73,7 @@ static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
     const QwenConfig *c = &kv->qc->cfg;
     size_t M = kv->max_tokens, D = c->hidden_size, F = c->intermediate_size, f = sizeof(float);
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t cache = (size_t)c->num_layers * kv->num_slots * kv->max_len * KD;
+    size_t cache = (size_t)c->num_layers * kv->cache_slots * kv->max_len * KD;
     CudaBuf b[] = {
         {(void **)&kv->K, (kv->bf16 ? 2 : f) * cache},
         {(void **)&kv->V, (kv->bf16 ? 2 : f) * cache},
@@ -120,6 +122,9 @@ void qwen_cuda_kv_free(QwenCudaKV *kv) {
     free(kv->len);
     free(kv->h_pos);
     free(kv->h_row);
+    free(kv->h_slot);
+    free(kv->h_tok);
+    free(kv->h_u);
     free(kv);
 }
 
@@ -139,15 +144,18 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
     QwenCudaKV *kv = calloc(1, sizeof *kv);
     if (!kv) return error_set(err, "kv cache (cuda): out of memory");
     kv->qc = qc;
-    kv->num_slots = num_slots, kv->max_len = max_len, kv->max_tokens = max_tokens;
+    kv->num_slots = num_slots, kv->max_len = max_len, kv->max_tokens = max_tokens, kv->cache_slots = num_slots + 1;
     kv->bf16 = bf16;
     kv->len = calloc(num_slots, sizeof(int));
     kv->h_pos = malloc(sizeof(int) * max_tokens);
     kv->h_row = malloc(sizeof(int) * max_tokens);
+    kv->h_slot = malloc(sizeof(int) * max_tokens);
+    kv->h_tok = malloc(sizeof(int) * max_tokens);
+    kv->h_u = malloc(sizeof(double) * max_tokens);
     kv->graph = calloc(max_tokens, sizeof(CudaGraph *));
     kv->seen = calloc(max_tokens, 1);
     kv->graphs = 1;
-    if (!kv->len || !kv->h_pos || !kv->h_row || !kv->graph || !kv->seen) {
+    if (!kv->len || !kv->h_pos || !kv->h_row || !kv->h_slot || !kv->h_tok || !kv->h_u || !kv->graph || !kv->seen) {
         qwen_cuda_kv_free(kv);
         return error_set(err, "kv cache (cuda): out of memory");
     }
@@ -172,7 +180,7 @@ int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
     size_t slot_bytes = (size_t)kv->max_len * KD * es, bytes = es * kv->len[src] * KD;
     char *K = kv->K, *V = kv->V;
     for (size_t l = 0; l < (size_t)c->num_layers; l++) {
-        size_t d = (l * kv->num_slots + dst) * slot_bytes, s = (l * kv->num_slots + src) * slot_bytes;
+        size_t d = (l * kv->cache_slots + dst) * slot_bytes, s = (l * kv->cache_slots + src) * slot_bytes;
         if (cuda_copy(K + d, K + s, bytes, err) || cuda_copy(V + d, V + s, bytes, err))
             return error_prefix(err, "kv cache (cuda): copy slot %d to %d", src, dst);
     }
@@ -194,8 +202,9 @@ static int gather_rows(float *in, const float *x, const int *h_row, int nw, int 
 
 // The host side of a decode call: checks, the slots' new positions (kv->len advanced; undone by undo_positions), the
 // inputs copied to the device and the GEMM mode set (which remakes a stale bf16 weight copy). Nothing is launched
-// after this that depends on host values but n, so the device side can be a captured graph.
-static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n, Error *err) {
+// after this that depends on host values but the row count, so the device side can be a captured graph. Rows n ..
+// n_pad - 1 are padding: token 0 at position 0 of the scratch slot.
+static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n, int n_pad, Error *err) {
     QwenCuda *qc = kv->qc;
     int V = qc->cfg.vocab_size;
     if (n <= 0 || n > kv->max_tokens)
@@ -213,10 +222,13 @@ static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n
             return error_set(err, "decode (cuda): slot %d is full (%d tokens)", slot[i], kv->max_len);
         }
         kv->h_pos[i] = p;
+        kv->h_slot[i] = slot[i], kv->h_tok[i] = token[i];
     }
-    if (cuda_to_device(kv->slot, slot, sizeof(int) * n, err) ||
-        cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n, err) ||
-        cuda_to_device(kv->tokens, token, sizeof(int) * n, err) || qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err)) {
+    for (int i = n; i < n_pad; i++) kv->h_slot[i] = kv->num_slots, kv->h_pos[i] = 0, kv->h_tok[i] = 0;
+    if (cuda_to_device(kv->slot, kv->h_slot, sizeof(int) * n_pad, err) ||
+        cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n_pad, err) ||
+        cuda_to_device(kv->tokens, kv->h_tok, sizeof(int) * n_pad, err) ||
+        qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err)) {
         for (int i = 0; i < n; i++) kv->len[slot[i]]--;
         return error_prefix(err, "decode (cuda)");
     }
@@ -251,10 +263,10 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
                  cuda_rmsnorm_forward(kv->kk, kv->rstd_h, kv->kk, w->k_norm + l * hd, n * Hkv, hd, eps, err);
         rc = rc || cuda_rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta, err) ||
              cuda_rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta, err) ||
-             cuda_kv_append(kv->K, kv->V, kv->bf16, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->num_slots,
+             cuda_kv_append(kv->K, kv->V, kv->bf16, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->cache_slots,
                             kv->max_len, KD, err) ||
-             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l, kv->num_slots,
-                                   kv->max_len, Hq, Hkv, hd, err) ||
+             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l,
+                                   kv->cache_slots, kv->max_len, Hq, Hkv, hd, err) ||
              cuda_sgemm(qc->cb, 0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + l * D * QD, QD, 1.0f, kv->x, D, err) ||
              cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err) ||
              cuda_linear_forward(qc->cb, kv->gate, kv->ln, w->w_gate + l * F * D, NULL, n, D, F, err) ||
@@ -282,7 +294,7 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
                      Error *err) {
     int nw;
-    if (prepare_step(kv, slot, token, n, err)) return -1;
+    if (prepare_step(kv, slot, token, n, n, err)) return -1;
     if (decode_logits(kv, n, want, &nw, err) ||
         (nw > 0 && cuda_to_host(logits, kv->logits, sizeof(float) * nw * kv->qc->cfg.vocab_size, err))) {
         undo_positions(kv, slot, n);
@@ -302,14 +314,13 @@ int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return kv->num_graphs; }
 // The device side of a sampled step: decode to the logits, then one token per row.
 static int sample_step(QwenCudaKV *kv, int n, const SamplingParams *sp, int n_valid, Error *err) {
     int nw;
-    return decode_logits(kv, n, NULL, &nw, err) ||
-           cuda_sample_rows(kv->sampled, kv->sampled_logp, kv->logits, kv->u, n, kv->qc->cfg.vocab_size, n_valid, sp,
-                            err);
+    return decode_logits(kv, n, NULL, &nw, err) || cuda_sample_rows(kv->sampled, kv->sampled_logp, kv->logits, kv->u, n,
+                                                                    kv->qc->cfg.vocab_size, n_valid, sp, err);
 }
 
-// sample_step through a CUDA graph when one is captured for n (the same sampling setup, the same cuBLAS scratch);
-// the second step of a size captures it. A capture that fails (an operation the driver refuses while capturing)
-// turns graphs off for this cache and the step runs eagerly: graphs change the speed, never the result.
+// sample_step through a CUDA graph when one is captured for n rows (the same sampling setup, the same cuBLAS
+// scratch); the second step of a row count captures it. A capture that fails (an operation the driver refuses while
+// capturing) turns graphs off for this cache and the step runs eagerly: graphs change the speed, never the result.
 static int sample_step_graphed(QwenCudaKV *kv, int n, const SamplingParams *sp, int n_valid, Error *err) {
     enum { MAX_GRAPHS = 256 };
     if (!kv->graphs) return sample_step(kv, n, sp, n_valid, err);
@@ -339,11 +350,19 @@ static int sample_step_graphed(QwenCudaKV *kv, int n, const SamplingParams *sp, 
     return cuda_graph_launch(kv->graph[n - 1], err);
 }
 
+// Sampled steps run on a row count rounded up to a multiple of ROW_BUCKET (padding rows in the scratch slot), so a
+// batch that shrinks as sequences finish reuses a few captured graphs instead of capturing one per size; decode is
+// bound by reading the weights, so the extra rows cost little.
+enum { ROW_BUCKET = 8 };
+
 int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
                             int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
-    if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, err)) return -1;
-    if (cuda_to_device(kv->u, u, sizeof(double) * n, err) || sample_step_graphed(kv, n, sp, n_valid, err) ||
-        cuda_to_host(out_tok, kv->sampled, sizeof(int) * n, err) ||
+    int n_pad = (n + ROW_BUCKET - 1) / ROW_BUCKET * ROW_BUCKET;
+    if (n_pad > kv->max_tokens) n_pad = n;
+    if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, n_pad, err)) return -1;
+    for (int i = 0; i < n_pad; i++) kv->h_u[i] = i < n ? u[i] : 0.5;
+    if (cuda_to_device(kv->u, kv->h_u, sizeof(double) * n_pad, err) ||
+        sample_step_graphed(kv, n_pad, sp, n_valid, err) || cuda_to_host(out_tok, kv->sampled, sizeof(int) * n, err) ||
         cuda_to_host(out_logp, kv->sampled_logp, sizeof(float) * n, err)) {
         undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda): sampling");

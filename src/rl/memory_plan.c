@@ -25,7 +25,8 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;
     out->kv_bf16 = c->kv_bf16;
-    out->kv_cache = qwen_kv_bytes_ex(mc, S, T, max_tok, out->kv_bf16);
+    // (the device cache has one more slot, where the padding rows of a sampled step write)
+    out->kv_cache = qwen_kv_bytes_ex(mc, strcmp(c->device, "cuda") ? S : S + 1, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
     out->rollout_weights = c->rollout_matmul_bf16 ? qwen_bf16_weight_bytes(mc) : 0;
     // the backward packs lm_head both ways (dlnf and, when logits are recomputed, the logits)

@@ -309,7 +309,7 @@ static void thread_entry(void) {
 }
 
 void __syncthreads(void) {
-    if (current < 0) emu_abort("barrier divergence: __syncthreads in a thread after the block's thread 0 finished without one");
+    if (current < 0) emu_abort("barrier divergence: __syncthreads in a thread after the block's first thread finished without one");
     yield_to_scheduler();
 }
 
@@ -347,28 +347,46 @@ static void start_thread(int t) {
 #endif
 }
 
-// Thread 0 runs first; if it finishes without a barrier the others run directly, one after another (most kernels:
-// elementwise and grid-stride loops). Otherwise all run as coroutines in rounds, one barrier interval per round.
+// Threads (and blocks) run in index order, or in reverse with PIONRL_EMU_ORDER=reverse: a missing barrier lets a
+// thread read what another writes in the same interval, and which order exposes it depends on which thread is the
+// reader, so the kernel tests run both ways (Makefile, EMU_REVERSE).
+static int reverse_order(void) {
+    static int reverse = -1;
+    if (reverse < 0) {
+        const char *o = getenv("PIONRL_EMU_ORDER");
+        reverse = o && !strcmp(o, "reverse");
+    }
+    return reverse;
+}
+
+static int nth(int i, int n) { return reverse_order() ? n - 1 - i : i; }
+
+// The first thread in the order runs first; if it finishes without a barrier the others run directly, one after
+// another (most kernels: elementwise and grid-stride loops). Otherwise all run as coroutines in rounds, one barrier
+// interval per round.
 static void run_block(int nthreads) {
-    start_thread(0);
-    switch_to(0);
-    if (threads[0].done) {
+    int first = nth(0, nthreads);
+    start_thread(first);
+    switch_to(first);
+    if (threads[first].done) {
         current = -1;
-        for (int t = 1; t < nthreads; t++) {
-            set_thread_index((unsigned)t);
+        for (int i = 1; i < nthreads; i++) {
+            set_thread_index((unsigned)nth(i, nthreads));
             run_body(run_ctx);
         }
         return;
     }
-    for (int t = 1; t < nthreads; t++) start_thread(t);
-    for (int t = 1; t < nthreads; t++) switch_to(t);
+    for (int i = 1; i < nthreads; i++) start_thread(nth(i, nthreads));
+    for (int i = 1; i < nthreads; i++) switch_to(nth(i, nthreads));
     for (;;) {
         int live = 0;
-        for (int t = 0; t < nthreads; t++)
+        for (int i = 0; i < nthreads; i++) {
+            int t = nth(i, nthreads);
             if (!threads[t].done) {
                 switch_to(t);
                 live = 1;
             }
+        }
         if (!live) break;
     }
     current = -1;
@@ -400,14 +418,14 @@ void emu_launch(const void *func, dim3 grid, dim3 block, size_t shared, void (*b
     run_ctx = ctx;
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx.x = x;
-                blockIdx.y = y;
-                blockIdx.z = z;
-                run_block((int)nthreads);
-            }
+    size_t nblocks = (size_t)grid.x * grid.y * grid.z;
+    for (size_t i = 0; i < nblocks; i++) {
+        size_t b = reverse_order() ? nblocks - 1 - i : i;
+        blockIdx.x = (unsigned)(b % grid.x);
+        blockIdx.y = (unsigned)(b / grid.x % grid.y);
+        blockIdx.z = (unsigned)(b / ((size_t)grid.x * grid.y));
+        run_block((int)nthreads);
+    }
     free(dynamic_shared);
     dynamic_shared = NULL;
 }

@@ -7,8 +7,9 @@
 // What it checks: results against the CPU reference, launch limits (threads per block, grid size, dynamic shared
 // memory above 48 KB without cudaFuncSetAttribute), barrier divergence (a thread that skips a __syncthreads its
 // block's first thread reached), reads of memory never written (cudaMalloc fills with NaN bytes), and with
-// AddressSanitizer out-of-bounds accesses in kernels and shared memory. What it cannot: races between threads (they
-// run one at a time), host code touching device pointers (both are host memory), speed.
+// AddressSanitizer out-of-bounds accesses in kernels and shared memory; missing barriers, by running the kernel tests
+// in index order and again in reverse (PIONRL_EMU_ORDER=reverse). What it cannot: races inside one barrier interval
+// that no whole-thread order exposes, host code touching device pointers (both are host memory), speed.
 #ifndef PIONRL_CUDA_EMU_RUNTIME_H
 #define PIONRL_CUDA_EMU_RUNTIME_H
 

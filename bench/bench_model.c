@@ -58,7 +58,7 @@ static double bench_decode(QwenModel *m, int batch, int kv_bf16, int mm_bf16) {
         lens[i] = P;
         for (int t = 0; t < P; t++) prompts[i][t] = (int)rng_below(&rng, V);
     }
-    GenerateParams gp = {{1.0f, 0, 1.0f, 0.0f}, NEW, NULL, 0, 0, 7, NULL, NULL, NULL, NULL, 0, NULL, kv_bf16, mm_bf16};
+    GenerateParams gp = {{1.0f, 0, 1.0f, 0.0f}, NEW, NULL, 0, 0, 7, NULL, NULL, NULL, NULL, 0, NULL, NULL, kv_bf16, mm_bf16};
     GenSeq *out = calloc(batch, sizeof(GenSeq));
     Error e;
     double t0 = time_now();

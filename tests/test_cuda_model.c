@@ -200,7 +200,7 @@ static void test_generate_on_device(void) {
     // draw, so the same seed gives the same tokens
     SamplingParams modes[] = {{0.0f, 0, 1.0f, 0.0f}, {0.9f, 20, 0.95f, 0.0f}, {1.0f, 0, 1.0f, 0.0f}};
     for (int k = 0; k < 3; k++) {
-        GenerateParams gp = {modes[k], 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
+        GenerateParams gp = {modes[k], 10, eos, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0};
         gp.seed = 1234;
         GenSeq cpu[6], gpu[6];
         CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, cpu, &err) == 0, "%s", err.msg);
@@ -426,6 +426,48 @@ static void test_decode_graphs(void) {
     qwen_model_free(&m);
 }
 
+// GenerateParams.cuda_keep: the device cache (and its captured graphs) kept between generate calls, as a training
+// run's rollouts use it. The second call reuses the cache and its graphs and gives the tokens of a call with a fresh
+// cache; a call that needs more slots replaces it.
+static void test_generate_keeps_device_cache(void) {
+    QwenModel m;
+    Error err;
+    if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
+    int p0[] = {5, 9, 14, 3}, p1[] = {7, 7}, lens[] = {4, 2};
+    const int *prompts[] = {p0, p1};
+    GenerateParams gp;
+    memset(&gp, 0, sizeof gp);
+    gp.sampling = (SamplingParams){0.9f, 20, 0.95f, 0.0f};
+    gp.max_new_tokens = 12;
+    gp.seed = 99;
+    QwenCudaKV *keep = NULL;
+    CHECK_MSG(qwen_cuda_create(&m, 1, 2, &gp.cuda, &err) == 0, "%s", err.msg);
+    GenSeq a[6], b[6], fresh[6];
+    gp.cuda_keep = &keep;
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, a, &err) == 0, "%s", err.msg);
+    QwenCudaKV *first = keep;
+    int graphs = first ? qwen_cuda_kv_num_graphs(first) : 0;
+    CHECK_MSG(first && graphs > 0, "no cache kept (%p) or no graph captured (%d)", (void *)first, graphs);
+    gp.seed = 100;
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, b, &err) == 0, "%s", err.msg);
+    CHECK(keep == first && qwen_cuda_kv_num_graphs(keep) == graphs);  // reused, nothing captured again
+    gp.cuda_keep = NULL;
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 3, &gp, fresh, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(b[i].n == fresh[i].n && !memcmp(b[i].tokens, fresh[i].tokens, sizeof(int) * b[i].n),
+                  "sequence %d: kept cache and fresh cache differ", i);
+    }
+    // more sequences than the kept cache has slots: replaced by one that fits
+    GenSeq c[8];
+    gp.cuda_keep = &keep;
+    CHECK_MSG(qwen_generate(&m, prompts, lens, 2, 4, &gp, c, &err) == 0, "%s", err.msg);
+    CHECK(keep && qwen_cuda_kv_fits(keep, gp.cuda, 8, 4 + 12, 8, 0));
+    gen_seqs_free(a, 6), gen_seqs_free(b, 6), gen_seqs_free(fresh, 6), gen_seqs_free(c, 8);
+    qwen_cuda_kv_free(keep);
+    qwen_cuda_free(gp.cuda);
+    qwen_model_free(&m);
+}
+
 static void test_decode_qwen3_tiny(void) { compare_decode("tests/fixtures/qwen3-tiny"); }
 static void test_decode_qwen2_tiny(void) { compare_decode("tests/fixtures/qwen2-tiny"); }
 
@@ -455,6 +497,7 @@ int main(void) {
     RUN(test_generate_on_device);
     RUN(test_decode_bf16_cache_on_device);
     RUN(test_decode_graphs);
+    RUN(test_generate_keeps_device_cache);
     RUN(test_bf16_qwen3_tiny);
     RUN(test_bf16_qwen2_tiny);
     RUN(test_bf16_qwen3_tiny_wide);

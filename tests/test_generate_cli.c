@@ -25,7 +25,7 @@ static void test_greedy_ids_match_library(void) {
     CHECK_MSG(qwen_model_load(MODEL, &m, &err) == 0, "%s", err.msg);
     int prompt[] = {1, 2, 3}, len = 3;
     const int *prompts[] = {prompt};
-    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 6, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
+    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 6, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0};
     GenSeq seq;
     CHECK_MSG(qwen_generate(&m, prompts, &len, 1, 1, &gp, &seq, &err) == 0, "%s", err.msg);
     char want[256] = "{\"prompt_index\":0,\"sample\":0,\"ids\":[";
@@ -96,7 +96,7 @@ static void test_bf16_ids_match_library(void) {
     int prompt[] = {1, 2, 3};
     const int *prompts[] = {prompt};
     int len = 3;
-    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 6, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 1, 1};
+    GenerateParams gp = {{0.0f, 0, 1.0f, 0.0f}, 6, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1, 1};
     GenSeq seq;
     CHECK(qwen_generate(&m, prompts, &len, 1, 1, &gp, &seq, &err) == 0 && seq.n == 6);
     char expect[256] = "\"ids\":[";

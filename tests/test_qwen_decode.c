@@ -213,7 +213,7 @@ static void test_generate_deterministic_and_batch_independent(void) {
     const int *prompts[] = {p0, p1};
     int lens[] = {4, 3};
     int eos[] = {0};
-    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL, 0, 0};
+    GenerateParams gp = {{1.0f, 0, 0.95f, 0.0f}, 12, eos, 1, 40, 1234, NULL, NULL, NULL, NULL, 5, NULL, NULL, 0, 0};
     GenSeq a[6], b[6], solo[3];
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, a, &e) == 0);
     CHECK(qwen_generate(&m, prompts, lens, 2, 3, &gp, b, &e) == 0);

@@ -163,7 +163,7 @@ int cmd_eval(int argc, char **argv) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < cfg.num_stops; i++) stops[i] = cfg.stops[i];
     RolloutParams rp = {cfg.sampling, cfg.max_new_tokens, cfg.chat_template, cfg.enable_thinking, stops,
-                        cfg.num_stops, acc, cfg.seed, gpu, cfg.kv_bf16, cfg.rollout_matmul_bf16};
+                        cfg.num_stops, acc, cfg.seed, gpu, NULL, cfg.kv_bf16, cfg.rollout_matmul_bf16};
     SamplingParams sp = cfg.sampling;
     sp.temperature = temperature;
     EvalResult r;

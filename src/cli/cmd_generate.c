@@ -71,7 +71,7 @@ int cmd_generate(int argc, char **argv) {
                *system = NULL;
     const char *device = "cpu";
     int raw = 0, think = 0, G = 1, as_json = 0;
-    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, 0};
+    GenerateParams gp = {{0.7f, 0, 1.0f, 0.0f}, 256, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0};
     const char *matmul_dtype = "fp32", *kv_dtype = "fp32";
     StopStrings stop = {0};
     for (int i = 1; i < argc; i++) {

@@ -27,21 +27,37 @@ typedef struct {
     const QwenModel *m;
     QwenKVCache cpu;
     QwenCudaKV *gpu;
+    int kept;  // gpu belongs to the caller's gp->cuda_keep
 } Decoder;
+
+// The device cache of a call: the caller's kept one when it fits (the graphs captured in it stay valid), else a new
+// one, handed to the caller to keep when it asked.
+static int device_cache(Decoder *d, const GenerateParams *gp, int slots, int max_len, int max_tok, Error *err) {
+    QwenCudaKV **keep = gp->cuda_keep;
+    if (keep && qwen_cuda_kv_fits(*keep, gp->cuda, slots, max_len, max_tok, gp->kv_bf16)) {
+        d->gpu = *keep, d->kept = 1;
+        qwen_cuda_kv_reset_all(d->gpu);
+        return qwen_cuda_kv_set_matmul_bf16(d->gpu, gp->matmul_bf16, err);
+    }
+    if (keep && *keep) {  // too small, or another model's: replaced (its memory first)
+        qwen_cuda_kv_free(*keep);
+        *keep = NULL;
+    }
+    if (qwen_cuda_kv_create_ex(gp->cuda, slots, max_len, max_tok, gp->kv_bf16, &d->gpu, err)) return -1;
+    if (qwen_cuda_kv_set_matmul_bf16(d->gpu, gp->matmul_bf16, err)) {
+        qwen_cuda_kv_free(d->gpu);
+        d->gpu = NULL;
+        return -1;
+    }
+    if (keep) *keep = d->gpu, d->kept = 1;
+    return 0;
+}
 
 static int decoder_open(Decoder *d, const QwenModel *m, const GenerateParams *gp, int slots, int max_len,
                         int max_tok, Error *err) {
     memset(d, 0, sizeof *d);
     d->m = m;
-    if (gp->cuda) {
-        if (qwen_cuda_kv_create_ex(gp->cuda, slots, max_len, max_tok, gp->kv_bf16, &d->gpu, err)) return -1;
-        if (gp->matmul_bf16 && qwen_cuda_kv_set_matmul_bf16(d->gpu, 1, err)) {
-            qwen_cuda_kv_free(d->gpu);
-            d->gpu = NULL;
-            return -1;
-        }
-        return 0;
-    }
+    if (gp->cuda) return device_cache(d, gp, slots, max_len, max_tok, err);
     if (qwen_kv_alloc_ex(&d->cpu, &m->cfg, slots, max_len, max_tok, gp->kv_bf16, err)) return -1;
     if (gp->matmul_bf16 && qwen_kv_pack_bf16(&d->cpu, m, err)) {
         qwen_kv_free(&d->cpu);
@@ -51,8 +67,11 @@ static int decoder_open(Decoder *d, const QwenModel *m, const GenerateParams *gp
 }
 
 static void decoder_close(Decoder *d) {
-    if (d->gpu) qwen_cuda_kv_free(d->gpu);
-    else qwen_kv_free(&d->cpu);
+    if (d->gpu) {
+        if (!d->kept) qwen_cuda_kv_free(d->gpu);
+    } else {
+        qwen_kv_free(&d->cpu);
+    }
 }
 
 static int decoder_run(Decoder *d, const int *slot, const int *tok, int n, const unsigned char *want, float *logits,

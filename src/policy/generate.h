@@ -30,6 +30,11 @@ typedef struct {
     // step's tokens sampled on the device from the uniform numbers the CPU sampler would draw (the
     // prompts' first tokens on the host). NULL: the CPU KV cache.
     struct QwenCuda *cuda;
+    // Optional, with cuda: a device cache kept between calls, so a training run's rollouts reuse one cache and the
+    // decode steps' CUDA graphs captured in it. *cuda_keep is used when it fits the call (same model, enough
+    // slots, length and batch, same KV dtype), else replaced by a new one; the caller frees it
+    // (qwen_cuda_kv_free) before the device model.
+    struct QwenCudaKV **cuda_keep;
     int kv_bf16;  // KV cache in bfloat16 (CPU or device): half the memory, logits at bf16 precision
     // Matrix products of the decode in bfloat16 (CPU): the weights packed to bf16 once per call,
     // inputs rounded to bf16, fp32 accumulation (matmul_dtype "bf16"; logits at bf16 precision).

@@ -63,6 +63,10 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
 // on = 1: this cache's decode calls use bf16 matrix products (the CPU's qwen_kv_pack_bf16 weights; the cached
 // attention stays fp32 arithmetic, as on the CPU).
 int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err);
+// 1 when kv belongs to qc and holds at least num_slots slots of max_len tokens, max_tokens per call, with the given
+// cache dtype (bf16): a call of that size may reuse it after qwen_cuda_kv_reset_all.
+int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16);
+void qwen_cuda_kv_reset_all(QwenCudaKV *kv);
 // on = 1 (the default): qwen_cuda_decode_sample replays each batch size's step as a CUDA graph from its second use
 // (one launch instead of hundreds; the same results, tested on the emulator). 0: every step launched eagerly.
 int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on);

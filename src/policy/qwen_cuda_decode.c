@@ -18,6 +18,10 @@ int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
     return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
 }
 int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) { return -1; }
+int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16) {
+    return 0;
+}
+void qwen_cuda_kv_reset_all(QwenCudaKV *kv) {}
 int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return 0; }
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
@@ -170,6 +174,13 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
 
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {
     if (slot >= 0 && slot < kv->num_slots) kv->len[slot] = 0;
+}
+
+void qwen_cuda_kv_reset_all(QwenCudaKV *kv) { memset(kv->len, 0, sizeof(int) * kv->num_slots); }
+
+int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16) {
+    return kv && kv->qc == qc && kv->num_slots >= num_slots && kv->max_len >= max_len &&
+           kv->max_tokens >= max_tokens && kv->bf16 == bf16;
 }
 
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {

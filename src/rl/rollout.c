@@ -84,6 +84,7 @@ int rollout_run(const QwenModel *m, const Tokenizer *tok, RewardSet *rewards, co
     gp.n_valid = tokenizer_vocab_size(tok);
     gp.seed = rp->seed;
     gp.cuda = rp->cuda;
+    gp.cuda_keep = rp->cuda_keep;
     gp.kv_bf16 = rp->kv_bf16;
     gp.matmul_bf16 = rp->matmul_bf16;
     if (stop.num_stops) {

@@ -21,6 +21,7 @@ typedef struct {
     int accuracy_checker;  // index in the reward set whose score >= 1 counts as correct
     uint64_t seed;
     struct QwenCuda *cuda;  // decode on the GPU with this device model (NULL: the CPU)
+    struct QwenCudaKV **cuda_keep;  // optional: keep the device cache between rollouts (GenerateParams.cuda_keep)
     int kv_bf16;            // bfloat16 KV cache (CPU decode)
     int matmul_bf16;        // decode matrix products on bfloat16 weights (CPU decode)
 } RolloutParams;

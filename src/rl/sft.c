@@ -336,7 +336,7 @@ static int sft_eval(Sft *s, double *acc, Error *err) {
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &s->data.eval[i];
     SamplingParams sp = {0.0f, 0, 1.0f, 0.0f};  // greedy
-    RolloutParams rp = {sp, c->eval_max_new_tokens, c->chat_template, 0, NULL, 0, 0, c->seed, NULL, 0, 0};
+    RolloutParams rp = {sp, c->eval_max_new_tokens, c->chat_template, 0, NULL, 0, 0, c->seed, NULL, NULL, 0, 0};
     EvalResult r;
     int rc = eval_run(&s->model, s->tok, s->rewards, &rp, &sp, 0, ex, n, NULL, &r, err);
     free(ex);

@@ -48,6 +48,7 @@ typedef struct {
     QwenActs acts;
     int acts_B, acts_T;
     QwenCuda *gpu, *gpu_ref;  // device copies of the policy / reference ("device": "cuda")
+    QwenCudaKV *rollout_kv;   // the rollouts' device cache, kept between steps with its CUDA graphs (belongs to gpu)
     OptimCuda *gpu_opt;       // the optimizer on the device (NULL: on the host)
     float *grads_mb;          // one micro-batch's gradients, downloaded from the device
     int *tokens;
@@ -105,6 +106,8 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
     if (!t->tokens || !t->need || !t->logp_full || !t->ent_full || !t->w_full)
         return error_set(err, "out of memory for training buffers");
     if (t->gpu) {  // the device activations follow the same capacity
+        qwen_cuda_kv_free(t->rollout_kv);  // it points into the old device model
+        t->rollout_kv = NULL;
         qwen_cuda_free(t->gpu);
         t->gpu = NULL;
         if (qwen_cuda_create_ex(&t->model, B, T, t->cfg->gradient_checkpointing, &t->gpu, err) ||
@@ -371,7 +374,8 @@ static int run_eval(Trainer *t, MetricsLine *line, Error *err) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < c->num_stops; i++) stops[i] = c->stops[i];
     RolloutParams rp = {c->sampling, c->eval_max_new_tokens, c->chat_template, c->enable_thinking, stops,
-                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu, c->kv_bf16, c->rollout_matmul_bf16};
+                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu, NULL, c->kv_bf16,
+                        c->rollout_matmul_bf16};
     const DatasetExample **ex = malloc(sizeof(*ex) * n);
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &t->data.eval[i];
@@ -490,6 +494,7 @@ static void trainer_free(Trainer *t) {
     rollout_free(&t->roll);
     batch_free(&t->batch);
     qwen_acts_free(&t->acts);
+    qwen_cuda_kv_free(t->rollout_kv);
     qwen_cuda_free(t->gpu);
     qwen_cuda_free(t->gpu_ref);
     optim_cuda_free(t->gpu_opt);
@@ -705,7 +710,7 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
             }
             RolloutParams rp = {c->sampling, c->max_new_tokens, c->chat_template, c->enable_thinking, stops,
                                 c->num_stops, t.acc_idx, mix64(c->seed * 1000003ULL + (uint64_t)(t.step / c->num_iterations)),
-                                t.gpu, c->kv_bf16, c->rollout_matmul_bf16};
+                                t.gpu, t.gpu ? &t.rollout_kv : NULL, c->kv_bf16, c->rollout_matmul_bf16};
             rc = rollout_run(&t.model, t.tok, t.rewards, &rp, ex, P, G, &t.roll, err);
             free(ex);
             if (rc) break;

@@ -48,7 +48,9 @@ typedef struct {
     QwenActs acts;
     int acts_B, acts_T;
     QwenCuda *gpu, *gpu_ref;  // device copies of the policy / reference ("device": "cuda")
-    QwenCudaKV *rollout_kv;   // the rollouts' device cache, kept between steps with its CUDA graphs (belongs to gpu)
+    // the device cache of rollouts and eval, kept between steps with its CUDA graphs (belongs to gpu); one cache for
+    // both, so the device never holds two
+    QwenCudaKV *rollout_kv;
     OptimCuda *gpu_opt;       // the optimizer on the device (NULL: on the host)
     float *grads_mb;          // one micro-batch's gradients, downloaded from the device
     int *tokens;
@@ -374,8 +376,8 @@ static int run_eval(Trainer *t, MetricsLine *line, Error *err) {
     const char *stops[TRAIN_MAX_STOPS];
     for (int i = 0; i < c->num_stops; i++) stops[i] = c->stops[i];
     RolloutParams rp = {c->sampling, c->eval_max_new_tokens, c->chat_template, c->enable_thinking, stops,
-                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu, NULL, c->kv_bf16,
-                        c->rollout_matmul_bf16};
+                        c->num_stops, t->acc_idx, mix64(c->seed ^ 0xe7a1ULL), t->gpu,
+                        t->gpu ? &t->rollout_kv : NULL, c->kv_bf16, c->rollout_matmul_bf16};
     const DatasetExample **ex = malloc(sizeof(*ex) * n);
     if (!ex) return error_set(err, "out of memory");
     for (int i = 0; i < n; i++) ex[i] = &t->data.eval[i];

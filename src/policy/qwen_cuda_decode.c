@@ -200,6 +200,7 @@ int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
 }
 
 int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
+    if (kv->matmul_bf16 != on) drop_graphs(kv);  // captured with the other kind of GEMM
     kv->matmul_bf16 = on;
     return on ? qwen_cuda_gemm_mode(kv->qc, 1, err) : 0;  // allocate the weight copy now
 }

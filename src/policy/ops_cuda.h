@@ -1,11 +1,12 @@
-// The per-operation kernels of src/policy/ops.h on an NVIDIA GPU (issue 8), fp32, same shapes,
-// same layouts and the same accumulate-into-gradient conventions, so every op has a CPU-vs-CUDA
-// test (tests/test_cuda_ops.c). This is the reference tier of the GPU model: the bf16 fused
-// kernels the issue asks for will be checked against these. Implementation:
-// src/policy/cuda/ops_cuda.cu, built by `make CUDA=1` only.
+// The per-operation kernels of src/policy/ops.h on an NVIDIA GPU (issue 8): same shapes, same
+// layouts and the same accumulate-into-gradient conventions, so every op has a CPU-vs-CUDA test
+// (tests/test_cuda_ops.c). Elementwise and row kernels are fp32; the GEMMs are fp32, or bf16
+// operands with fp32 accumulation in the handle's bf16 mode (the CPU's matmul_dtype bf16). Training
+// attention is in attention_cuda.h. Implementation: src/policy/cuda/ops_cuda.cu (make CUDA=1).
 //
-// All float/int pointers are device memory; calls are queued on the default stream (errors in a
-// kernel surface at the next synchronising call, e.g. cuda_to_host). Return 0 or -1 with err set.
+// All float/int pointers are device memory; calls are queued on the one stream (the per-thread default
+// stream; errors in a kernel surface at the next synchronising call, e.g. cuda_to_host). Return 0 or -1
+// with err set.
 #ifndef PIONRL_OPS_CUDA_H
 #define PIONRL_OPS_CUDA_H
 

@@ -1,8 +1,10 @@
-// The Qwen2/Qwen3 training forward and backward passes on an NVIDIA GPU (issue 8), fp32 reference
-// tier: the ops of src/policy/ops_cuda.h assembled exactly as qwen_forward / qwen_backward do on
-// the CPU (qwen_train.c), with weights, gradients and saved activations in device memory. Same
-// per-token log-probs, entropies and gradients as the CPU, so tests/test_cuda_model.c compares the
-// two on the PyTorch-checked fixtures; and decode with a device KV cache (qwen_decode's contract).
+// The Qwen2/Qwen3 training forward and backward passes on an NVIDIA GPU (issue 8): the ops of
+// src/policy/ops_cuda.h and attention_cuda.h assembled as qwen_forward / qwen_backward do on the CPU
+// (qwen_train.c), with weights, gradients and saved activations in device memory, in fp32 or with
+// bf16 matrix products (qwen_cuda_set_matmul_bf16). Same per-token log-probs, entropies and gradients
+// as the CPU in either precision, so tests/test_cuda_model.c compares the two on the PyTorch-checked
+// fixtures; and decode with a device KV cache (qwen_decode's contract), sampling on the device and
+// its steps replayed as CUDA graphs.
 //
 // Built by `make CUDA=1`; in a CPU-only build every call fails with a message.
 #ifndef PIONRL_QWEN_CUDA_H

@@ -1,6 +1,6 @@
-// fp32 CUDA twins of the ops in src/policy/ops.c (see ops_cuda.h). Each kernel follows the CPU code's arithmetic
-// (double accumulation where the CPU uses double, fp32 RoPE angles) so the CPU-vs-CUDA tests can be tight. Row-major
-// matrices go to column-major cuBLAS as transposes.
+// CUDA twins of the ops in src/policy/ops.c (see ops_cuda.h). Each kernel follows the CPU code's arithmetic (double
+// accumulation where the CPU uses double, fp32 RoPE angles) so the CPU-vs-CUDA tests can be tight; the GEMMs round
+// the same operands as the CPU in bf16 mode. Row-major matrices go to column-major cuBLAS as transposes.
 #include "policy/ops_cuda.h"
 
 #include <cublas_v2.h>

@@ -47,7 +47,7 @@ int cuda_graph_end(CudaGraph **out, Error *err);
 int cuda_graph_launch(const CudaGraph *g, Error *err);
 void cuda_graph_free(CudaGraph *g);
 
-// The kernels below are queued on the default stream and do not wait for the device; d_dsum
+// The kernels below are queued on the stream (the per-thread default stream) and do not wait for the device; d_dsum
 // (one device double) accumulates the sum of the squared parameter changes for update_rms, so a
 // whole optimizer step needs one copy back at its end.
 

@@ -5,7 +5,7 @@
 // array those save: memory O(B T Hq) instead of O(B Hq T^2). Implementation: src/policy/cuda/attention_cuda.cu;
 // tests: tests/test_cuda_attention.c (against the CPU ops).
 //
-// All pointers are device memory; calls are queued on the default stream (errors inside a kernel surface at the next
+// All pointers are device memory; calls are queued on the per-thread default stream (errors inside a kernel surface at the next
 // synchronising call). Return 0, or -1 with err set (bad shapes, hd > 256, grid limits: B and Hq at most 65,535).
 // Results are deterministic: every output element is written by one thread, no atomics.
 #ifndef PIONRL_ATTENTION_CUDA_H

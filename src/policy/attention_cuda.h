@@ -5,9 +5,9 @@
 // array those save: memory O(B T Hq) instead of O(B Hq T^2). Implementation: src/policy/cuda/attention_cuda.cu;
 // tests: tests/test_cuda_attention.c (against the CPU ops).
 //
-// All pointers are device memory; calls are queued on the per-thread default stream (errors inside a kernel surface at the next
-// synchronising call). Return 0, or -1 with err set (bad shapes, hd > 256, grid limits: B and Hq at most 65,535).
-// Results are deterministic: every output element is written by one thread, no atomics.
+// All pointers are device memory; calls are queued on the per-thread default stream (errors inside a kernel surface at
+// the next synchronising call). Return 0, or -1 with err set (bad shapes, hd > 256, grid limits: B and Hq at most
+// 65,535). Results are deterministic: every output element is written by one thread, no atomics.
 #ifndef PIONRL_ATTENTION_CUDA_H
 #define PIONRL_ATTENTION_CUDA_H
 
@@ -26,8 +26,9 @@ int cuda_flash_attention_forward(float *out, float *lse, const float *q, const f
                                  int Hq, int Hkv, int hd, int bf16, Error *err);
 
 // dq, dk, dv (the shapes of q, k, v) are overwritten with the gradients of sum(dout * out); out and lse are the
-// forward's. work: B*T*Hq floats of scratch (each query row's D = rowsum(P dP): dot(dout, out) in fp32; with bf16 summed
-// over the key tiles as the CPU sums it). bf16 rounds the inputs of dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q.
+// forward's. work: B*T*Hq floats of scratch (each query row's D = rowsum(P dP): dot(dout, out) in fp32; with bf16
+// summed over the key tiles as the CPU sums it). bf16 rounds the inputs of dP = dO V^T, dV = P^T dO, dQ = dS K, dK =
+// dS^T Q.
 int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                   const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                   int Hq, int Hkv, int hd, int bf16, float *work, Error *err);

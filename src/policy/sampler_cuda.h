@@ -20,8 +20,8 @@ extern "C" {
 // For each of `rows` rows of d_logits ([rows, V], device): d_tok[r] gets the sampled id among [0, n_valid) and
 // d_logp[r] its log-probability under the temperature-scaled softmax over all V entries (sampler_sample's *logp).
 // d_u[r] is row r's uniform number in [0, 1) (unused when sp->temperature is 0: greedy, the first largest logit).
-// Device pointers; queued on the per-thread default stream. top_k/top_p select by the same threshold searches whatever the
-// vocabulary; each is about 30 passes over the row.
+// Device pointers; queued on the per-thread default stream. top_k/top_p select by the same threshold searches whatever
+// the vocabulary; each is about 30 passes over the row.
 int cuda_sample_rows(int *d_tok, float *d_logp, const float *d_logits, const double *d_u, int rows, int V, int n_valid,
                      const SamplingParams *sp, Error *err);
 

@@ -95,6 +95,22 @@ static void test_linear_bf16(void) {
         e1 = test_dev_diff(out, d_out, (size_t)N * O2, 1);
         CHECK_MSG(e1 <= 1e-4, "copy %d, rows 3..: out %g", copy, e1);
     }
+    // reuse: three projections of one input (q, k, v) with the weights from the copy round the input once, and give
+    // the products of separate calls
+    if (test_state.state == 0) {
+        unsigned long r0 = cuda_blas_roundings(cb);
+        cuda_blas_reuse_operands(cb, 1);
+        for (int p = 0; p < 3; p++) {
+            CHECK_MSG(cuda_linear_forward(cb, d_out, d_in, d_W + p * 10 * I, NULL, N, I, 10, &err) == 0, "%s",
+                      err.msg);
+            linear_forward(out, in, W + p * 10 * I, NULL, N, I, 10, 1);
+            double e = test_dev_diff(out, d_out, (size_t)N * 10, 1);
+            CHECK_MSG(e <= 1e-4, "reused operand, projection %d: out %g", p, e);
+        }
+        cuda_blas_reuse_operands(cb, 0);
+        unsigned long rounded = cuda_blas_roundings(cb) - r0;
+        CHECK_MSG(rounded == 1, "the input was rounded %lu times for three projections", rounded);
+    }
     // the copy is what is read: a stale copy (W changed, copy not remade) gives the old product
     if (test_state.state == 0) {
         float *W2 = malloc(sizeof(float) * O * I);

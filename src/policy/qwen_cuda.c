@@ -254,7 +254,8 @@ static Layer layer_acts(const QwenCuda *qc, size_t l) {
     a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + s * N * D, a.rstd1 = qc->rstd1 + s * N;
     a.q_raw = qc->q_raw + s * N * QD, a.k_raw = qc->k_raw + s * N * KD;
     a.rstd_q = qc->rstd_q + s * N * c->num_heads, a.rstd_k = qc->rstd_k + s * N * c->num_kv_heads;
-    a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD, a.lse = qc->lse + s * N * c->num_heads;
+    a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD,
+    a.lse = qc->lse + s * N * c->num_heads;
     a.att = qc->att + s * N * QD, a.x_mid = qc->x_mid + s * N * D, a.ln2 = qc->ln2 + s * N * D;
     a.rstd2 = qc->rstd2 + s * N, a.gate = qc->gate + s * N * F, a.up = qc->up + s * N * F, a.act = qc->act + s * N * F;
     a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + (l + 1) * N * D : qc->x_out;
@@ -269,11 +270,14 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
     int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
     int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     float eps = c->rms_norm_eps;
-    int rc =
-        cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err) ||
+    int rc = cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err);
+    cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v read ln1 and write elsewhere: ln1 rounded to bf16 once
+    rc =
+        rc ||
         cuda_linear_forward(qc->cb, a.q_raw, a.ln1, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D, QD, err) ||
         cuda_linear_forward(qc->cb, a.k_raw, a.ln1, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D, KD, err) ||
         cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
+    cuda_blas_reuse_operands(qc->cb, 0);
     if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
         rc = cuda_rmsnorm_forward(a.q, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
              cuda_rmsnorm_forward(a.k, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
@@ -285,10 +289,12 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
          cuda_flash_attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd, qc->train_bf16, err) ||
          cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
-         cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err) ||
-         cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
-         cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err) ||
-         cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
+         cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err);
+    cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share ln2
+    rc = rc || cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
+         cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err);
+    cuda_blas_reuse_operands(qc->cb, 0);
+    rc = rc || cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
          cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
@@ -379,21 +385,24 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
         // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
         int rc = cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act,
                                       w->w_down + l * D * F, N, F, D, err) ||
-                 cuda_swiglu_backward(qc->dgate, qc->dup, qc->dact, a.gate, a.up, (long)N * F, err) ||
-                 cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2,
-                                      w->w_gate + l * F * D, N, D, F, err) ||
-                 cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2,
-                                      w->w_up + l * F * D, N, D, F, err) ||
-                 cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
-                 cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D,
-                                       a.rstd2, N, D, err) ||
-                 // attention: x_mid = x + o_proj(att)
-                 cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att,
-                                      w->wo + l * D * QD, N, QD, D, err) ||
-                 cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T,
-                                               Hq, Hkv, hd, qc->train_bf16, qc->att_work, err) ||
-                 cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
-                 cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
+                 cuda_swiglu_backward(qc->dgate, qc->dup, qc->dact, a.gate, a.up, (long)N * F, err);
+        cuda_blas_reuse_operands(qc->cb, 1);  // ln2 is the input of both; their outputs (dln, gradients) differ
+        rc = rc ||
+             cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2,
+                                  w->w_gate + l * F * D, N, D, F, err) ||
+             cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2, w->w_up + l * F * D, N,
+                                  D, F, err);
+        cuda_blas_reuse_operands(qc->cb, 0);
+        rc = rc || cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
+             cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2,
+                                   N, D, err) ||
+             // attention: x_mid = x + o_proj(att)
+             cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD,
+                                  N, QD, D, err) ||
+             cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv,
+                                           hd, qc->train_bf16, qc->att_work, err) ||
+             cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
+             cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
         if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections
             rc = cuda_rmsnorm_backward(qc->datt, 0, g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q,
                                        N * Hq, hd, err) ||
@@ -401,14 +410,16 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
                  cuda_rmsnorm_backward(qc->dtmp, 0, g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k,
                                        N * Hkv, hd, err) ||
                  cuda_copy(qc->dk, qc->dtmp, sizeof(float) * N * KD, err);
+        cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
         rc = rc ||
              cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, qc->dq, a.ln1,
                                   w->wq + l * QD * D, N, D, QD, err) ||
              cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, qc->dk, a.ln1,
                                   w->wk + l * KD * D, N, D, KD, err) ||
              cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
-                                  w->wv + l * KD * D, N, D, KD, err) ||
-             cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
+                                  w->wv + l * KD * D, N, D, KD, err);
+        cuda_blas_reuse_operands(qc->cb, 0);
+        rc = rc || cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
              cuda_rmsnorm_backward(qc->dx, 1, g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D,
                                    err);
         if (rc) return error_prefix(err, "backward (cuda): layer %zu", l);

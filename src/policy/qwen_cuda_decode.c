@@ -179,8 +179,8 @@ void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {
 void qwen_cuda_kv_reset_all(QwenCudaKV *kv) { memset(kv->len, 0, sizeof(int) * kv->num_slots); }
 
 int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16) {
-    return kv && kv->qc == qc && kv->num_slots >= num_slots && kv->max_len >= max_len &&
-           kv->max_tokens >= max_tokens && kv->bf16 == bf16;
+    return kv && kv->qc == qc && kv->num_slots >= num_slots && kv->max_len >= max_len && kv->max_tokens >= max_tokens &&
+           kv->bf16 == bf16;
 }
 
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
@@ -263,13 +263,16 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
     float eps = c->rms_norm_eps;
     int rc = cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);
     for (size_t l = 0; l < (size_t)c->num_layers && !rc; l++) {
-        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm + l * D, n, D, eps, err) ||
+        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm + l * D, n, D, eps, err);
+        cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v share the normed input: rounded to bf16 once
+        rc = rc ||
              cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, D, QD,
                                  err) ||
              cuda_linear_forward(qc->cb, kv->kk, kv->ln, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, n, D, KD,
                                  err) ||
              cuda_linear_forward(qc->cb, kv->vv, kv->ln, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, n, D, KD,
                                  err);
+        cuda_blas_reuse_operands(qc->cb, 0);
         if (!rc && c->qk_norm)  // in place, as qwen_decode does
             rc = cuda_rmsnorm_forward(kv->q, kv->rstd_h, kv->q, w->q_norm + l * hd, n * Hq, hd, eps, err) ||
                  cuda_rmsnorm_forward(kv->kk, kv->rstd_h, kv->kk, w->k_norm + l * hd, n * Hkv, hd, eps, err);
@@ -280,10 +283,12 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
              cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l,
                                    kv->cache_slots, kv->max_len, Hq, Hkv, hd, err) ||
              cuda_sgemm(qc->cb, 0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + l * D * QD, QD, 1.0f, kv->x, D, err) ||
-             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err) ||
-             cuda_linear_forward(qc->cb, kv->gate, kv->ln, w->w_gate + l * F * D, NULL, n, D, F, err) ||
-             cuda_linear_forward(qc->cb, kv->up, kv->ln, w->w_up + l * F * D, NULL, n, D, F, err) ||
-             cuda_swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F, err) ||
+             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err);
+        cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share it too
+        rc = rc || cuda_linear_forward(qc->cb, kv->gate, kv->ln, w->w_gate + l * F * D, NULL, n, D, F, err) ||
+             cuda_linear_forward(qc->cb, kv->up, kv->ln, w->w_up + l * F * D, NULL, n, D, F, err);
+        cuda_blas_reuse_operands(qc->cb, 0);
+        rc = rc || cuda_swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F, err) ||
              cuda_sgemm(qc->cb, 0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + l * D * F, F, 1.0f, kv->x, D, err);
         if (rc) error_prefix(err, "layer %zu", l);
     }

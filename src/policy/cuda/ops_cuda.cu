@@ -23,6 +23,14 @@ struct CudaBlas {
     __nv_bfloat16 *scratch[2];  // rounded operands A and B of the current GEMM
     size_t scratch_n[2];
     unsigned long generation;  // counts scratch reallocations: a captured graph holds the old addresses
+    // cuda_blas_reuse_operands: while on, a scratch slot that still holds the rounding of the same operand (address,
+    // shape, leading dimension) is used again instead of rounding it anew
+    int reuse;
+    struct {
+        const float *x;
+        int rows, cols, ld;
+    } held[2];
+    unsigned long roundings;
 };
 
 static int blas_check(cublasStatus_t rc, const char *what, Error *err) {
@@ -79,7 +87,14 @@ static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int co
         *out = cb->copy + (x - base) / sizeof(float);
         return 0;
     }
+    if (cb->reuse && cb->held[slot].x == X && cb->held[slot].rows == rows && cb->held[slot].cols == cols &&
+        cb->held[slot].ld == *ld) {
+        *out = cb->scratch[slot];
+        *ld = rows;
+        return 0;
+    }
     size_t n = (size_t)rows * cols;
+    cb->held[slot].x = NULL;
     if (n > cb->scratch_n[slot]) {
         cudaFree(cb->scratch[slot]);
         cb->scratch[slot] = NULL;
@@ -94,9 +109,18 @@ static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int co
     *out = cb->scratch[slot];
     if (n == 0) return 0;
     round_bf16_2d_kernel<<<cuda_grid_for(n), CUDA_THREADS>>>(cb->scratch[slot], X, rows, cols, *ld);
+    cb->held[slot].x = X, cb->held[slot].rows = rows, cb->held[slot].cols = cols, cb->held[slot].ld = *ld;
+    cb->roundings++;
     *ld = rows;
     return cuda_launch_check("bf16 operand", err);
 }
+
+void cuda_blas_reuse_operands(CudaBlas *cb, int on) {
+    cb->reuse = on;
+    cb->held[0].x = cb->held[1].x = NULL;
+}
+
+unsigned long cuda_blas_roundings(const CudaBlas *cb) { return cb->roundings; }
 
 // Column-major C = alpha op(A) op(B) + beta C: cublasSgemm, or in bf16 mode cublasGemmEx on bf16-rounded operands
 // with fp32 accumulation (tensor cores), the device form of the CPU's gemm_bf16.
@@ -173,15 +197,28 @@ int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *
     return gemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, one, W, I, in, I, beta, out, O, "linear forward", err);
 }
 
-int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
-                         const float *in, const float *W, int N, int I, int O, Error *err) {
-    float one = 1.0f, bd = din_accumulate ? 1.0f : 0.0f;
+static int linear_backward_products(CudaBlas *cb, float *din, float bd, float *dW, const float *dout, const float *in,
+                                    const float *W, int N, int I, int O, Error *err) {
     // din^T (I x N) = W^T (I x O) dout^T (O x N)
-    if (din && gemm(cb, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, one, W, I, dout, O, bd, din, I, "linear backward (input)", err))
+    if (din &&
+        gemm(cb, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, 1.0f, W, I, dout, O, bd, din, I, "linear backward (input)", err))
         return -1;
     // dW^T (I x O) += in^T (I x N) dout (N x O)
-    if (dW && gemm(cb, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, one, in, I, dout, O, one, dW, I, "linear backward (weight)", err))
+    if (dW &&
+        gemm(cb, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, 1.0f, in, I, dout, O, 1.0f, dW, I, "linear backward (weight)", err))
         return -1;
+    return 0;
+}
+
+int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
+                         const float *in, const float *W, int N, int I, int O, Error *err) {
+    float bd = din_accumulate ? 1.0f : 0.0f;
+    // dout is an operand of both products and neither writes it: rounded once (bf16 mode)
+    int outer = cb->reuse;
+    if (!outer) cuda_blas_reuse_operands(cb, 1);
+    int rc = linear_backward_products(cb, din, bd, dW, dout, in, W, N, I, O, err);
+    if (!outer) cuda_blas_reuse_operands(cb, 0);
+    if (rc) return -1;
     if (db) {
         column_sum_kernel<<<(O + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(db, dout, N, O);
         if (cuda_launch_check("linear bias backward", err)) return -1;

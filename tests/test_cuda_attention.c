@@ -107,6 +107,8 @@ static const Shape shapes[] = {
     {1, 45, 2, 2, 128},  // no grouping
     {2, 37, 3, 1, 40},   // hd not a multiple of 32: accumulator slots past hd stay unused; one kv head for 3
     {1, 20, 2, 1, 256},  // 101 and 137 KB of shared memory (the opt-in above 48 KB; hd 128 needs it too)
+    {1, 150, 4, 2, 128}, // bf16 on tensor cores: three 64-row tiles, the last partial; 2 query heads per kv head
+    {2, 130, 2, 1, 32},  // a last tile of 2 rows
 };
 
 static void check_shapes(int bf16, double tol_out, double tol_grad) {
@@ -136,6 +138,18 @@ static void test_flash_attention_bf16(void) {
 #endif
 }
 
+// bf16 with hd a multiple of 16 up to 128 takes the tensor-core kernels; the rest stays on CUDA cores. The shapes
+// above cover both paths.
+static void test_flash_attention_paths(void) {
+    if (!test_gpu_ready()) return;
+#ifdef PIONRL_CUDA
+    CHECK(cuda_flash_attention_tensor_cores(16, 1) && cuda_flash_attention_tensor_cores(64, 1) &&
+          cuda_flash_attention_tensor_cores(128, 1));
+    CHECK(!cuda_flash_attention_tensor_cores(128, 0) && !cuda_flash_attention_tensor_cores(40, 1) &&
+          !cuda_flash_attention_tensor_cores(256, 1) && !cuda_flash_attention_tensor_cores(8, 1));
+#endif
+}
+
 // Shapes the kernels cannot run are refused before any launch.
 static void test_flash_attention_refusals(void) {
     if (!test_gpu_ready()) return;
@@ -154,6 +168,7 @@ static void test_flash_attention_refusals(void) {
 int main(void) {
     RUN(test_flash_attention_fp32);
     RUN(test_flash_attention_bf16);
+    RUN(test_flash_attention_paths);
     RUN(test_flash_attention_refusals);
     return test_summary("test_cuda_attention");
 }

@@ -17,6 +17,12 @@
 extern "C" {
 #endif
 
+// 1 when the bf16 attention of this head size runs on tensor cores (bf16 mma with fp32 sums, 64 x 64 tiles:
+// src/policy/cuda/attention_tc_cuda.cu): hd a multiple of 16 up to 128, which covers Qwen2 and Qwen3. Other head
+// sizes, and fp32 (the exact counterpart of the CPU's fp32 attention), run on CUDA cores in fp32 (attention_cuda.cu).
+// Both compute the same bf16 semantics described below; the tensor cores sum each product in another order.
+int cuda_flash_attention_tensor_cores(int hd, int bf16);
+
 // q [B*T, Hq, hd], k/v [B*T, Hkv, hd] (the rows of sequence b at b*T .. b*T+T-1), out [B*T, Hq, hd], lse [B, Hq, T]:
 // the log-sum-exp of each query row's scaled scores (scale 1/sqrt(hd)), saved for the backward. Causal; Hq a multiple
 // of Hkv (query head h reads kv head h / (Hq / Hkv)); 1 <= hd <= 256. bf16: every product's two inputs rounded to

@@ -272,6 +272,7 @@ static ucontext_t scheduler;
 static EmuThread *threads;      // one per thread of the block
 static char *stacks;            // EMU_MAX_THREADS stacks, mapped once (pages appear as they are touched)
 static int current = -1;        // the coroutine running, or -1 when threads run directly (no barrier seen)
+static unsigned *warp_calls;    // per thread of the block: warp-collective (wmma) calls made
 static void (*run_body)(void *);
 static void *run_ctx;
 static void *dynamic_shared;
@@ -306,6 +307,23 @@ static void thread_entry(void) {
     __builtin_unreachable();
 #endif
     // ucontext: returning resumes the scheduler (uc_link)
+}
+
+static unsigned linear_thread(void) { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+
+void emu_warp_collective(void) { warp_calls[linear_thread()]++; }
+int emu_lane(void) { return (int)(linear_thread() % warpSize); }
+void emu_fault(const char *what) { emu_abort(what); }
+
+// A warp-collective call that some lanes of a warp skipped would hang or compute garbage on the device.
+static void check_warp_calls(int nthreads) {
+    for (int t = 0; t < nthreads; t++) {
+        if (warp_calls[t] != warp_calls[t - t % warpSize]) {
+            set_thread_index((unsigned)t);
+            emu_abort("wmma: the lanes of a warp made different numbers of warp-collective calls");
+        }
+    }
+    memset(warp_calls, 0, sizeof(unsigned) * nthreads);
 }
 
 void __syncthreads(void) {
@@ -410,9 +428,11 @@ void emu_launch(const void *func, dim3 grid, dim3 block, size_t shared, void (*b
         stacks = (char *)mmap(NULL, (size_t)EMU_MAX_THREADS * EMU_STACK_BYTES, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         threads = (EmuThread *)calloc(EMU_MAX_THREADS, sizeof *threads);
-        if (stacks == MAP_FAILED || !threads) emu_abort("no memory for thread stacks");
+        warp_calls = (unsigned *)calloc(EMU_MAX_THREADS, sizeof *warp_calls);
+        if (stacks == MAP_FAILED || !threads || !warp_calls) emu_abort("no memory for thread stacks");
     }
-    dynamic_shared = shared ? malloc(shared) : NULL;
+    // 128-byte aligned, as declared (__align__) by the kernels that cut it into wmma tiles
+    dynamic_shared = shared ? aligned_alloc(128, (shared + 127) / 128 * 128) : NULL;
     if (shared) memset(dynamic_shared, 0xff, shared);
     run_body = body;
     run_ctx = ctx;
@@ -425,6 +445,7 @@ void emu_launch(const void *func, dim3 grid, dim3 block, size_t shared, void (*b
         blockIdx.y = (unsigned)(b / grid.x % grid.y);
         blockIdx.z = (unsigned)(b / ((size_t)grid.x * grid.y));
         run_block((int)nthreads);
+        check_warp_calls((int)nthreads);
     }
     free(dynamic_shared);
     dynamic_shared = NULL;

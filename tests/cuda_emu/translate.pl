@@ -3,7 +3,7 @@
 #   kernel<<<grid, block[, shared[, stream]]>>>(args);  ->  EmuLaunch(grid, block...).run(id, body);
 #     body: a closure holding the arguments' values at the launch (as the driver copies them), which calls kernel
 #     with them when the launch runs: at once, or at each replay of a captured graph
-#   extern __shared__ T name[];                        ->  T *name = (T *)emu_dynamic_shared();
+#   extern __shared__ [__align__(N)] T name[];         ->  T *name = (T *)emu_dynamic_shared();  (128-byte aligned)
 # id is the kernel's address when the launch names dynamic shared memory (so cudaFuncSetAttribute applies; such a
 # launch must name one function, e.g. kernel<E>), otherwise nullptr.
 # Usage: translate.pl in.cu > out.cpp
@@ -35,6 +35,7 @@ sub launch {
 }
 
 $src =~ s/([A-Za-z_]\w*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*($paren)/launch($1, $2, $3)/gse;
+$src =~ s/(extern\s+__shared__\s+)__align__\(\d+\)\s*/$1/g;
 $src =~ s/extern\s+__shared__\s+([\w\s]+?)\s*(\w+)\s*\[\s*\]\s*;/$1 *$2 = ($1 *)emu_dynamic_shared();/g;
 die "translate.pl: a kernel launch was left untranslated\n" if $src =~ /<<</;
 print "#line 1 \"$file\"\n$src";

@@ -21,6 +21,17 @@ static inline int cuda_launch_check(const char *what, Error *err) {
     return rc == cudaSuccess ? 0 : error_set(err, "cuda: %s: %s", what, cudaGetErrorString(rc));
 }
 
+// A launch with more than the default 48 KB of dynamic shared memory needs the kernel's opt-in first (sm_80 allows up
+// to 163 KB a block, sm_90 227 KB); beyond the device's limit the error names the kernel and the size.
+template <typename F>
+static inline int cuda_opt_in_shared(F *kernel, size_t bytes, const char *what, Error *err) {
+    if (bytes <= 48 * 1024) return 0;
+    cudaError_t rc = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    return rc == cudaSuccess
+               ? 0
+               : error_set(err, "cuda: %s: %zu bytes of shared memory: %s", what, bytes, cudaGetErrorString(rc));
+}
+
 // Reduces v over the block (blockDim.x == CUDA_THREADS) with op; the result is valid in every thread, and the shared
 // buffer is free again on return.
 template <typename T, typename Op>

@@ -25,6 +25,7 @@
 #include <math.h>
 
 #include "core/cuda/cuda_common.cuh"
+#include "policy/cuda/attention_tc.cuh"
 
 // Full unrolling keeps the per-thread arrays (scores, accumulators) in
 // registers under nvcc; the emulator's g++ has no `#pragma unroll`.
@@ -372,17 +373,6 @@ static size_t fa_backward_shared(int hd) {
     return sizeof(float) * ((size_t)4 * FA_TILE * (hd + 1) + 2 * FA_TILE * FA_SLD + 2 * FA_TILE);
 }
 
-// Above the default 48 KB a kernel must opt in (sm_80 allows up to 163 KB,
-// sm_90 227 KB).
-template <typename F>
-static int fa_opt_in(F *kernel, size_t bytes, const char *what, int hd, Error *err) {
-    if (bytes <= 48 * 1024) return 0;
-    cudaError_t rc = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    return rc == cudaSuccess ? 0
-                             : error_set(err, "cuda: %s: %zu bytes of shared memory for hd %d: %s", what, bytes, hd,
-                                         cudaGetErrorString(rc));
-}
-
 static int fa_check(int B, int T, int Hq, int Hkv, int hd, Error *err) {
     if (B < 0 || T < 0 || Hkv < 1 || Hq < Hkv || Hq % Hkv != 0 || hd < 1 || hd > FA_MAX_HD)
         return error_set(err,
@@ -398,7 +388,7 @@ template <int NACC>
 static int fa_forward_launch(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
                              int Hq, int Hkv, int hd, int bf16, Error *err) {
     size_t shared = fa_forward_shared(hd);
-    if (fa_opt_in(fa_forward_kernel<NACC>, shared, "flash attention forward", hd, err)) return -1;
+    if (cuda_opt_in_shared(fa_forward_kernel<NACC>, shared, "flash attention forward", err)) return -1;
     dim3 grid((T + FA_TILE - 1) / FA_TILE, Hq, B);
     fa_forward_kernel<NACC>
         <<<grid, FA_THREADS, shared>>>(out, lse, q, k, v, T, Hq, Hkv, hd, bf16, 1.0f / sqrtf((float)hd));
@@ -411,9 +401,9 @@ static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout
                               int hd, int bf16, Error *err) {
     size_t shared = fa_backward_shared(hd);
     float scale = 1.0f / sqrtf((float)hd);
-    if (fa_opt_in(fa_backward_dkdv_kernel<NACC>, shared, "flash attention backward dK/dV", hd, err) ||
-        fa_opt_in(fa_backward_dq_kernel<NACC, false>, shared, "flash attention backward dQ", hd, err) ||
-        fa_opt_in(fa_backward_dq_kernel<NACC, true>, shared, "flash attention backward rowsum", hd, err))
+    if (cuda_opt_in_shared(fa_backward_dkdv_kernel<NACC>, shared, "flash attention backward dK/dV", err) ||
+        cuda_opt_in_shared(fa_backward_dq_kernel<NACC, false>, shared, "flash attention backward dQ", err) ||
+        cuda_opt_in_shared(fa_backward_dq_kernel<NACC, true>, shared, "flash attention backward rowsum", err))
         return -1;
     int tiles = (T + FA_TILE - 1) / FA_TILE;
     if (bf16) {
@@ -432,10 +422,13 @@ static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout
     return cuda_launch_check("flash attention backward dQ", err);
 }
 
+int cuda_flash_attention_tensor_cores(int hd, int bf16) { return bf16 && fa_tc_supported(hd); }
+
 int cuda_flash_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
                                  int Hq, int Hkv, int hd, int bf16, Error *err) {
     if (fa_check(B, T, Hq, Hkv, hd, err)) return -1;
     if (B == 0 || T == 0) return 0;
+    if (cuda_flash_attention_tensor_cores(hd, bf16)) return fa_tc_forward(out, lse, q, k, v, B, T, Hq, Hkv, hd, err);
     // Accumulators per thread: hd / FA_TPR rounded up to the next instantiated
     // size.
     if (hd <= 32) return fa_forward_launch<8>(out, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
@@ -449,6 +442,8 @@ int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *
                                   int Hq, int Hkv, int hd, int bf16, float *work, Error *err) {
     if (fa_check(B, T, Hq, Hkv, hd, err)) return -1;
     if (B == 0 || T == 0) return 0;
+    if (cuda_flash_attention_tensor_cores(hd, bf16))
+        return fa_tc_backward(dq, dk, dv, dout, lse, q, k, v, B, T, Hq, Hkv, hd, work, err);
     if (hd <= 32) return fa_backward_launch<8>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
     if (hd <= 64)
         return fa_backward_launch<16>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);

@@ -13,6 +13,7 @@
 #include "test_gpu.h"
 
 #ifdef PIONRL_CUDA
+#include "core/bf16.h"
 #include "policy/ops_cuda.h"
 #endif
 
@@ -101,8 +102,7 @@ static void test_linear_bf16(void) {
         unsigned long r0 = cuda_blas_roundings(cb);
         cuda_blas_reuse_operands(cb, 1);
         for (int p = 0; p < 3; p++) {
-            CHECK_MSG(cuda_linear_forward(cb, d_out, d_in, d_W + p * 10 * I, NULL, N, I, 10, &err) == 0, "%s",
-                      err.msg);
+            CHECK_MSG(cuda_linear_forward(cb, d_out, d_in, d_W + p * 10 * I, NULL, N, I, 10, &err) == 0, "%s", err.msg);
             linear_forward(out, in, W + p * 10 * I, NULL, N, I, 10, 1);
             double e = test_dev_diff(out, d_out, (size_t)N * 10, 1);
             CHECK_MSG(e <= 1e-4, "reused operand, projection %d: out %g", p, e);
@@ -225,6 +225,87 @@ static void test_logsoftmax_rows(void) {
 #endif
 }
 
+#ifdef PIONRL_CUDA
+// One shape of the decode attention: a 2-layer cache of 3 slots x 80 positions filled through cuda_kv_append, then
+// 4 query rows (two in slot 2) attending to layer 1 over 1, 32, 33 and 80 positions (one tile of 32, one more, two
+// and a half), against a double-precision softmax of the same (bf16-rounded when the cache is bf16) values. Returns
+// max |device - reference| relative to max(1, max |reference|), inf on a failed call.
+static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
+    enum { L = 2, SLOTS = 3, MAXLEN = 80, N = 4 };
+    int KD = Hkv * hd, rows = SLOTS * MAXLEN, slot[N] = {2, 0, 1, 2}, pos[N] = {0, 31, 32, 79};
+    int *fill_slot = malloc(sizeof(int) * rows), *fill_pos = malloc(sizeof(int) * rows);
+    float *k = malloc(sizeof(float) * rows * KD), *v = malloc(sizeof(float) * rows * KD);
+    float *q = malloc(sizeof(float) * N * Hq * hd), *ref = malloc(sizeof(float) * N * Hq * hd);
+    double *p = malloc(sizeof(double) * MAXLEN);
+    for (int r = 0; r < rows; r++) fill_slot[r] = r / MAXLEN, fill_pos[r] = r % MAXLEN;
+    test_fill(k, (size_t)rows * KD, 11 + hd, 4), test_fill(v, (size_t)rows * KD, 12, 2);
+    test_fill(q, (size_t)N * Hq * hd, 13 + Hq, 2);
+    for (int i = 0; i < N; i++)
+        for (int h = 0; h < Hq; h++) {
+            int g = h / (Hq / Hkv), len = pos[i] + 1;
+            const float *qh = q + ((size_t)i * Hq + h) * hd;
+            double mx = -INFINITY, sum = 0;
+            for (int s = 0; s < len; s++) {
+                const float *kr = k + ((size_t)slot[i] * MAXLEN + s) * KD + g * hd;
+                double dot = 0;
+                for (int d = 0; d < hd; d++) dot += (double)qh[d] * (bf16 ? bf16_to_f32(bf16_from_f32(kr[d])) : kr[d]);
+                p[s] = dot / sqrt((double)hd);
+                mx = fmax(mx, p[s]);
+            }
+            for (int s = 0; s < len; s++) sum += p[s] = exp(p[s] - mx);
+            for (int d = 0; d < hd; d++) {
+                double o = 0;
+                for (int s = 0; s < len; s++) {
+                    float x = v[((size_t)slot[i] * MAXLEN + s) * KD + g * hd + d];
+                    o += p[s] / sum * (bf16 ? bf16_to_f32(bf16_from_f32(x)) : x);
+                }
+                ref[((size_t)i * Hq + h) * hd + d] = (float)o;
+            }
+        }
+    size_t cache_bytes = (size_t)L * rows * KD * (bf16 ? 2 : 4);
+    void *K = NULL, *V = NULL;
+    Error err;
+    double e = INFINITY;
+    float *d_k = test_dev(k, sizeof(float) * rows * KD), *d_v = test_dev(v, sizeof(float) * rows * KD);
+    float *d_q = test_dev(q, sizeof(float) * N * Hq * hd), *d_out = test_dev(ref, sizeof(float) * N * Hq * hd);
+    int *d_fs = test_dev(fill_slot, sizeof(int) * rows), *d_fp = test_dev(fill_pos, sizeof(int) * rows);
+    int *d_slot = test_dev(slot, sizeof slot), *d_pos = test_dev(pos, sizeof pos);
+    if (cuda_alloc(&K, cache_bytes, &err) || cuda_alloc(&V, cache_bytes, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    } else if (d_k && d_v && d_q && d_out && d_fs && d_fp && d_slot && d_pos) {
+        int rc = cuda_kv_append(K, V, bf16, d_k, d_v, d_fs, d_fp, rows, 1, SLOTS, MAXLEN, KD, &err) ||
+                 cuda_cached_attention(d_out, d_q, K, V, bf16, d_slot, d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, &err);
+        if (rc)
+            test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: %s", Hq, Hkv, hd, err.msg);
+        else
+            e = test_dev_diff(ref, d_out, (size_t)N * Hq * hd, 1);
+    }
+    printf("  Hq %d Hkv %d hd %d bf16 %d: %.3g\n", Hq, Hkv, hd, bf16, e);
+    void *d[] = {d_k, d_v, d_q, d_out, d_fs, d_fp, d_slot, d_pos, K, V};
+    for (int i = 0; i < 10; i++) cuda_release(d[i]);
+    free(fill_slot), free(fill_pos), free(k), free(v), free(q), free(ref), free(p);
+    return e;
+}
+#endif
+
+// The decode attention over a KV cache (cuda_kv_append + cuda_cached_attention) against a double-precision reference:
+// query-head groups of 1, 2, 3 and 10 (more than the 8 one block takes: two chunks), head sizes 16 to 256, fp32 and
+// bf16 caches. Tolerance 1e-5 of max(1, |out|): fp32 arithmetic over at most 80 positions (measured <= 3e-7).
+static void test_cached_attention(void) {
+    if (!test_gpu_ready()) return;
+#ifdef PIONRL_CUDA
+    static const int shapes[][3] = {{4, 2, 16}, {6, 2, 64}, {2, 2, 128}, {20, 2, 32}, {3, 1, 40}, {2, 1, 256}};
+    for (int bf16 = 0; bf16 <= 1; bf16++)
+        for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+            double e = cached_attention_case(shapes[c][0], shapes[c][1], shapes[c][2], bf16);
+            CHECK_MSG(e <= 1e-5, "Hq %d Hkv %d hd %d bf16 %d: %g", shapes[c][0], shapes[c][1], shapes[c][2], bf16, e);
+        }
+    Error err;
+    CHECK(cuda_cached_attention(NULL, NULL, NULL, NULL, 0, NULL, NULL, 1, 0, 1, 8, 2, 1, 257, &err) == -1);
+    CHECK_MSG(strstr(err.msg, "hd") != NULL, "%s", err.msg);
+#endif
+}
+
 int main(void) {
     RUN(test_linear);
     RUN(test_linear_bf16);
@@ -232,5 +313,6 @@ int main(void) {
     RUN(test_rope);
     RUN(test_swiglu);
     RUN(test_logsoftmax_rows);
+    RUN(test_cached_attention);
     return test_summary("test_cuda_ops");
 }

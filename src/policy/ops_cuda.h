@@ -78,8 +78,9 @@ int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, fl
 int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
                    int layer, int num_slots, int max_len, int KD, Error *err);
 // out [n, Hq*hd]: attention of query row i (q [n, Hq, hd]) over positions 0..pos[i] of slot[i] in
-// the given layer of the cache; one thread block per (row, query head), scores in shared memory
-// (max_len floats).
+// the given layer of the cache; one thread block per (row, kv head, up to 8 of its query heads): each
+// cached row is read once for the query heads that share it, in tiles of 32 positions, with an
+// online softmax (shared memory independent of max_len: 37 KB at hd 128). hd at most 256.
 int cuda_cached_attention(float *out, const float *q, const void *K, const void *V, int bf16, const int *slot,
                           const int *pos, int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd,
                           Error *err);

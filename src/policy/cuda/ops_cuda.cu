@@ -427,51 +427,103 @@ int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, c
     return cuda_launch_check("kv append", err);
 }
 
+// Decode attention: one block per (query row, kv head, chunk of up to CA_GROUP of the query heads that share it), so
+// each cached K and V row is read once for the whole group (once per chunk beyond CA_GROUP heads), in coalesced
+// tiles of CA_TILE positions staged in shared memory. Online softmax over the tiles: each head's running max and sum
+// live in shared memory (one thread per head updates them), and the output accumulators in registers are rescaled
+// when the max grows. Shared memory does not grow with the sequence: (CA_TILE (2 hd + 1) + CA_GROUP (hd + CA_TILE +
+// 3)) floats, 37 KB at hd 128.
+enum { CA_TILE = 32, CA_THREADS = 128, CA_GROUP = 8, CA_MAX_HD = 256 };
+enum { CA_NACC = CA_GROUP * CA_MAX_HD / CA_THREADS };  // output elements per thread at most
+
+// Full unrolling keeps acc[] in registers under nvcc (constant indices); the emulator's g++ has no `#pragma unroll`.
+#ifdef __CUDACC__
+#define CA_UNROLL _Pragma("unroll")
+#else
+#define CA_UNROLL
+#endif
+
+__device__ static inline int ca_min(int a, int b) { return a < b ? a : b; }
+
 template <typename E>
 __global__ static void cached_attention_kernel(float *out, const float *q, const E *K, const E *V, const int *slot,
                                                const int *pos, int layer, int num_slots, int max_len, int Hq, int Hkv,
-                                               int hd) {
-    extern __shared__ float sc[];  // max_len scores
-    int i = blockIdx.x, h = blockIdx.y, g = h / (Hq / Hkv), KD = Hkv * hd, len = pos[i] + 1;
-    const float *qi = q + ((size_t)i * Hq + h) * hd;
-    const E *Ks = K + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
-    const E *Vs = V + ((size_t)layer * num_slots + slot[i]) * max_len * KD + g * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    float mx = -INFINITY;
-    for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        float dot = 0.0f;
-        for (int d = 0; d < hd; d++) dot += qi[d] * kv_load(Ks, (size_t)s * KD + d);
-        sc[s] = dot * scale;
-        mx = fmaxf(mx, sc[s]);
+                                               int hd, float scale) {
+    extern __shared__ float ca_smem[];
+    int group = Hq / Hkv, chunks = (group + CA_GROUP - 1) / CA_GROUP, KD = Hkv * hd, ldk = hd + 1;
+    int i = blockIdx.x, g = blockIdx.y / chunks, h0 = g * group + blockIdx.y % chunks * CA_GROUP;
+    int gc = ca_min(CA_GROUP, (g + 1) * group - h0), len = pos[i] + 1, t = threadIdx.x;
+    float *sK = ca_smem, *sV = sK + CA_TILE * ldk, *sq = sV + CA_TILE * hd, *sS = sq + CA_GROUP * hd;
+    float *sM = sS + CA_GROUP * CA_TILE, *sL = sM + CA_GROUP, *sAlpha = sL + CA_GROUP;
+    size_t base = ((size_t)layer * num_slots + slot[i]) * max_len * KD + (size_t)g * hd;
+    for (int e = t; e < gc * hd; e += CA_THREADS) sq[e] = q[((size_t)i * Hq + h0) * hd + e];
+    if (t < gc) sM[t] = -INFINITY, sL[t] = 0.0f;
+    float acc[CA_NACC];
+    CA_UNROLL
+    for (int j = 0; j < CA_NACC; j++) acc[j] = 0.0f;
+    for (int k0 = 0; k0 < len; k0 += CA_TILE) {
+        int nk = ca_min(CA_TILE, len - k0);
+        __syncthreads();  // the previous tile's K, V and probabilities are read by every thread
+        for (int e = t; e < nk * hd; e += CA_THREADS) {
+            int r = e / hd, d = e - r * hd;
+            size_t at = base + (size_t)(k0 + r) * KD + d;
+            sK[r * ldk + d] = kv_load(K, at);
+            sV[r * hd + d] = kv_load(V, at);
+        }
+        __syncthreads();
+        for (int p = t; p < gc * CA_TILE; p += CA_THREADS) {  // a warp: 32 keys of one head
+            int hh = p / CA_TILE, key = p % CA_TILE;
+            float dot = 0.0f;
+            if (key < nk)
+                for (int d = 0; d < hd; d++) dot += sq[hh * hd + d] * sK[key * ldk + d];
+            sS[p] = key < nk ? dot * scale : -INFINITY;
+        }
+        __syncthreads();
+        if (t < gc) {  // the head's softmax statistics; the tile's probabilities relative to the new max
+            float *s = sS + t * CA_TILE, mx = sM[t], sum = 0.0f;
+            for (int key = 0; key < nk; key++) mx = fmaxf(mx, s[key]);
+            for (int key = 0; key < CA_TILE; key++) {
+                s[key] = key < nk ? expf(s[key] - mx) : 0.0f;
+                sum += s[key];
+            }
+            sAlpha[t] = expf(sM[t] - mx);  // 0 on the first tile (exp(-inf))
+            sL[t] = sL[t] * sAlpha[t] + sum;
+            sM[t] = mx;
+        }
+        __syncthreads();
+        CA_UNROLL
+        for (int j = 0; j < CA_NACC; j++) {
+            int e = t + j * CA_THREADS;
+            if (e >= gc * hd) break;
+            int hh = e / hd, d = e - hh * hd;
+            const float *pr = sS + hh * CA_TILE;
+            float a = acc[j] * sAlpha[hh];
+            for (int key = 0; key < nk; key++) a += pr[key] * sV[key * hd + d];
+            acc[j] = a;
+        }
     }
-    mx = cuda_block_max(mx);
-    double sum = 0.0;
-    for (int s = threadIdx.x; s < len; s += blockDim.x) {
-        sc[s] = expf(sc[s] - mx);
-        sum += sc[s];
-    }
-    float inv = (float)(1.0 / cuda_block_sum(sum));  // also orders the sc writes before the reads below
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < len; s++) acc += sc[s] * kv_load(Vs, (size_t)s * KD + e);
-        out[((size_t)i * Hq + h) * hd + e] = acc * inv;
+    // sL holds the final sums: written before the last tile's final barrier
+    CA_UNROLL
+    for (int j = 0; j < CA_NACC; j++) {
+        int e = t + j * CA_THREADS;
+        if (e >= gc * hd) break;
+        out[((size_t)i * Hq + h0) * hd + e] = acc[j] / sL[e / hd];
     }
 }
 
 template <typename E>
 static int launch_cached_attention(float *out, const float *q, const E *K, const E *V, const int *slot, const int *pos,
                                    int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err) {
-    dim3 grid(n, Hq);
-    size_t shared = sizeof(float) * max_len;
-    if (shared > 48 * 1024) {  // above the default limit: opt in (up to the device's maximum)
-        cudaError_t rc =
-            cudaFuncSetAttribute(cached_attention_kernel<E>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
-        if (rc != cudaSuccess)
-            return error_set(err, "cuda: cached attention: %zu bytes of shared memory for max_len %d: %s", shared,
-                             max_len, cudaGetErrorString(rc));
-    }
-    cached_attention_kernel<E>
-        <<<grid, CUDA_THREADS, shared>>>(out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd);
+    if (hd < 1 || hd > CA_MAX_HD || Hkv < 1 || Hq % Hkv != 0)
+        return error_set(err, "cuda: cached attention: bad shape Hq %d Hkv %d hd %d (hd at most %d)", Hq, Hkv, hd,
+                         CA_MAX_HD);
+    int chunks = (Hq / Hkv + CA_GROUP - 1) / CA_GROUP;
+    if (n == 0) return 0;
+    if (Hkv * chunks > 65535) return error_set(err, "cuda: cached attention: %d kv heads above the grid limit", Hkv);
+    size_t shared = sizeof(float) * ((size_t)CA_TILE * (2 * hd + 1) + (size_t)CA_GROUP * (hd + CA_TILE + 3));
+    if (cuda_opt_in_shared(cached_attention_kernel<E>, shared, "cached attention", err)) return -1;
+    cached_attention_kernel<E><<<dim3(n, Hkv * chunks), CA_THREADS, shared>>>(
+        out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd, 1.0f / sqrtf((float)hd));
     return cuda_launch_check("cached attention", err);
 }
 

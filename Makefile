@@ -143,13 +143,13 @@ asan:
 # The CUDA tests under compute-sanitizer's memcheck (a GPU machine with the CUDA toolkit).
 SANITIZER ?= $(firstword $(wildcard /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer) compute-sanitizer)
 # Every CUDA test under compute-sanitizer memcheck, and the kernels that share memory between threads
-# (flash attention, the sampler) under racecheck and synccheck too. Needs a GPU.
+# (flash attention, decode attention and the other ops, the sampler) under racecheck and synccheck too. Needs a GPU.
 CUDA_TESTS = test_cuda_ops test_cuda_attention test_cuda_optim test_cuda_model test_cuda_sampler
 cuda-memcheck:
 	$(MAKE) CUDA=1 $(CUDA_TESTS:%=build-cuda/tests/%)
 	@command -v $(SANITIZER) >/dev/null || { echo "cuda-memcheck: compute-sanitizer not found (CUDA toolkit); set SANITIZER=path"; exit 1; }
 	set -e; for t in $(CUDA_TESTS); do $(SANITIZER) --tool memcheck --error-exitcode 1 build-cuda/tests/$$t; done
-	set -e; for tool in racecheck synccheck; do for t in test_cuda_attention test_cuda_sampler; do \
+	set -e; for tool in racecheck synccheck; do for t in test_cuda_ops test_cuda_attention test_cuda_sampler; do \
 	  $(SANITIZER) --tool $$tool --error-exitcode 1 build-cuda/tests/$$t; done; done
 
 bench: deps $(BIN) $(BENCH_BIN)

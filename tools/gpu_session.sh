@@ -43,7 +43,7 @@ step tests "${TESTS_S:-150}" bash tests/run.sh build-cuda
 step memcheck "${MEMCHECK_S:-200}" bash -c "
     san=\$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
     for t in $cuda_tests; do echo \"== memcheck \$t\"; \$san --tool memcheck --error-exitcode 1 build-cuda/tests/\$t || exit 1; done
-    for tool in racecheck synccheck; do for t in test_cuda_attention test_cuda_sampler; do
+    for tool in racecheck synccheck; do for t in test_cuda_ops test_cuda_attention test_cuda_sampler; do
         echo \"== \$tool \$t\"; \$san --tool \$tool --error-exitcode 1 build-cuda/tests/\$t || exit 1; done; done"
 # 3. the benchmark with its PyTorch peers (PIONRL_BENCH_QUICK=1 for the 0.6B shape alone)
 step bench "${BENCH_S:-240}" build-cuda/bench/bench_cuda

@@ -36,8 +36,9 @@ typedef struct {
     // (qwen_cuda_kv_free) before the device model.
     struct QwenCudaKV **cuda_keep;
     int kv_bf16;  // KV cache in bfloat16 (CPU or device): half the memory, logits at bf16 precision
-    // Matrix products of the decode in bfloat16 (CPU): the weights packed to bf16 once per call,
-    // inputs rounded to bf16, fp32 accumulation (matmul_dtype "bf16"; logits at bf16 precision).
+    // Matrix products of the decode in bfloat16 (CPU or device): weights and inputs rounded to bf16,
+    // fp32 accumulation (matmul_dtype "bf16"; logits at bf16 precision). The CPU packs the weights once
+    // per call; the device reads the device model's bf16 weight copy (qwen_cuda_kv_set_matmul_bf16).
     int matmul_bf16;
 } GenerateParams;
 

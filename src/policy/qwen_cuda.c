@@ -76,46 +76,36 @@ size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
 
 #ifndef PIONRL_CUDA
 
+static int no_cuda(Error *err) {
+    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
     *out = NULL;
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {
     *out = NULL;
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err) {
     *out = NULL;
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 void qwen_cuda_free(QwenCuda *qc) {}
-int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
+int qwen_cuda_upload(QwenCuda *qc, const QwenModel *m, Error *err) { return no_cuda(err); }
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
                       Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
-int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
-int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
-int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
-int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
-int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
+int qwen_cuda_backward(QwenCuda *qc, const float *w, Error *err) { return no_cuda(err); }
+int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) { return no_cuda(err); }
+int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) { return no_cuda(err); }
+int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) { return no_cuda(err); }
+int qwen_cuda_download_params(const QwenCuda *qc, QwenModel *m, Error *err) { return no_cuda(err); }
 float *qwen_cuda_params(QwenCuda *qc) { return NULL; }
 float *qwen_cuda_grads(QwenCuda *qc) { return NULL; }
-int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
-    return error_set(err, "model: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
+int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) { return no_cuda(err); }
 
 #else
 

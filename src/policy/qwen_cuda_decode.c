@@ -5,18 +5,20 @@
 
 #ifndef PIONRL_CUDA
 
+static int no_cuda(Error *err) {
+    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+}
+
 int qwen_cuda_kv_create(QwenCuda *qc, int num_slots, int max_len, int max_tokens, QwenCudaKV **out, Error *err) {
     *out = NULL;
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16, QwenCudaKV **out,
                            Error *err) {
     *out = NULL;
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
-int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
+int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) { return no_cuda(err); }
 int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) { return -1; }
 int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, int max_len, int max_tokens, int bf16) {
     return 0;
@@ -25,16 +27,14 @@ void qwen_cuda_kv_reset_all(QwenCudaKV *kv) {}
 int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return 0; }
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
-int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) {
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
-}
+int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) { return no_cuda(err); }
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
                      Error *err) {
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
                             int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
-    return error_set(err, "decode: this pionrl was built without CUDA (rebuild with make CUDA=1)");
+    return no_cuda(err);
 }
 
 #else
@@ -212,6 +212,12 @@ static int gather_rows(float *in, const float *x, const int *h_row, int nw, int 
     return 0;
 }
 
+// The first n rows' slots advanced by prepare_step go back: after a failed step the cache may hold part of it, so the
+// new positions are not trusted.
+static void undo_positions(QwenCudaKV *kv, const int *slot, int n) {
+    for (int i = 0; i < n; i++) kv->len[slot[i]]--;
+}
+
 // The host side of a decode call: checks, the slots' new positions (kv->len advanced; undone by undo_positions), the
 // inputs copied to the device and the GEMM mode set (which remakes a stale bf16 weight copy). Nothing is launched
 // after this that depends on host values but the row count, so the device side can be a captured graph. Rows n ..
@@ -230,7 +236,7 @@ static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n
     for (int i = 0; i < n; i++) {
         int p = kv->len[slot[i]]++;
         if (p >= kv->max_len) {
-            for (int j = 0; j <= i; j++) kv->len[slot[j]]--;
+            undo_positions(kv, slot, i + 1);
             return error_set(err, "decode (cuda): slot %d is full (%d tokens)", slot[i], kv->max_len);
         }
         kv->h_pos[i] = p;
@@ -241,15 +247,10 @@ static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n
         cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n_pad, err) ||
         cuda_to_device(kv->tokens, kv->h_tok, sizeof(int) * n_pad, err) ||
         qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err)) {
-        for (int i = 0; i < n; i++) kv->len[slot[i]]--;
+        undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda)");
     }
     return 0;
-}
-
-// After a failed step the cache may hold part of it: the slots' new positions are not trusted.
-static void undo_positions(QwenCudaKV *kv, const int *slot, int n) {
-    for (int i = 0; i < n; i++) kv->len[slot[i]]--;
 }
 
 // The device side of a decode step (after prepare_step) up to the logits of the wanted rows (*nw of them), which

@@ -11,6 +11,7 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
                        TrainMemoryPlan *out) {
     size_t params = qwen_num_params(mc), f = sizeof(float);
     int T = prompt_tokens + c->max_new_tokens, S = c->prompts_per_step * c->group_size;
+    int on_device = !strcmp(c->device, "cuda");
     out->seq_len = T;
     out->sequences = S;
     out->weights = params * f;
@@ -18,21 +19,20 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->optimizer = optimizer_bytes;
     out->reference = c->loss.beta > 0 ? params * f : 0;
     // the device's activations have no T x T attention probabilities (flash attention) nor the CPU's per-thread work
-    out->activations = strcmp(c->device, "cuda")
-                           ? qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing)
-                           : qwen_cuda_acts_bytes(mc, c->micro_batch_size, T, c->gradient_checkpointing);
+    out->activations = on_device ? qwen_cuda_acts_bytes(mc, c->micro_batch_size, T, c->gradient_checkpointing)
+                                 : qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing);
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;
     out->kv_bf16 = c->kv_bf16;
     // (the device cache has one more slot, where the padding rows of a sampled step write)
-    out->kv_cache = qwen_kv_bytes_ex(mc, strcmp(c->device, "cuda") ? S : S + 1, T, max_tok, out->kv_bf16);
+    out->kv_cache = qwen_kv_bytes_ex(mc, on_device ? S + 1 : S, T, max_tok, out->kv_bf16);
     out->logits = (size_t)max_tok * mc->vocab_size * f;
     out->rollout_weights = c->rollout_matmul_bf16 ? qwen_bf16_weight_bytes(mc) : 0;
     // the backward packs lm_head both ways (dlnf and, when logits are recomputed, the logits)
     out->train_bf16 = c->matmul_bf16 ? 2 * bf16_packed_bytes(mc->vocab_size, mc->hidden_size) : 0;
     out->device_bf16 = 0;
-    if (!strcmp(c->device, "cuda") && (c->matmul_bf16 || c->rollout_matmul_bf16)) {
+    if (on_device && (c->matmul_bf16 || c->rollout_matmul_bf16)) {
         // the largest rounded operand: a micro-batch's MLP activations, or a chunk of logit gradients (256 rows)
         size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size, logit = (size_t)256 * mc->vocab_size;
         out->device_bf16 = 2 * params + 2 * 2 * (mlp > logit ? mlp : logit);

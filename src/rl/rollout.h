@@ -22,8 +22,8 @@ typedef struct {
     uint64_t seed;
     struct QwenCuda *cuda;  // decode on the GPU with this device model (NULL: the CPU)
     struct QwenCudaKV **cuda_keep;  // optional: keep the device cache between rollouts (GenerateParams.cuda_keep)
-    int kv_bf16;            // bfloat16 KV cache (CPU decode)
-    int matmul_bf16;        // decode matrix products on bfloat16 weights (CPU decode)
+    int kv_bf16;            // bfloat16 KV cache (CPU or device decode)
+    int matmul_bf16;        // decode matrix products on bfloat16 weights (CPU or device decode)
 } RolloutParams;
 
 typedef struct {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cublas_v2.h"
+#include "cuda_bf16.h"
 #include "cuda_runtime.h"
 #include "cusolverDn.h"
 
@@ -555,12 +556,9 @@ static float *widen_operand(const void *X, cudaDataType_t type, int rows, int co
         free(out);
         return NULL;
     }
-    const uint16_t *h = (const uint16_t *)X;
+    const __nv_bfloat16 *h = (const __nv_bfloat16 *)X;
     for (int j = 0; j < cols; j++)
-        for (int i = 0; i < rows; i++) {
-            uint32_t u = (uint32_t)h[(size_t)j * ld + i] << 16;
-            memcpy(&out[(size_t)j * ld + i], &u, 4);
-        }
+        for (int i = 0; i < rows; i++) out[(size_t)j * ld + i] = __bfloat162float(h[(size_t)j * ld + i]);
     return out;
 }
 

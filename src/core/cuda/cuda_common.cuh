@@ -1,7 +1,8 @@
-// Helpers shared by the .cu files: launch geometry, error checks and block reductions.
+// Helpers shared by the .cu files: launch geometry, error checks (launches, cuBLAS) and block reductions.
 #ifndef PIONRL_CUDA_COMMON_CUH
 #define PIONRL_CUDA_COMMON_CUH
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -19,6 +20,11 @@ static inline unsigned cuda_grid_for(size_t n) {
 static inline int cuda_launch_check(const char *what, Error *err) {
     cudaError_t rc = cudaGetLastError();
     return rc == cudaSuccess ? 0 : error_set(err, "cuda: %s: %s", what, cudaGetErrorString(rc));
+}
+
+// A cuBLAS call's status as a return code: 0, or -1 with err naming the call.
+static inline int cuda_blas_check(cublasStatus_t rc, const char *what, Error *err) {
+    return rc == CUBLAS_STATUS_SUCCESS ? 0 : error_set(err, "cublas: %s failed (status %d)", what, (int)rc);
 }
 
 // A launch with more than the default 48 KB of dynamic shared memory needs the kernel's opt-in first (sm_80 allows up

@@ -17,11 +17,6 @@ static int cuda_check(cudaError_t rc, const char *what, Error *err) {
     return error_set(err, "cuda: %s: %s", what, cudaGetErrorString(rc));
 }
 
-static int cublas_check(cublasStatus_t rc, const char *what, Error *err) {
-    if (rc == CUBLAS_STATUS_SUCCESS) return 0;
-    return error_set(err, "cublas: %s failed (status %d)", what, (int)rc);
-}
-
 int cuda_device_probe(char *name, size_t name_len, size_t *mem_bytes, Error *err) {
     int count = 0;
     cudaError_t rc = cudaGetDeviceCount(&count);
@@ -236,10 +231,10 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf
     ns->bf16 = bf16;
     size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
     size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
-    if (cublas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
-        cublas_check(cublasSetStream(ns->blas, cudaStreamPerThread), "cublasSetStream", err) ||
+    if (cuda_blas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
+        cuda_blas_check(cublasSetStream(ns->blas, cudaStreamPerThread), "cublasSetStream", err) ||
         // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU reference
-        cublas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
+        cuda_blas_check(cublasSetMathMode(ns->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
         cuda_alloc((void **)&ns->X, xb, err) || cuda_alloc((void **)&ns->Y, xb, err) ||
         cuda_alloc((void **)&ns->A, ab, err) || cuda_alloc((void **)&ns->B, ab, err) ||
         cuda_alloc((void **)&ns->inv, sizeof(float) * max_blocks, err) ||
@@ -321,14 +316,14 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
         else  // A = X^T X: column-major X^T (r x cl) as Xc, A = Xc Xc^T
             st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_T, r, r, cl, 1.0f, X, ns->Xh, r, sx, X, ns->Xh, r, sx, 0.0f, ns->A,
                          r, sa, nblocks);
-        if (cublas_check(st, "ns gram", err)) return -1;
+        if (cuda_blas_check(st, "ns gram", err)) return -1;
         poly_init_kernel<<<cuda_grid_for(rr * nblocks), CUDA_THREADS>>>(ns->A, ns->B, nblocks, r, a[t], b[t]);
         if (cuda_launch_check("ns poly", err)) return -1;
         if (ns->bf16 && cuda_round_bf16(ns->Ah, ns->A, rr * nblocks, err)) return -1;
         // B += c A A (A symmetric: the layout question does not arise)
         st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, r, r, r, c[t], ns->A, ns->Ah, r, sa, ns->A, ns->Ah, r, sa, 1.0f,
                      ns->B, r, sa, nblocks);
-        if (cublas_check(st, "ns A^2", err)) return -1;
+        if (cuda_blas_check(st, "ns A^2", err)) return -1;
         if (ns->bf16 && cuda_round_bf16(ns->Bh, ns->B, rr * nblocks, err)) return -1;
         if (!tall)  // X <- B X; column-major: Xc <- Xc B (B symmetric)
             st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, cl, r, r, 1.0f, X, ns->Xh, cl, sx, ns->B, ns->Bh, r, sa, 0.0f, Y,
@@ -336,7 +331,7 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
         else  // X <- X B; column-major: Xc <- B Xc
             st = ns_gemm(ns, CUBLAS_OP_N, CUBLAS_OP_N, r, cl, r, 1.0f, ns->B, ns->Bh, r, sa, X, ns->Xh, r, sx, 0.0f, Y,
                          r, sx, nblocks);
-        if (cublas_check(st, "ns update", err)) return -1;
+        if (cuda_blas_check(st, "ns update", err)) return -1;
         float *tmp = X;
         X = Y;
         Y = tmp;

@@ -24,20 +24,18 @@ struct CudaSpectral {
     int *ipiv, *info;
 };
 
-static int blas_ok(cublasStatus_t rc, const char *what, Error *err) {
-    return rc == CUBLAS_STATUS_SUCCESS ? 0 : error_set(err, "cuda spectral: %s failed (cuBLAS status %d)", what, (int)rc);
-}
-
 static int solver_ok(cusolverStatus_t rc, const char *what, Error *err) {
-    return rc == CUSOLVER_STATUS_SUCCESS ? 0
-                                         : error_set(err, "cuda spectral: %s failed (cuSOLVER status %d)", what, (int)rc);
+    return rc == CUSOLVER_STATUS_SUCCESS
+               ? 0
+               : error_set(err, "cuda spectral: %s failed (cuSOLVER status %d)", what, (int)rc);
 }
 
 void cuda_sp_free(CudaSpectral *s) {
     if (!s) return;
     if (s->blas) cublasDestroy(s->blas);
     if (s->solver) cusolverDnDestroy(s->solver);
-    void *bufs[] = {s->P, s->Aout, s->Ain, s->M, s->Wd, s->T, s->D, s->Xc, s->E1, s->E2, s->work, s->ss, s->ipiv, s->info};
+    void *bufs[] = {s->P,  s->Aout, s->Ain, s->M,    s->Wd, s->T,    s->D,
+                    s->Xc, s->E1,   s->E2,  s->work, s->ss, s->ipiv, s->info};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_release(bufs[i]);
     free(s);
 }
@@ -49,9 +47,9 @@ int cuda_sp_create(int max_rows, int max_cols, CudaSpectral **out, Error *err) {
     if (!s) return error_set(err, "cuda spectral: out of memory");
     s->max_rows = max_rows, s->max_cols = max_cols, s->max_n = max_rows > max_cols ? max_rows : max_cols;
     size_t nn = (size_t)s->max_n * s->max_n, rc = (size_t)max_rows * max_cols, d = sizeof(double);
-    int bad = blas_ok(cublasCreate(&s->blas), "cublasCreate", err) ||
-              blas_ok(cublasSetStream(s->blas, cudaStreamPerThread), "cublasSetStream", err) ||
-              blas_ok(cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
+    int bad = cuda_blas_check(cublasCreate(&s->blas), "cublasCreate", err) ||
+              cuda_blas_check(cublasSetStream(s->blas, cudaStreamPerThread), "cublasSetStream", err) ||
+              cuda_blas_check(cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err) ||
               solver_ok(cusolverDnCreate(&s->solver), "cusolverDnCreate", err) ||
               solver_ok(cusolverDnSetStream(s->solver, cudaStreamPerThread), "cusolverDnSetStream", err) ||
               cuda_alloc((void **)&s->P, sizeof(float) * nn, err) ||
@@ -77,16 +75,16 @@ int cuda_sp_create(int max_rows, int max_cols, CudaSpectral **out, Error *err) {
 static int rm_sgemm(CudaSpectral *s, int ta, int tb, int m, int n, int k, const float *A, int lda, const float *B,
                     int ldb, float *C, int ldc, Error *err) {
     const float one = 1.0f, zero = 0.0f;
-    return blas_ok(cublasSgemm(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &one,
-                               B, ldb, A, lda, &zero, C, ldc),
-                   "sgemm", err);
+    return cuda_blas_check(cublasSgemm(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k,
+                                       &one, B, ldb, A, lda, &zero, C, ldc),
+                           "spectral sgemm", err);
 }
 
 static int rm_dgemm(CudaSpectral *s, int m, int n, int k, const double *A, int lda, const double *B, int ldb,
                     double beta, double *C, int ldc, Error *err) {
     const double one = 1.0;
-    return blas_ok(cublasDgemm(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, B, ldb, A, lda, &beta, C, ldc),
-                   "dgemm", err);
+    return cuda_blas_check(cublasDgemm(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, B, ldb, A, lda, &beta, C, ldc),
+                           "spectral dgemm", err);
 }
 
 // The skew part S = P - P^T updates the moments; A = -m / (sqrt(v) + eps), or 0 when this side is not applied.

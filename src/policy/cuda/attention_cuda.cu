@@ -191,6 +191,24 @@ __global__ static void fa_rowdot_kernel(float *D, const float *dout, const float
     }
 }
 
+// The backward's scores and dP of one thread: s[i] = x . X[j + FA_TPR i] and dp[i] = y . Y[j + FA_TPR i] over the
+// thread's FA_PER rows of the shared tiles X and Y (row stride ld), x and y its own rows (the dK/dV kernel: its key's
+// K and V rows against Q and dO; the dQ kernel: its query's Q and dO rows against K and V). Summed over d ascending,
+// the forward's order.
+__device__ static inline void fa_dot_pairs(float *s, float *dp, const float *x, const float *X, const float *y,
+                                           const float *Y, int j, int ld, int hd) {
+    FA_UNROLL
+    for (int i = 0; i < FA_PER; i++) s[i] = dp[i] = 0.0f;
+    for (int d = 0; d < hd; d++) {
+        float xd = x[d], yd = y[d];
+        FA_UNROLL
+        for (int i = 0; i < FA_PER; i++) {
+            s[i] += xd * X[(j + FA_TPR * i) * ld + d];
+            dp[i] += yd * Y[(j + FA_TPR * i) * ld + d];
+        }
+    }
+}
+
 // P = exp(s * scale - lse) and dS = P (dP - D) scale of one (query row, key)
 // pair, zero where masked. The score is summed in the forward's order (q * k
 // products over d ascending), so P is the forward's exactly up to the division.
@@ -234,16 +252,7 @@ __global__ static void fa_backward_dkdv_kernel(float *dk, float *dv, const float
             fa_load_rows(sL, sD, lh, Dh, q0, T);
             __syncthreads();
             float s[FA_PER], dp[FA_PER];
-            FA_UNROLL
-            for (int i = 0; i < FA_PER; i++) s[i] = dp[i] = 0.0f;
-            for (int d = 0; d < hd; d++) {
-                float kx = kr[d], vx = vr[d];
-                FA_UNROLL
-                for (int i = 0; i < FA_PER; i++) {
-                    s[i] += sQ[(j + FA_TPR * i) * ld + d] * kx;
-                    dp[i] += sO[(j + FA_TPR * i) * ld + d] * vx;
-                }
-            }
+            fa_dot_pairs(s, dp, kr, sQ, vr, sO, j, ld, hd);
             FA_UNROLL
             for (int i = 0; i < FA_PER; i++) {
                 int rr = j + FA_TPR * i, row = q0 + rr;
@@ -311,16 +320,7 @@ __global__ static void fa_backward_dq_kernel(float *dq, const float *dout, const
         fa_load_tile(sV, vb, k0, T, ks, hd, bf16);
         __syncthreads();
         float s[FA_PER], dp[FA_PER];
-        FA_UNROLL
-        for (int c = 0; c < FA_PER; c++) s[c] = dp[c] = 0.0f;
-        for (int d = 0; d < hd; d++) {
-            float qx = qr[d], ox = orow[d];
-            FA_UNROLL
-            for (int c = 0; c < FA_PER; c++) {
-                s[c] += qx * sK[(j + FA_TPR * c) * ld + d];
-                dp[c] += ox * sV[(j + FA_TPR * c) * ld + d];
-            }
-        }
+        fa_dot_pairs(s, dp, qr, sK, orow, sV, j, ld, hd);
         float lr = sL[r], Dr = sD[r];
         FA_UNROLL
         for (int c = 0; c < FA_PER; c++) {

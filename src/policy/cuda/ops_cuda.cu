@@ -33,17 +33,13 @@ struct CudaBlas {
     unsigned long roundings;
 };
 
-static int blas_check(cublasStatus_t rc, const char *what, Error *err) {
-    return rc == CUBLAS_STATUS_SUCCESS ? 0 : error_set(err, "cublas: %s failed (status %d)", what, (int)rc);
-}
-
 int cuda_blas_create(CudaBlas **out, Error *err) {
     *out = NULL;
     CudaBlas *b = (CudaBlas *)calloc(1, sizeof *b);
     if (!b) return error_set(err, "cuda: out of memory");
-    if (blas_check(cublasCreate(&b->h), "cublasCreate", err) ||
-        blas_check(cublasSetStream(b->h, cudaStreamPerThread), "cublasSetStream", err) ||
-        blas_check(cublasSetMathMode(b->h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err)) {
+    if (cuda_blas_check(cublasCreate(&b->h), "cublasCreate", err) ||
+        cuda_blas_check(cublasSetStream(b->h, cudaStreamPerThread), "cublasSetStream", err) ||
+        cuda_blas_check(cublasSetMathMode(b->h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", err)) {
         cuda_blas_free(b);
         return -1;
     }
@@ -128,7 +124,7 @@ static int gemm(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m,
                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const char *what,
                 Error *err) {
     if (!cb->bf16)
-        return blas_check(cublasSgemm(cb->h, oa, ob, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc), what, err);
+        return cuda_blas_check(cublasSgemm(cb->h, oa, ob, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc), what, err);
     const void *a16 = NULL, *b16 = NULL;
     int ra = oa == CUBLAS_OP_N ? m : k, ca = oa == CUBLAS_OP_N ? k : m;
     int rb = ob == CUBLAS_OP_N ? k : n, cbb = ob == CUBLAS_OP_N ? n : k;
@@ -136,9 +132,9 @@ static int gemm(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m,
         return error_prefix(err, "%s", what);
     if (lda < 1) lda = 1;
     if (ldb < 1) ldb = 1;
-    return blas_check(cublasGemmEx(cb->h, oa, ob, m, n, k, &alpha, a16, CUDA_R_16BF, lda, b16, CUDA_R_16BF, ldb, &beta,
-                                   C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                      what, err);
+    return cuda_blas_check(cublasGemmEx(cb->h, oa, ob, m, n, k, &alpha, a16, CUDA_R_16BF, lda, b16, CUDA_R_16BF, ldb,
+                                        &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                           what, err);
 }
 
 __global__ static void embedding_kernel(float *out, const float *table, const int *tokens, int N, int D) {

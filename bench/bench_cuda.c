@@ -55,7 +55,7 @@ static void init_config(QwenConfig *c, const Shape *s) {
 // Decode steps alone: tokens/s for `batch` sequences after 32-token prompts, `steps` one-token steps
 // sampled on the device (as qwen_generate's decode steps).
 static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int steps, int bf16, int graphs,
-                           double *step_bytes, Error *err) {
+                           double *step_bytes, int *graph_nodes, Error *err) {
     enum { PROMPT = 32 };
     int max_tok = batch * PROMPT < 4096 ? batch * PROMPT : 4096;
     if (max_tok < batch) max_tok = batch;
@@ -90,6 +90,7 @@ static double bench_decode(QwenCuda *qc, const QwenConfig *c, int batch, int ste
         }
         if (!rc) rate = (double)batch * steps / (time_now() - t0);
     }
+    if (graph_nodes) *graph_nodes = qwen_cuda_kv_graph_nodes(kv, batch);  // launches one step stands for
     // bytes one decode step must read at least: the weights once, the KV cache of the average length
     size_t params = qwen_num_params(c);
     double es = bf16 ? 2.0 : 4.0, kv_per_token = 2.0 * c->num_layers * c->num_kv_heads * c->head_dim * es;
@@ -179,6 +180,7 @@ static double bench_optimizer(const QwenModel *m, OptimKind kind, int per_head, 
 typedef struct {
     double train_tps, d64, bytes64, d256, bytes256, g64, g256;
     double d64_eager;  // decode steps at batch 64 without CUDA graphs
+    int nodes64;       // nodes (kernel launches) in the captured batch-64 step
 } Result;
 
 // Training, decode steps and generate calls in one precision: bf16 = 1 puts the training passes and the decode in
@@ -203,9 +205,9 @@ static int bench_precision(const QwenModel *m, QwenCuda *qc, const QwenConfig *c
     free(grads);
     r->train_tps = B * T / best;
     double ignored;
-    if ((r->d64 = bench_decode(qc, c, 64, steps, bf16, 1, &r->bytes64, err)) < 0 ||
-        (r->d64_eager = bench_decode(qc, c, 64, steps, bf16, 0, &ignored, err)) < 0 ||
-        (r->d256 = bench_decode(qc, c, 256, steps, bf16, 1, &r->bytes256, err)) < 0 ||
+    if ((r->d64 = bench_decode(qc, c, 64, steps, bf16, 1, &r->bytes64, &r->nodes64, err)) < 0 ||
+        (r->d64_eager = bench_decode(qc, c, 64, steps, bf16, 0, &ignored, NULL, err)) < 0 ||
+        (r->d256 = bench_decode(qc, c, 256, steps, bf16, 1, &r->bytes256, NULL, err)) < 0 ||
         (r->g64 = bench_generate(m, qc, 64, steps, bf16, err)) < 0 ||
         (r->g256 = bench_generate(m, qc, 256, steps, bf16, err)) < 0)
         return error_prefix(err, "decode");
@@ -312,12 +314,13 @@ int main(void) {
         double ns_flops = muon_flops(&c);
         for (int bf16 = 0; bf16 < 2 && !status; bf16++) {
             const Result *r = &res[bf16];
-            printf("%s (%.2fB params) %s: train %.0f tokens/s (%.1f TFLOP/s at 6N); decode steps b64 %.0f tokens/s "
-                   "(%.0f without graphs; %.2f GB/step), b256 %.0f (%.2f GB/step); generate b64 %.0f tokens/s, "
-                   "b256 %.0f\n",
-                   shapes[si].name, m.num_params / 1e9, bf16 ? "bf16" : "fp32", r->train_tps,
-                   6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->d64_eager, r->bytes64 / 1e9, r->d256,
-                   r->bytes256 / 1e9, r->g64, r->g256);
+            printf(
+                "%s (%.2fB params) %s: train %.0f tokens/s (%.1f TFLOP/s at 6N); decode steps b64 %.0f tokens/s "
+                "(%.0f without graphs; %.2f GB/step; %d graph nodes), b256 %.0f (%.2f GB/step); generate b64 %.0f "
+                "tokens/s, b256 %.0f\n",
+                shapes[si].name, m.num_params / 1e9, bf16 ? "bf16" : "fp32", r->train_tps,
+                6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->d64_eager, r->bytes64 / 1e9, r->nodes64, r->d256,
+                r->bytes256 / 1e9, r->g64, r->g256);
         }
         printf("%s: Muon step %.1f ms (%.1f TFLOP/s of Newton-Schulz), bf16 NS %.1f ms (%.1f TFLOP/s); Pion per-head "
                "%.1f ms, bf16 NS %.1f ms\n",
@@ -354,13 +357,15 @@ int main(void) {
         for (int bf16 = 0; bf16 < 2; bf16++) {
             const Result *r = &res[bf16];
             if (status) break;
-            fprintf(f,
-                    "     \"%s\": {\"train_tokens_per_s\": %.1f, \"train_tflops_6n\": %.2f, \"b64_step_tokens_per_s\": %.1f, "
-                    "\"b64_step_eager_tokens_per_s\": %.1f, \"b64_bytes_per_step\": %.0f, \"b256_step_tokens_per_s\": %.1f, \"b256_bytes_per_step\": %.0f, "
-                    "\"b64_generate_tokens_per_s\": %.1f, \"b256_generate_tokens_per_s\": %.1f},\n",
-                    bf16 ? "bf16" : "fp32", r->train_tps, 6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->d64_eager,
-                    r->bytes64,
-                    r->d256, r->bytes256, r->g64, r->g256);
+            fprintf(
+                f,
+                "     \"%s\": {\"train_tokens_per_s\": %.1f, \"train_tflops_6n\": %.2f, "
+                "\"b64_step_tokens_per_s\": %.1f, \"b64_step_eager_tokens_per_s\": %.1f, \"b64_bytes_per_step\": %.0f, "
+                "\"b64_step_graph_nodes\": %d, "
+                "\"b256_step_tokens_per_s\": %.1f, \"b256_bytes_per_step\": %.0f, "
+                "\"b64_generate_tokens_per_s\": %.1f, \"b256_generate_tokens_per_s\": %.1f},\n",
+                bf16 ? "bf16" : "fp32", r->train_tps, 6.0 * m.num_params * r->train_tps / 1e12, r->d64, r->d64_eager,
+                r->bytes64, r->nodes64, r->d256, r->bytes256, r->g64, r->g256);
         }
         fprintf(f,
                 "     \"muon_step_ms\": %.2f, \"muon_bf16_ns_step_ms\": %.2f, \"muon_ns_flops\": %.4g, "

@@ -18,6 +18,10 @@
 #include "policy/qwen_train.h"
 #include "test.h"
 
+#ifdef PIONRL_CUDA
+#include "policy/qwen_cuda_internal.h"  // the cuBLAS handle, to count bf16 roundings
+#endif
+
 // Loads a fixture when a GPU and the fixture are there; otherwise skips (or fails) and returns 0.
 static int load_fixture(const char *dir, QwenModel *m) {
     Error err;
@@ -331,8 +335,16 @@ static void compare_bf16(const char *dir) {
               err.msg);
     CHECK_MSG(qwen_cuda_kv_create_ex(qc, 2, 32, 16, 1, &kg, &err) == 0 && qwen_cuda_kv_set_matmul_bf16(kg, 1, &err) == 0,
               "%s", err.msg);
+#ifdef PIONRL_CUDA
+    unsigned long r0 = cuda_blas_roundings(qc->cb);
+#endif
     CHECK(qwen_decode(&m, &kc, slots, toks, 9, want, lc, &err) == 0 &&
           qwen_cuda_decode(kg, slots, toks, 9, want, lg, &err) == 0);
+#ifdef PIONRL_CUDA
+    // every operand of a bf16 decode step is a weight (the resident copy) or an activation shadow its kernel wrote
+    CHECK_MSG(cuda_blas_roundings(qc->cb) == r0, "%s: a bf16 decode step rounded %lu operands", dir,
+              cuda_blas_roundings(qc->cb) - r0);
+#endif
     for (int step = 0; step < 8 && test_state.state == 0; step++) {
         double worst = 0, scale = 1;
         for (size_t v = 0; v < (size_t)2 * V; v++) {
@@ -418,6 +430,14 @@ static void test_decode_graphs(void) {
         CHECK_MSG(qwen_cuda_kv_num_graphs(kv[0]) == 1 && qwen_cuda_kv_num_graphs(kv[1]) == 0,
                   "bf16 %d: %d graphs captured (want 1), %d eager", bf16, qwen_cuda_kv_num_graphs(kv[0]),
                   qwen_cuda_kv_num_graphs(kv[1]));
+        // the step's launches: ten per layer (norm, q, k+v, norm/rope/append, attention, o, norm, gate+up, SwiGLU,
+        // down; no rounding passes) plus embedding, final norm, lm_head and sampling, each one node on the emulator.
+        // Bound 12 per layer + 8: room for a cuBLAS product that is two kernels on a GPU, none for the twenty-odd
+        // launches per layer of unfused decode
+        int nodes = qwen_cuda_kv_graph_nodes(kv[0], 3), L = m.cfg.num_layers;
+        printf("  bf16 %d: %d nodes in the graphed step (%d layers)\n", bf16, nodes, L);
+        CHECK_MSG(nodes > 0 && nodes <= 12 * L + 8, "bf16 %d: %d nodes for %d layers", bf16, nodes, L);
+        CHECK(qwen_cuda_kv_graph_nodes(kv[1], 3) == 0 && qwen_cuda_kv_graph_nodes(kv[0], 0) == 0);
         for (int g = 0; g < 2; g++) qwen_cuda_kv_free(kv[g]);
         qwen_cuda_free(qc);
         free(logits);

@@ -17,6 +17,21 @@
 #include "policy/ops_cuda.h"
 #endif
 
+#ifdef PIONRL_CUDA
+// Whether the device's bf16 array d16 holds exactly the rounding of its fp32 array d (n values): what a kernel that
+// writes an activation shadow promises.
+static int shadow_matches(const float *d, const void *d16, size_t n) {
+    float *x = malloc(sizeof(float) * n);
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    Error err;
+    int ok = x && h && cuda_to_host(x, d, sizeof(float) * n, &err) == 0 &&
+             cuda_to_host(h, d16, sizeof(uint16_t) * n, &err) == 0;
+    for (size_t i = 0; ok && i < n; i++) ok = h[i] == bf16_from_f32(x[i]);
+    free(x), free(h);
+    return ok;
+}
+#endif
+
 static void test_linear(void) {
     if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
@@ -128,6 +143,71 @@ static void test_linear_bf16(void) {
 #endif
 }
 
+// Two projections of one input whose weights lie a fixed distance apart (the decode step's k/v and gate/up), with
+// biases, in one batched call: fp32 against the CPU to 1e-4, bf16 against the CPU's bf16 products to 1e-4 of the
+// largest value with the weights read from the copy (one strided-batched product) and without a copy (one product per
+// entry), and with the input read from a registered shadow: no rounding at all, and a stale shadow is what is read.
+static void test_linear_batched(void) {
+    if (!test_gpu_ready()) return;
+#ifdef PIONRL_CUDA
+    enum { N = 13, I = 40, O = 24, STRIDE = 3 * O * I, WN = STRIDE + O * I, BS = 50 };
+    float *in = malloc(sizeof(float) * N * I), *W = malloc(sizeof(float) * WN), *b = malloc(sizeof(float) * (BS + O));
+    float *ref = malloc(sizeof(float) * 2 * N * O);
+    test_fill(in, (size_t)N * I, 21, 1), test_fill(W, WN, 22, 1), test_fill(b, BS + O, 23, 1);
+    float *d_in = test_dev(in, sizeof(float) * N * I), *d_W = test_dev(W, sizeof(float) * WN);
+    float *d_b = test_dev(b, sizeof(float) * (BS + O)), *d_out = test_dev(ref, sizeof(float) * 2 * N * O);
+    void *d_W16 = NULL, *d_in16 = NULL;
+    CudaBlas *cb = NULL;
+    Error err;
+    CHECK_MSG(cuda_blas_create(&cb, &err) == 0 && cuda_alloc(&d_W16, 2 * (size_t)WN, &err) == 0 &&
+                  cuda_alloc(&d_in16, 2 * (size_t)N * I, &err) == 0,
+              "%s", err.msg);
+    // mode 0 fp32, 1 bf16 without a copy, 2 bf16 with the copy, 3 bf16 with the copy and the input's shadow
+    for (int mode = 0; mode < 4 && test_state.state == 0; mode++) {
+        cuda_blas_set_bf16(cb, mode > 0);
+        if (mode == 2) {
+            CHECK_MSG(cuda_round_bf16(d_W16, d_W, WN, &err) == 0, "%s", err.msg);
+            cuda_blas_set_bf16_copy(cb, d_W, d_W16, WN);
+        }
+        if (mode == 3)
+            CHECK_MSG(cuda_round_bf16(d_in16, d_in, (size_t)N * I, &err) == 0 &&
+                          cuda_blas_add_shadow(cb, d_in, d_in16, (size_t)N * I, &err) == 0,
+                      "%s", err.msg);
+        for (int j = 0; j < 2; j++)
+            linear_forward(ref + (size_t)j * N * O, in, W + (size_t)j * STRIDE, b + j * BS, N, I, O, mode > 0);
+        unsigned long r0 = cuda_blas_roundings(cb);
+        CHECK_MSG(
+            cuda_linear_forward_batched(cb, d_out, (size_t)N * O, d_in, d_W, STRIDE, d_b, BS, 2, N, I, O, &err) == 0,
+            "mode %d: %s", mode, err.msg);
+        unsigned long rounded = cuda_blas_roundings(cb) - r0;
+        double e = test_dev_diff(ref, d_out, (size_t)2 * N * O, 1);
+        CHECK_MSG(e <= 1e-4, "mode %d: %g", mode, e);
+        // the input is rounded once for both products with the copy, never with its shadow
+        if (mode >= 2) CHECK_MSG(rounded == (mode == 2 ? 1u : 0u), "mode %d: %lu roundings", mode, rounded);
+    }
+    if (test_state.state == 0) {  // a stale shadow (the input doubled, the shadow not remade) gives the old product
+        float *in2 = malloc(sizeof(float) * N * I);
+        for (int i = 0; i < N * I; i++) in2[i] = 2 * in[i];
+        CHECK(cuda_to_device(d_in, in2, sizeof(float) * N * I, &err) == 0 &&
+              cuda_linear_forward_batched(cb, d_out, (size_t)N * O, d_in, d_W, STRIDE, d_b, BS, 2, N, I, O, &err) == 0);
+        CHECK_MSG(test_dev_diff(ref, d_out, (size_t)2 * N * O, 1) <= 1e-4, "the shadow was not read");
+        cuda_blas_clear_shadows(cb);  // now the input is rounded again: the doubled products
+        CHECK(cuda_linear_forward_batched(cb, d_out, (size_t)N * O, d_in, d_W, STRIDE, d_b, BS, 2, N, I, O, &err) == 0);
+        for (int j = 0; j < 2; j++)
+            linear_forward(ref + (size_t)j * N * O, in2, W + (size_t)j * STRIDE, b + j * BS, N, I, O, 1);
+        CHECK_MSG(test_dev_diff(ref, d_out, (size_t)2 * N * O, 1) <= 1e-4, "a cleared shadow was still read");
+        free(in2);
+    }
+    for (int i = 0; i < CUDA_BLAS_SHADOWS; i++) CHECK(cuda_blas_add_shadow(cb, d_in, d_in16, 1, &err) == 0);
+    CHECK(cuda_blas_add_shadow(cb, d_in, d_in16, 1, &err) == -1 && strstr(err.msg, "shadows") != NULL);
+    CHECK(cuda_linear_forward_batched(cb, d_out, 0, d_in, d_W, 0, NULL, 0, 0, N, I, O, &err) == -1);
+    cuda_blas_free(cb);
+    void *d[] = {d_in, d_W, d_b, d_out, d_W16, d_in16};
+    for (int i = 0; i < 6; i++) cuda_release(d[i]);
+    free(in), free(W), free(b), free(ref);
+#endif
+}
+
 static void test_rmsnorm(void) {
     if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
@@ -151,8 +231,14 @@ static void test_rmsnorm(void) {
     double e1 = test_dev_diff(y, d_y, n, 0), e2 = test_dev_diff(rstd, d_rstd, N, 1), e3 = test_dev_diff(dx, d_dx, n, 0),
            e4 = test_dev_diff(dw, d_dw, C, 1);
     CHECK_MSG(e1 <= 1e-5 && e2 <= 1e-6 && e3 <= 1e-5 && e4 <= 1e-5, "y %g rstd %g dx %g dw %g", e1, e2, e3, e4);
-    void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw};
-    for (int i = 0; i < 7; i++) cuda_release(d[i]);
+    // with a bf16 shadow: the same y, and the shadow its exact rounding
+    void *d_y16 = NULL;
+    CHECK_MSG(cuda_alloc(&d_y16, 2 * n, &err) == 0 &&
+                  cuda_rmsnorm_forward_bf16(d_y, d_y16, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0,
+              "%s", err.msg);
+    CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && shadow_matches(d_y, d_y16, n));
+    void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw, d_y16};
+    for (int i = 0; i < 8; i++) cuda_release(d[i]);
     free(x), free(w), free(y), free(rstd), free(dy), free(dx), free(dw);
 #endif
 }
@@ -198,8 +284,13 @@ static void test_swiglu(void) {
     CHECK_MSG(cuda_swiglu_backward(d_dg, d_du, d_dh, d_g, d_u, n, &err) == 0, "%s", err.msg);
     double e1 = test_dev_diff(h, d_h, n, 0), e2 = test_dev_diff(dg, d_dg, n, 0), e3 = test_dev_diff(du, d_du, n, 0);
     CHECK_MSG(e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5, "h %g dg %g du %g", e1, e2, e3);
-    void *d[] = {d_g, d_u, d_h, d_dh, d_dg, d_du};
-    for (int i = 0; i < 6; i++) cuda_release(d[i]);
+    void *d_h16 = NULL;
+    CHECK_MSG(
+        cuda_alloc(&d_h16, 2 * (size_t)n, &err) == 0 && cuda_swiglu_forward_bf16(d_h, d_h16, d_g, d_u, n, &err) == 0,
+        "%s", err.msg);
+    CHECK(test_dev_diff(h, d_h, n, 0) <= 1e-5 && shadow_matches(d_h, d_h16, n));
+    void *d[] = {d_g, d_u, d_h, d_dh, d_dg, d_du, d_h16};
+    for (int i = 0; i < 7; i++) cuda_release(d[i]);
     free(g), free(u), free(h), free(dh), free(dg), free(du);
 #endif
 }
@@ -263,26 +354,30 @@ static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
             }
         }
     size_t cache_bytes = (size_t)L * rows * KD * (bf16 ? 2 : 4);
-    void *K = NULL, *V = NULL;
+    void *K = NULL, *V = NULL, *out16 = NULL;
     Error err;
     double e = INFINITY;
     float *d_k = test_dev(k, sizeof(float) * rows * KD), *d_v = test_dev(v, sizeof(float) * rows * KD);
     float *d_q = test_dev(q, sizeof(float) * N * Hq * hd), *d_out = test_dev(ref, sizeof(float) * N * Hq * hd);
     int *d_fs = test_dev(fill_slot, sizeof(int) * rows), *d_fp = test_dev(fill_pos, sizeof(int) * rows);
     int *d_slot = test_dev(slot, sizeof slot), *d_pos = test_dev(pos, sizeof pos);
-    if (cuda_alloc(&K, cache_bytes, &err) || cuda_alloc(&V, cache_bytes, &err)) {
+    if (cuda_alloc(&K, cache_bytes, &err) || cuda_alloc(&V, cache_bytes, &err) ||
+        cuda_alloc(&out16, 2 * (size_t)N * Hq * hd, &err)) {
         test_fail_at(__FILE__, __LINE__, "%s", err.msg);
     } else if (d_k && d_v && d_q && d_out && d_fs && d_fp && d_slot && d_pos) {
-        int rc = cuda_kv_append(K, V, bf16, d_k, d_v, d_fs, d_fp, rows, 1, SLOTS, MAXLEN, KD, &err) ||
-                 cuda_cached_attention(d_out, d_q, K, V, bf16, d_slot, d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, &err);
+        int rc =
+            cuda_kv_append(K, V, bf16, d_k, d_v, d_fs, d_fp, rows, 1, SLOTS, MAXLEN, KD, &err) ||
+            cuda_cached_attention(d_out, out16, d_q, K, V, bf16, d_slot, d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, &err);
         if (rc)
             test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: %s", Hq, Hkv, hd, err.msg);
+        else if (!shadow_matches(d_out, out16, (size_t)N * Hq * hd))
+            test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: out16 is not the rounding of out", Hq, Hkv, hd);
         else
             e = test_dev_diff(ref, d_out, (size_t)N * Hq * hd, 1);
     }
     printf("  Hq %d Hkv %d hd %d bf16 %d: %.3g\n", Hq, Hkv, hd, bf16, e);
-    void *d[] = {d_k, d_v, d_q, d_out, d_fs, d_fp, d_slot, d_pos, K, V};
-    for (int i = 0; i < 10; i++) cuda_release(d[i]);
+    void *d[] = {d_k, d_v, d_q, d_out, d_fs, d_fp, d_slot, d_pos, K, V, out16};
+    for (int i = 0; i < 11; i++) cuda_release(d[i]);
     free(fill_slot), free(fill_pos), free(k), free(v), free(q), free(ref), free(p);
     return e;
 }
@@ -301,7 +396,101 @@ static void test_cached_attention(void) {
             CHECK_MSG(e <= 1e-5, "Hq %d Hkv %d hd %d bf16 %d: %g", shapes[c][0], shapes[c][1], shapes[c][2], bf16, e);
         }
     Error err;
-    CHECK(cuda_cached_attention(NULL, NULL, NULL, NULL, 0, NULL, NULL, 1, 0, 1, 8, 2, 1, 257, &err) == -1);
+    CHECK(cuda_cached_attention(NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1, 0, 1, 8, 2, 1, 257, &err) == -1);
+    CHECK_MSG(strstr(err.msg, "hd") != NULL, "%s", err.msg);
+#endif
+}
+
+#ifdef PIONRL_CUDA
+// One shape of cuda_norm_rope_append: 5 rows (two slots, positions up to 600) into layer 1 of a 2-layer zeroed cache,
+// against the CPU ops it fuses (rmsnorm_forward per head, rope_forward, the cache store). Returns the worst error
+// relative to max(1, |value|) over q and the stored K and V (a bf16 cache: against the rounding of the CPU's value,
+// allowing one bf16 step where fp32 results an ulp apart round apart); inf when a call fails, k or v is modified,
+// or a cache row outside the 5 written ones is not zero.
+static double norm_rope_append_case(int Hq, int Hkv, int hd, int qk_norm, int bf16) {
+    enum { L = 2, SLOTS = 2, MAXLEN = 640, N = 5 };
+    int KD = Hkv * hd, slot[N] = {0, 1, 0, 1, 1}, pos[N] = {0, 1, 77, 300, 600};
+    size_t cache_n = (size_t)L * SLOTS * MAXLEN * KD, es = bf16 ? 2 : 4;
+    float *q = malloc(sizeof(float) * N * Hq * hd), *k = malloc(sizeof(float) * N * KD),
+          *v = malloc(sizeof(float) * N * KD);
+    float *qn = malloc(sizeof(float) * hd), *kn = malloc(sizeof(float) * hd), *rstd = malloc(sizeof(float) * N * Hq);
+    float *kr = malloc(sizeof(float) * N * KD), *Kh = malloc(sizeof(float) * cache_n),
+          *Vh = malloc(sizeof(float) * cache_n);
+    void *raw = malloc(es * cache_n);
+    test_fill(q, (size_t)N * Hq * hd, 31 + hd, 3), test_fill(k, (size_t)N * KD, 32, 3),
+        test_fill(v, (size_t)N * KD, 33, 2);
+    test_fill(qn, hd, 34, 2), test_fill(kn, hd, 35, 2);
+    float *d_q = test_dev(q, sizeof(float) * N * Hq * hd), *d_k = test_dev(k, sizeof(float) * N * KD);
+    float *d_v = test_dev(v, sizeof(float) * N * KD), *d_qn = test_dev(qn, sizeof(float) * hd);
+    float *d_kn = test_dev(kn, sizeof(float) * hd);
+    int *d_slot = test_dev(slot, sizeof slot), *d_pos = test_dev(pos, sizeof pos);
+    void *K = NULL, *V = NULL;
+    Error err;
+    double e = INFINITY;
+    if (cuda_alloc(&K, es * cache_n, &err) || cuda_alloc(&V, es * cache_n, &err) || cuda_zero(K, es * cache_n, &err) ||
+        cuda_zero(V, es * cache_n, &err) ||
+        cuda_norm_rope_append(d_q, d_k, d_v, K, V, bf16, qk_norm ? d_qn : NULL, qk_norm ? d_kn : NULL, 1e-6f, d_slot,
+                              d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, 1e6, &err)) {
+        test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: %s", Hq, Hkv, hd, err.msg);
+    } else if (test_dev_diff(k, d_k, (size_t)N * KD, 0) != 0 || test_dev_diff(v, d_v, (size_t)N * KD, 0) != 0) {
+        test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: k or v was modified", Hq, Hkv, hd);
+    } else {
+        // the CPU composition: in place on q and on a copy of k
+        memcpy(kr, k, sizeof(float) * N * KD);
+        if (qk_norm) {
+            rmsnorm_forward(q, rstd, q, qn, N * Hq, hd, 1e-6f);
+            rmsnorm_forward(kr, rstd, kr, kn, N * Hkv, hd, 1e-6f);
+        }
+        rope_forward(q, pos, N, Hq, hd, 1e6);
+        rope_forward(kr, pos, N, Hkv, hd, 1e6);
+        e = test_dev_diff(q, d_q, (size_t)N * Hq * hd, 1);
+        int ok = cuda_to_host(raw, K, es * cache_n, &err) == 0;
+        for (int pass = 0; pass < 2 && ok; pass++) {  // K, then V
+            for (size_t x = 0; x < cache_n; x++)
+                (pass ? Vh : Kh)[x] = bf16 ? bf16_to_f32(((uint16_t *)raw)[x]) : ((float *)raw)[x];
+            if (!pass) ok = cuda_to_host(raw, V, es * cache_n, &err) == 0;
+        }
+        double worst = ok ? 0 : INFINITY;
+        for (int i = 0; i < N && ok; i++) {
+            size_t at = (((size_t)1 * SLOTS + slot[i]) * MAXLEN + pos[i]) * KD;
+            for (int c = 0; c < KD; c++) {
+                float want[2] = {kr[(size_t)i * KD + c], v[(size_t)i * KD + c]}, got[2] = {Kh[at + c], Vh[at + c]};
+                for (int j = 0; j < 2; j++) {
+                    double d = fabs((double)got[j] - (bf16 ? bf16_to_f32(bf16_from_f32(want[j])) : want[j]));
+                    if (bf16) d = fmax(0, d - fabs(want[j]) / 128);  // one bf16 step of slack
+                    worst = fmax(worst, d / fmax(1, fabs(want[j])));
+                }
+                Kh[at + c] = Vh[at + c] = 0;  // visited
+            }
+        }
+        for (size_t x = 0; x < cache_n && ok; x++)
+            if (Kh[x] != 0 || Vh[x] != 0) worst = INFINITY;
+        e = fmax(e, worst);
+    }
+    printf("  Hq %d Hkv %d hd %d qk_norm %d bf16 %d: %.3g\n", Hq, Hkv, hd, qk_norm, bf16, e);
+    void *d[] = {d_q, d_k, d_v, d_qn, d_kn, d_slot, d_pos, K, V};
+    for (int i = 0; i < 9; i++) cuda_release(d[i]);
+    free(q), free(k), free(v), free(qn), free(kn), free(rstd), free(kr), free(Kh), free(Vh), free(raw);
+    return e;
+}
+#endif
+
+// The decode step's fused qk-norm + RoPE + cache append against the CPU ops it replaces: GQA groups 1 to 3, head
+// sizes 16 to 256 (40: a half of 20, not a multiple of the block), with and without qk-norm, fp32 and bf16 caches.
+// Bound 1e-5 relative: the same fp32 formulas, the norm's double sum in another order.
+static void test_norm_rope_append(void) {
+    if (!test_gpu_ready()) return;
+#ifdef PIONRL_CUDA
+    static const int shapes[][4] = {{4, 2, 16, 1}, {3, 1, 40, 1}, {2, 2, 256, 0}, {16, 8, 128, 1}, {6, 2, 64, 0}};
+    for (int bf16 = 0; bf16 <= 1; bf16++)
+        for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+            const int *sh = shapes[c];
+            double e = norm_rope_append_case(sh[0], sh[1], sh[2], sh[3], bf16);
+            CHECK_MSG(e <= 1e-5, "Hq %d Hkv %d hd %d qk_norm %d bf16 %d: %g", sh[0], sh[1], sh[2], sh[3], bf16, e);
+        }
+    Error err;
+    CHECK(cuda_norm_rope_append(NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1e-6f, NULL, NULL, 1, 0, 1, 8, 2, 1, 15,
+                                1e6, &err) == -1);
     CHECK_MSG(strstr(err.msg, "hd") != NULL, "%s", err.msg);
 #endif
 }
@@ -309,10 +498,12 @@ static void test_cached_attention(void) {
 int main(void) {
     RUN(test_linear);
     RUN(test_linear_bf16);
+    RUN(test_linear_batched);
     RUN(test_rmsnorm);
     RUN(test_rope);
     RUN(test_swiglu);
     RUN(test_logsoftmax_rows);
     RUN(test_cached_attention);
+    RUN(test_norm_rope_append);
     return test_summary("test_cuda_ops");
 }

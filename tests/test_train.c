@@ -442,7 +442,10 @@ static void test_memory_plan(void) {
     train_memory_plan(&c, &mc, 1234, 40, &p);
     size_t mlp = (size_t)c.micro_batch_size * T * mc.intermediate_size, logit = (size_t)256 * mc.vocab_size;
     CHECK(p.rollout_weights == 0 && p.train_bf16 == 0);
-    CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit));
+    // (rollout.matmul_dtype bf16: plus a decode step's bf16 shadows of its normed input, attention and SwiGLU output)
+    size_t shadows =
+        2 * (size_t)(S > 512 ? S : 512) * (mc.hidden_size + (size_t)mc.num_heads * mc.head_dim + mc.intermediate_size);
+    CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit) + shadows);
     // and the device's own activations (flash attention: no T x T probabilities, no per-thread attention work)
     CHECK(p.activations == qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 0) && p.activations < host_acts);
     // and one more cache slot (where padding rows of a sampled step write)

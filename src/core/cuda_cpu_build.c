@@ -35,5 +35,6 @@ int cuda_graph_end(CudaGraph **out, Error *err) {
 }
 int cuda_graph_launch(const CudaGraph *g, Error *err) { return no_cuda(err); }
 void cuda_graph_free(CudaGraph *g) {}
+size_t cuda_graph_num_nodes(const CudaGraph *g) { return 0; }
 
 #endif

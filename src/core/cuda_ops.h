@@ -46,6 +46,8 @@ int cuda_graph_begin(Error *err);
 int cuda_graph_end(CudaGraph **out, Error *err);
 int cuda_graph_launch(const CudaGraph *g, Error *err);
 void cuda_graph_free(CudaGraph *g);
+// The graph's node count (kernels, cuBLAS's kernels, copies): how many launches one replay stands for.
+size_t cuda_graph_num_nodes(const CudaGraph *g);
 
 // The kernels below are queued on the stream (the per-thread default stream) and do not wait for the device; d_dsum
 // (one device double) accumulates the sum of the squared parameter changes for update_rms, so a

@@ -36,6 +36,13 @@ void cuda_blas_reuse_operands(CudaBlas *cb, int on);
 unsigned long cuda_blas_roundings(const CudaBlas *cb);
 // Changes whenever the handle's bf16 scratch buffers move: work captured into a CUDA graph before is stale.
 unsigned long cuda_blas_generation(const CudaBlas *cb);
+// Activation shadows, the weight copy's counterpart for activations: until cuda_blas_clear_shadows, a bf16-mode
+// operand lying inside x[0 .. n) is read from x16 (n bf16 values, element i the rounding of x[i]) instead of being
+// rounded into scratch. The caller writes x16 whenever it writes x (the *_bf16 ops below do both in one pass).
+// At most CUDA_BLAS_SHADOWS at once; a decode step registers its normed input, attention and SwiGLU outputs.
+enum { CUDA_BLAS_SHADOWS = 4 };
+int cuda_blas_add_shadow(CudaBlas *cb, const float *x, const void *x16, size_t n, Error *err);
+void cuda_blas_clear_shadows(CudaBlas *cb);
 
 // out[n, :] = table[tokens[n], :] for N rows of width D (the embedding lookup).
 int cuda_embedding_forward(float *out, const float *table, const int *tokens, int N, int D, Error *err);
@@ -50,10 +57,20 @@ int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, c
 
 int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *W, const float *b, int N, int I,
                         int O, Error *err);
+// count linear layers on one input in one strided-batched product: out + j out_stride = in (W + j w_stride)^T
+// (+ b + j b_stride), j < count (the decode step's k and v, and gate and up, whose weights lie a fixed distance apart
+// in the parameter buffer). bf16 mode: the weights must be in the registered copy for one call, else the products
+// run one by one (same results).
+int cuda_linear_forward_batched(CudaBlas *cb, float *out, size_t out_stride, const float *in, const float *W,
+                                size_t w_stride, const float *b, size_t b_stride, int count, int N, int I, int O,
+                                Error *err);
 int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
                          const float *in, const float *W, int N, int I, int O, Error *err);
 
 int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err);
+// y16 (bf16, may be NULL): the rounding of y too, written in the same pass (an activation shadow).
+int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
+                              Error *err);
 int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C, Error *err);
 
@@ -61,6 +78,7 @@ int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double the
 int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta, Error *err);
 
 int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
+int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u, long n, Error *err);
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
 
 // Training attention: src/policy/attention_cuda.h (flash-style, no T x T probabilities).
@@ -77,13 +95,21 @@ int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, fl
 // fp32 for the arithmetic): half the memory and the reads.
 int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
                    int layer, int num_slots, int max_len, int KD, Error *err);
+// The decode step's per-head work in one launch, for n rows of q [n, Hq, hd], k and v [n, KD]: q heads through their
+// RMSNorm (q_norm, hd weights) and RoPE at pos[i] in place; k heads through k_norm and RoPE, then stored with the v
+// heads in the cache at (layer, slot[i], pos[i]). q_norm and k_norm both NULL: no qk-norm (Qwen2). The same
+// arithmetic as cuda_rmsnorm_forward + cuda_rope_forward + cuda_kv_append; k and v are not modified.
+int cuda_norm_rope_append(float *q, const float *k, const float *v, void *K, void *V, int bf16, const float *q_norm,
+                          const float *k_norm, float eps, const int *slot, const int *pos, int n, int layer,
+                          int num_slots, int max_len, int Hq, int Hkv, int hd, double theta, Error *err);
 // out [n, Hq*hd]: attention of query row i (q [n, Hq, hd]) over positions 0..pos[i] of slot[i] in
 // the given layer of the cache; one thread block per (row, kv head, up to 8 of its query heads): each
 // cached row is read once for the query heads that share it, in tiles of 32 positions, with an
-// online softmax (shared memory independent of max_len: 37 KB at hd 128). hd at most 256.
-int cuda_cached_attention(float *out, const float *q, const void *K, const void *V, int bf16, const int *slot,
-                          const int *pos, int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd,
-                          Error *err);
+// online softmax (shared memory independent of max_len: 37 KB at hd 128). hd at most 256. out16 (bf16, may be
+// NULL): the rounding of out as well (an activation shadow for the output projection).
+int cuda_cached_attention(float *out, void *out16, const float *q, const void *K, const void *V, int bf16,
+                          const int *slot, const int *pos, int n, int layer, int num_slots, int max_len, int Hq,
+                          int Hkv, int hd, Error *err);
 
 // In place, per row r of N rows of V logits: logits <- weight[r] (onehot(target[r]) -
 // softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the

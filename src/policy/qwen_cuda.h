@@ -74,6 +74,8 @@ void qwen_cuda_kv_reset_all(QwenCudaKV *kv);
 int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on);
 // Decode steps captured so far (for tests and benchmarks).
 int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv);
+// Nodes (launches, cuBLAS kernels) in the captured step for n rows (n rounded up to its bucket), 0 when none is.
+int qwen_cuda_kv_graph_nodes(const QwenCudaKV *kv, int n);
 void qwen_cuda_kv_free(QwenCudaKV *kv);
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot);
 // Copies slot src's cached tokens into slot dst (prompt sharing across a group of samples).

@@ -25,6 +25,7 @@ int qwen_cuda_kv_fits(const QwenCudaKV *kv, const QwenCuda *qc, int num_slots, i
 }
 void qwen_cuda_kv_reset_all(QwenCudaKV *kv) {}
 int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return 0; }
+int qwen_cuda_kv_graph_nodes(const QwenCudaKV *kv, int n) { return 0; }
 void qwen_cuda_kv_free(QwenCudaKV *kv) {}
 void qwen_cuda_kv_reset(QwenCudaKV *kv, int slot) {}
 int qwen_cuda_kv_copy(QwenCudaKV *kv, int dst, int src, Error *err) { return no_cuda(err); }
@@ -56,7 +57,9 @@ struct QwenCudaKV {
     void *K, *V;                                                                  // device cache
     int bf16;                                                                     // cache elements are bfloat16
     int matmul_bf16;                                                              // bf16 matrix products
-    float *x, *ln, *rstd, *rstd_h, *q, *kk, *vv, *att, *gate, *up, *in, *logits;  // device, max_tokens rows
+    // device, max_tokens rows; kk/vv and gate/up are each one allocation (one batched product writes both halves)
+    float *x, *ln, *rstd, *q, *kk, *vv, *att, *gate, *up, *in, *logits;
+    void *ln16, *att16, *h16;  // bf16 shadows of ln, att and the SwiGLU output (cuda_blas_add_shadow), bf16 products
     int *slot, *pos, *tokens, *rows;
     double *u;  // device sampling: the host's uniform numbers in, a token and its log-prob per row out
     int *sampled;
@@ -83,14 +86,14 @@ static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
         {(void **)&kv->V, (kv->bf16 ? 2 : f) * cache},
         {(void **)&kv->x, f * M * D},
         {(void **)&kv->ln, f * M * D},
+        {(void **)&kv->ln16, 2 * M * D},
         {(void **)&kv->rstd, f * M},
-        {(void **)&kv->rstd_h, f * M * c->num_heads},
         {(void **)&kv->q, f * M * QD},
-        {(void **)&kv->kk, f * M * KD},
-        {(void **)&kv->vv, f * M * KD},
+        {(void **)&kv->kk, f * 2 * M * KD},
         {(void **)&kv->att, f * M * QD},
-        {(void **)&kv->gate, f * M * F},
-        {(void **)&kv->up, f * M * F},
+        {(void **)&kv->att16, 2 * M * QD},
+        {(void **)&kv->gate, f * 2 * M * F},
+        {(void **)&kv->h16, 2 * M * F},
         {(void **)&kv->in, f * M * D},
         {(void **)&kv->logits, f * M * c->vocab_size},
         {(void **)&kv->slot, sizeof(int) * M},
@@ -168,6 +171,9 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
         qwen_cuda_kv_free(kv);
         return error_prefix(err, "kv cache (cuda): %d slots x %d tokens", num_slots, max_len);
     }
+    const QwenConfig *c = &qc->cfg;
+    kv->vv = kv->kk + (size_t)max_tokens * c->num_kv_heads * c->head_dim;
+    kv->up = kv->gate + (size_t)max_tokens * c->intermediate_size;
     *out = kv;
     return 0;
 }
@@ -253,58 +259,75 @@ static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n
     return 0;
 }
 
+// The layers of a decode step, per layer: RMSNorm, q and (batched) k/v products, one launch for the qk-norm, RoPE
+// and cache append, attention, the output product (accumulating into x), RMSNorm, the batched gate/up product,
+// SwiGLU, the down product. With bf16 products the norm, attention and SwiGLU kernels also write the bf16 operand of
+// the next product (a shadow, ln16/att16/h16), so no separate rounding launches: ten launches per layer.
+static int decode_layers(QwenCudaKV *kv, int n, Error *err) {
+    QwenCuda *qc = kv->qc;
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w;
+    size_t D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, M = kv->max_tokens;
+    size_t QD = (size_t)c->num_heads * hd, KD = (size_t)c->num_kv_heads * hd;
+    float eps = c->rms_norm_eps;
+    int b16 = kv->matmul_bf16;
+    void *ln16 = b16 ? kv->ln16 : NULL, *att16 = b16 ? kv->att16 : NULL, *h16 = b16 ? kv->h16 : NULL;
+    if (cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, (int)D, err)) return -1;
+    for (size_t l = 0; l < (size_t)c->num_layers; l++) {
+        const float *bk = w->bk ? w->bk + l * KD : NULL;
+        int rc =
+            cuda_rmsnorm_forward_bf16(kv->ln, ln16, kv->rstd, kv->x, w->attn_norm + l * D, n, (int)D, eps, err) ||
+            cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, (int)D,
+                                (int)QD, err) ||
+            cuda_linear_forward_batched(qc->cb, kv->kk, M * KD, kv->ln, w->wk + l * KD * D, (size_t)(w->wv - w->wk), bk,
+                                        bk ? (size_t)(w->bv - w->bk) : 0, 2, n, (int)D, (int)KD, err) ||
+            cuda_norm_rope_append(kv->q, kv->kk, kv->vv, kv->K, kv->V, kv->bf16, c->qk_norm ? w->q_norm + l * hd : NULL,
+                                  c->qk_norm ? w->k_norm + l * hd : NULL, eps, kv->slot, kv->pos, n, (int)l,
+                                  kv->cache_slots, kv->max_len, c->num_heads, c->num_kv_heads, (int)hd, c->rope_theta,
+                                  err) ||
+            cuda_cached_attention(kv->att, att16, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l,
+                                  kv->cache_slots, kv->max_len, c->num_heads, c->num_kv_heads, (int)hd, err) ||
+            cuda_sgemm(qc->cb, 0, 1, n, (int)D, (int)QD, 1.0f, kv->att, (int)QD, w->wo + l * D * QD, (int)QD, 1.0f,
+                       kv->x, (int)D, err) ||
+            cuda_rmsnorm_forward_bf16(kv->ln, ln16, kv->rstd, kv->x, w->mlp_norm + l * D, n, (int)D, eps, err) ||
+            cuda_linear_forward_batched(qc->cb, kv->gate, M * F, kv->ln, w->w_gate + l * F * D,
+                                        (size_t)(w->w_up - w->w_gate), NULL, 0, 2, n, (int)D, (int)F, err) ||
+            cuda_swiglu_forward_bf16(kv->gate, h16, kv->gate, kv->up, (long)n * F, err) ||
+            cuda_sgemm(qc->cb, 0, 1, n, (int)D, (int)F, 1.0f, kv->gate, (int)F, w->w_down + l * D * F, (int)F, 1.0f,
+                       kv->x, (int)D, err);
+        if (rc) return error_prefix(err, "layer %zu", l);
+    }
+    return 0;
+}
+
 // The device side of a decode step (after prepare_step) up to the logits of the wanted rows (*nw of them), which
 // stay on the device in kv->logits.
 static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *nw_out, Error *err) {
     QwenCuda *qc = kv->qc;
     const QwenConfig *c = &qc->cfg;
-    const QwenWeights *w = &qc->w;
-    int D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads;
-    int QD = Hq * hd, KD = Hkv * hd, V = c->vocab_size;
-    float eps = c->rms_norm_eps;
-    int rc = cuda_embedding_forward(kv->x, w->embed, kv->tokens, n, D, err);
-    for (size_t l = 0; l < (size_t)c->num_layers && !rc; l++) {
-        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm + l * D, n, D, eps, err);
-        cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v share the normed input: rounded to bf16 once
-        rc = rc ||
-             cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, D, QD,
-                                 err) ||
-             cuda_linear_forward(qc->cb, kv->kk, kv->ln, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, n, D, KD,
-                                 err) ||
-             cuda_linear_forward(qc->cb, kv->vv, kv->ln, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, n, D, KD,
-                                 err);
-        cuda_blas_reuse_operands(qc->cb, 0);
-        if (!rc && c->qk_norm)  // in place, as qwen_decode does
-            rc = cuda_rmsnorm_forward(kv->q, kv->rstd_h, kv->q, w->q_norm + l * hd, n * Hq, hd, eps, err) ||
-                 cuda_rmsnorm_forward(kv->kk, kv->rstd_h, kv->kk, w->k_norm + l * hd, n * Hkv, hd, eps, err);
-        rc = rc || cuda_rope_forward(kv->q, kv->pos, n, Hq, hd, c->rope_theta, err) ||
-             cuda_rope_forward(kv->kk, kv->pos, n, Hkv, hd, c->rope_theta, err) ||
-             cuda_kv_append(kv->K, kv->V, kv->bf16, kv->kk, kv->vv, kv->slot, kv->pos, n, (int)l, kv->cache_slots,
-                            kv->max_len, KD, err) ||
-             cuda_cached_attention(kv->att, kv->q, kv->K, kv->V, kv->bf16, kv->slot, kv->pos, n, (int)l,
-                                   kv->cache_slots, kv->max_len, Hq, Hkv, hd, err) ||
-             cuda_sgemm(qc->cb, 0, 1, n, D, QD, 1.0f, kv->att, QD, w->wo + l * D * QD, QD, 1.0f, kv->x, D, err) ||
-             cuda_rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm + l * D, n, D, eps, err);
-        cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share it too
-        rc = rc || cuda_linear_forward(qc->cb, kv->gate, kv->ln, w->w_gate + l * F * D, NULL, n, D, F, err) ||
-             cuda_linear_forward(qc->cb, kv->up, kv->ln, w->w_up + l * F * D, NULL, n, D, F, err);
-        cuda_blas_reuse_operands(qc->cb, 0);
-        rc = rc || cuda_swiglu_forward(kv->gate, kv->gate, kv->up, (long)n * F, err) ||
-             cuda_sgemm(qc->cb, 0, 1, n, D, F, 1.0f, kv->gate, F, w->w_down + l * D * F, F, 1.0f, kv->x, D, err);
-        if (rc) error_prefix(err, "layer %zu", l);
-    }
+    size_t D = c->hidden_size, M = kv->max_tokens;
+    size_t QD = (size_t)c->num_heads * c->head_dim;
+    int rc = 0;
+    if (kv->matmul_bf16)  // the bf16 operands the kernels write next to ln, att and the SwiGLU output
+        rc = cuda_blas_add_shadow(qc->cb, kv->ln, kv->ln16, M * D, err) ||
+             cuda_blas_add_shadow(qc->cb, kv->att, kv->att16, M * QD, err) ||
+             cuda_blas_add_shadow(qc->cb, kv->gate, kv->h16, M * c->intermediate_size, err);
+    rc = rc || decode_layers(kv, n, err);
     // final norm + lm_head only on the rows that want logits (a decode step wants them all: no gather)
     int nw = 0;
     for (int i = 0; i < n; i++)
         if (!want || want[i]) kv->h_row[nw++] = i;
     const float *last = kv->x;
     if (!rc && nw > 0 && nw < n) {
-        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, D, err);
+        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, (int)D, err);
         last = kv->in;
     }
     if (!rc && nw > 0)
-        rc = cuda_rmsnorm_forward(kv->ln, kv->rstd, last, w->final_norm, nw, D, eps, err) ||
-             cuda_sgemm(qc->cb, 0, 1, nw, V, D, 1.0f, kv->ln, D, w->lm_head, D, 0.0f, kv->logits, V, err);
+        rc = cuda_rmsnorm_forward_bf16(kv->ln, kv->matmul_bf16 ? kv->ln16 : NULL, kv->rstd, last, qc->w.final_norm, nw,
+                                       (int)D, c->rms_norm_eps, err) ||
+             cuda_sgemm(qc->cb, 0, 1, nw, c->vocab_size, (int)D, 1.0f, kv->ln, (int)D, qc->w.lm_head, (int)D, 0.0f,
+                        kv->logits, c->vocab_size, err);
+    cuda_blas_clear_shadows(qc->cb);
     *nw_out = nw;
     return rc ? error_prefix(err, "decode (cuda)") : 0;
 }
@@ -321,6 +344,16 @@ int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, c
     return 0;
 }
 
+// Sampled steps run on a row count rounded up to a multiple of ROW_BUCKET (padding rows in the scratch slot), so a
+// batch that shrinks as sequences finish reuses a few captured graphs instead of capturing one per size; decode is
+// bound by reading the weights, so the extra rows cost little.
+enum { ROW_BUCKET = 8 };
+
+static int padded_rows(const QwenCudaKV *kv, int n) {
+    int n_pad = (n + ROW_BUCKET - 1) / ROW_BUCKET * ROW_BUCKET;
+    return n_pad > kv->max_tokens ? n : n_pad;
+}
+
 int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) {
     drop_graphs(kv);
     kv->graphs = on;
@@ -328,6 +361,11 @@ int qwen_cuda_kv_set_graphs(QwenCudaKV *kv, int on) {
 }
 
 int qwen_cuda_kv_num_graphs(const QwenCudaKV *kv) { return kv->num_graphs; }
+
+int qwen_cuda_kv_graph_nodes(const QwenCudaKV *kv, int n) {
+    if (n < 1 || n > kv->max_tokens) return 0;
+    return (int)cuda_graph_num_nodes(kv->graph[padded_rows(kv, n) - 1]);
+}
 
 // The device side of a sampled step: decode to the logits, then one token per row.
 static int sample_step(QwenCudaKV *kv, int n, const SamplingParams *sp, int n_valid, Error *err) {
@@ -368,15 +406,9 @@ static int sample_step_graphed(QwenCudaKV *kv, int n, const SamplingParams *sp, 
     return cuda_graph_launch(kv->graph[n - 1], err);
 }
 
-// Sampled steps run on a row count rounded up to a multiple of ROW_BUCKET (padding rows in the scratch slot), so a
-// batch that shrinks as sequences finish reuses a few captured graphs instead of capturing one per size; decode is
-// bound by reading the weights, so the extra rows cost little.
-enum { ROW_BUCKET = 8 };
-
 int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
                             int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
-    int n_pad = (n + ROW_BUCKET - 1) / ROW_BUCKET * ROW_BUCKET;
-    if (n_pad > kv->max_tokens) n_pad = n;
+    int n_pad = padded_rows(kv, n);
     if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, n_pad, err)) return -1;
     for (int i = 0; i < n_pad; i++) kv->h_u[i] = i < n ? u[i] : 0.5;
     if (cuda_to_device(kv->u, kv->h_u, sizeof(double) * n_pad, err) ||

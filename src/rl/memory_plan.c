@@ -36,6 +36,10 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
         // the largest rounded operand: a micro-batch's MLP activations, or a chunk of logit gradients (256 rows)
         size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size, logit = (size_t)256 * mc->vocab_size;
         out->device_bf16 = 2 * params + 2 * 2 * (mlp > logit ? mlp : logit);
+        // a decode step's bf16 shadows of its normed input, attention and SwiGLU outputs
+        size_t QD = (size_t)mc->num_heads * mc->head_dim;
+        if (c->rollout_matmul_bf16)
+            out->device_bf16 += 2 * (size_t)max_tok * (mc->hidden_size + QD + mc->intermediate_size);
         out->rollout_weights = out->train_bf16 = 0;
     }
     out->total = out->weights + out->grads + out->optimizer + out->reference + out->activations + out->kv_cache +

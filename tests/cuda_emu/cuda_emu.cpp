@@ -78,6 +78,12 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     return cudaSuccess;
 }
 
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *num_nodes) {
+    if (!graph || nodes || !num_nodes) return fail(cudaErrorInvalidValue);
+    *num_nodes = graph->work.size();
+    return cudaSuccess;
+}
+
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!exec || capture) return fail(cudaErrorInvalidValue);
     for (auto &w : exec->work) w();
@@ -592,14 +598,27 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     return rc;
 }
 
-// One cublasGemmEx per batch entry (each records itself while capturing), at the entries' element offsets.
+// One cublasGemmEx per batch entry, at the entries' element offsets; recorded as one node while capturing (one
+// kernel on a GPU), after the arguments are checked as cublasGemmEx checks them.
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
                                           int n, int k, const void *alpha, const void *A, cudaDataType_t a_type, int lda,
                                           long long stride_a, const void *B, cudaDataType_t b_type, int ldb,
                                           long long stride_b, const void *beta, void *C, cudaDataType_t c_type, int ldc,
                                           long long stride_c, int batch, cublasComputeType_t compute,
                                           cublasGemmAlgo_t algo) {
-    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (c_type != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || algo != CUBLAS_GEMM_DEFAULT ||
+        (a_type != CUDA_R_32F && a_type != CUDA_R_16BF) || (b_type != CUDA_R_32F && b_type != CUDA_R_16BF))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (capture) {
+        float a = *(const float *)alpha, b = *(const float *)beta;
+        capture->work.push_back([=]() {
+            cublasGemmStridedBatchedEx(handle, ta, tb, m, n, k, &a, A, a_type, lda, stride_a, B, b_type, ldb, stride_b,
+                                       &b, C, c_type, ldc, stride_c, batch, compute, algo);
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     size_t ea = a_type == CUDA_R_16BF ? 2 : 4, eb = b_type == CUDA_R_16BF ? 2 : 4, ec = c_type == CUDA_R_16BF ? 2 : 4;
     for (int i = 0; i < batch; i++) {
         cublasStatus_t st = cublasGemmEx(handle, ta, tb, m, n, k, alpha, (const char *)A + i * stride_a * ea, a_type,

@@ -70,6 +70,9 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+// Each recorded launch, cuBLAS call or copy is one node (nodes must be NULL: only the count is emulated).
+typedef struct EmuGraphNode *cudaGraphNode_t;
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *num_nodes);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 // 1 while a capture is open: the work is appended to it by emu_capture_push.
 int emu_capturing(void);

@@ -72,6 +72,7 @@ int cuda_zero(void *d_ptr, size_t bytes, Error *err) { return cuda_check(cudaMem
 
 struct CudaGraph {
     cudaGraphExec_t exec;
+    size_t nodes;
 };
 
 int cuda_graph_begin(Error *err) {
@@ -90,6 +91,10 @@ int cuda_graph_end(CudaGraph **out, Error *err) {
     }
     CudaGraph *cg = (CudaGraph *)calloc(1, sizeof *cg);
     rc = cg ? cudaGraphInstantiate(&cg->exec, g, 0) : cudaErrorMemoryAllocation;
+    if (rc == cudaSuccess && cudaGraphGetNodes(g, NULL, &cg->nodes) != cudaSuccess) {
+        cudaGetLastError();  // only a statistic
+        cg->nodes = 0;
+    }
     cudaGraphDestroy(g);
     if (rc != cudaSuccess) {
         cudaGetLastError();
@@ -103,6 +108,8 @@ int cuda_graph_end(CudaGraph **out, Error *err) {
 int cuda_graph_launch(const CudaGraph *g, Error *err) {
     return cuda_check(cudaGraphLaunch(g->exec, cudaStreamPerThread), "graph launch", err);
 }
+
+size_t cuda_graph_num_nodes(const CudaGraph *g) { return g ? g->nodes : 0; }
 
 void cuda_graph_free(CudaGraph *g) {
     if (!g) return;

@@ -20,6 +20,14 @@ struct CudaBlas {
     const float *copy_base;
     const __nv_bfloat16 *copy;
     size_t copy_n;
+    // activation shadows (cuda_blas_add_shadow): bf16 roundings the caller wrote next to fp32 arrays, used like the
+    // weight copy until cleared
+    struct {
+        const float *base;
+        const __nv_bfloat16 *copy;
+        size_t n;
+    } shadow[CUDA_BLAS_SHADOWS];
+    int num_shadows;
     __nv_bfloat16 *scratch[2];  // rounded operands A and B of the current GEMM
     size_t scratch_n[2];
     unsigned long generation;  // counts scratch reallocations: a captured graph holds the old addresses
@@ -65,6 +73,35 @@ void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, 
     cb->copy_n = copy ? n : 0;
 }
 
+int cuda_blas_add_shadow(CudaBlas *cb, const float *x, const void *x16, size_t n, Error *err) {
+    if (cb->num_shadows == CUDA_BLAS_SHADOWS)
+        return error_set(err, "cuda: more than %d bf16 operand shadows at once", CUDA_BLAS_SHADOWS);
+    cb->shadow[cb->num_shadows].base = x;
+    cb->shadow[cb->num_shadows].copy = (const __nv_bfloat16 *)x16;
+    cb->shadow[cb->num_shadows].n = n;
+    cb->num_shadows++;
+    return 0;
+}
+
+void cuda_blas_clear_shadows(CudaBlas *cb) { cb->num_shadows = 0; }
+
+// The bf16 view of X[0 .. span) inside a copy of base[0 .. n), or NULL when X is not wholly inside it (addresses
+// compared as integers: X is usually not inside the array at all).
+static const __nv_bfloat16 *copy_view(const float *base, const __nv_bfloat16 *copy, size_t n, const float *X,
+                                      size_t span) {
+    uintptr_t x = (uintptr_t)X, b = (uintptr_t)base;
+    if (!copy || x < b || (x - b) % sizeof(float) != 0 || (x - b) / sizeof(float) + span > n) return NULL;
+    return copy + (x - b) / sizeof(float);
+}
+
+// The resident bf16 form of X[0 .. span): the weight copy, else an activation shadow; NULL when there is none.
+static const __nv_bfloat16 *resident_view(const CudaBlas *cb, const float *X, size_t span) {
+    const __nv_bfloat16 *v = copy_view(cb->copy_base, cb->copy, cb->copy_n, X, span);
+    for (int i = 0; i < cb->num_shadows && !v; i++)
+        v = copy_view(cb->shadow[i].base, cb->shadow[i].copy, cb->shadow[i].n, X, span);
+    return v;
+}
+
 // rows x cols of a column-major matrix with leading dimension ld, packed (leading dimension rows) as bf16
 __global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
     size_t n = (size_t)rows * cols;
@@ -72,15 +109,14 @@ __global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src
         dst[i] = __float2bfloat16_rn(src[(i / rows) * (size_t)ld + i % rows]);
 }
 
-// Operand X (stored rows x cols, column-major, leading dimension *ld) as bf16: a view into the resident copy when X
-// lies inside it, else rounded into scratch slot `slot` (*ld becomes rows).
+// Operand X (stored rows x cols, column-major, leading dimension *ld) as bf16: a view into the weight copy or a
+// shadow when X lies inside one, else rounded into scratch slot `slot` (*ld becomes rows).
 static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, const void **out,
                         Error *err) {
-    // addresses compared as integers: X is usually not inside the registered array at all
     size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
-    uintptr_t x = (uintptr_t)X, base = (uintptr_t)cb->copy_base;
-    if (cb->copy && x >= base && (x - base) % sizeof(float) == 0 && (x - base) / sizeof(float) + span <= cb->copy_n) {
-        *out = cb->copy + (x - base) / sizeof(float);
+    const __nv_bfloat16 *view = resident_view(cb, X, span);
+    if (view) {
+        *out = view;
         return 0;
     }
     if (cb->reuse && cb->held[slot].x == X && cb->held[slot].rows == rows && cb->held[slot].cols == cols &&
@@ -137,6 +173,45 @@ static int gemm(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m,
                            what, err);
 }
 
+// bf16_operand for an operand of a strided batch: a shared one (stride 0) is rounded once as usual; a strided one must
+// be resident over the whole batch, else *out is NULL.
+static int batch_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, long long stride,
+                         int count, const void **out, Error *err) {
+    if (stride == 0) return bf16_operand(cb, slot, X, rows, cols, ld, out, err);
+    size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
+    *out = resident_view(cb, X, span + (size_t)stride * (count - 1));
+    return 0;
+}
+
+// count products C_j = alpha op(A_j) op(B_j) + beta C_j, X_j = X + j * sx (stride 0: one operand for all): one
+// strided-batched cuBLAS call. In bf16 mode a strided operand must be resident (weight copy or shadow) over the whole
+// batch for that; otherwise the products run one by one, with the same results.
+static int gemm_batched(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m, int n, int k, float alpha,
+                        const float *A, int lda, long long sa, const float *B, int ldb, long long sb, float beta,
+                        float *C, int ldc, long long sc, int count, const char *what, Error *err) {
+    if (!cb->bf16)
+        return cuda_blas_check(
+            cublasSgemmStridedBatched(cb->h, oa, ob, m, n, k, &alpha, A, lda, sa, B, ldb, sb, &beta, C, ldc, sc, count),
+            what, err);
+    const void *a16 = NULL, *b16 = NULL;
+    int ra = oa == CUBLAS_OP_N ? m : k, ca = oa == CUBLAS_OP_N ? k : m;
+    int rb = ob == CUBLAS_OP_N ? k : n, cbb = ob == CUBLAS_OP_N ? n : k;
+    int la = lda, lb = ldb;
+    if (batch_operand(cb, 0, A, ra, ca, &la, sa, count, &a16, err) ||
+        batch_operand(cb, 1, B, rb, cbb, &lb, sb, count, &b16, err))
+        return error_prefix(err, "%s", what);
+    if (!a16 || !b16) {
+        for (int j = 0; j < count; j++)
+            if (gemm(cb, oa, ob, m, n, k, alpha, A + j * sa, lda, B + j * sb, ldb, beta, C + j * sc, ldc, what, err))
+                return -1;
+        return 0;
+    }
+    return cuda_blas_check(
+        cublasGemmStridedBatchedEx(cb->h, oa, ob, m, n, k, &alpha, a16, CUDA_R_16BF, la, sa, b16, CUDA_R_16BF, lb, sb,
+                                   &beta, C, CUDA_R_32F, ldc, sc, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        what, err);
+}
+
 __global__ static void embedding_kernel(float *out, const float *table, const int *tokens, int N, int D) {
     size_t n = (size_t)N * D;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
@@ -168,11 +243,13 @@ int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, c
 
 // ---- linear -------------------------------------------------------------------------------------
 
-__global__ static void rows_fill_kernel(float *out, const float *b, int N, int O) {
+__device__ static void fill_rows(float *out, const float *b, int N, int O) {
     size_t n = (size_t)N * O;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
         out[k] = b[k % O];
 }
+
+__global__ static void rows_fill_kernel(float *out, const float *b, int N, int O) { fill_rows(out, b, N, O); }
 
 __global__ static void column_sum_kernel(float *db, const float *dout, int N, int O) {
     int o = blockIdx.x * blockDim.x + threadIdx.x;
@@ -191,6 +268,24 @@ int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *
     }
     // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T, hence op T
     return gemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, one, W, I, in, I, beta, out, O, "linear forward", err);
+}
+
+// Entry j of a batch of bias rows: out + j * so gets N copies of b + j * sb.
+__global__ static void rows_fill_batched_kernel(float *out, size_t so, const float *b, size_t sb, int N, int O) {
+    fill_rows(out + blockIdx.y * so, b + blockIdx.y * sb, N, O);
+}
+
+int cuda_linear_forward_batched(CudaBlas *cb, float *out, size_t out_stride, const float *in, const float *W,
+                                size_t w_stride, const float *b, size_t b_stride, int count, int N, int I, int O,
+                                Error *err) {
+    if (count < 1) return error_set(err, "cuda: batched linear: %d products", count);
+    if (b) {
+        rows_fill_batched_kernel<<<dim3(cuda_grid_for((size_t)N * O), count), CUDA_THREADS>>>(out, out_stride, b,
+                                                                                              b_stride, N, O);
+        if (cuda_launch_check("batched linear bias", err)) return -1;
+    }
+    return gemm_batched(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, 1.0f, W, I, (long long)w_stride, in, I, 0,
+                        b ? 1.0f : 0.0f, out, O, (long long)out_stride, count, "batched linear forward", err);
 }
 
 static int linear_backward_products(CudaBlas *cb, float *din, float bd, float *dW, const float *dout, const float *in,
@@ -224,19 +319,30 @@ int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW
 
 // ---- RMSNorm ------------------------------------------------------------------------------------
 
-__global__ static void rmsnorm_forward_kernel(float *y, float *rstd, const float *x, const float *w, int C, float eps) {
-    const float *xr = x + (size_t)blockIdx.x * C;
-    float *yr = y + (size_t)blockIdx.x * C;
+// y16 (optional): the bf16 rounding of y as well, for a following bf16 product (a shadow, cuda_blas_add_shadow)
+__global__ static void rmsnorm_forward_kernel(float *y, __nv_bfloat16 *y16, float *rstd, const float *x, const float *w,
+                                              int C, float eps) {
+    size_t row = (size_t)blockIdx.x * C;
+    const float *xr = x + row;
     double ss = 0.0;
     for (int c = threadIdx.x; c < C; c += blockDim.x) ss += (double)xr[c] * xr[c];
     ss = cuda_block_sum(ss);
     float r = (float)(1.0 / sqrt(ss / C + eps));
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) yr[c] = xr[c] * r * w[c];
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = xr[c] * r * w[c];
+        y[row + c] = v;
+        if (y16) y16[row + c] = __float2bfloat16_rn(v);
+    }
 }
 
 int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err) {
-    rmsnorm_forward_kernel<<<N, CUDA_THREADS>>>(y, rstd, x, w, C, eps);
+    return cuda_rmsnorm_forward_bf16(y, NULL, rstd, x, w, N, C, eps, err);
+}
+
+int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
+                              Error *err) {
+    rmsnorm_forward_kernel<<<N, CUDA_THREADS>>>(y, (__nv_bfloat16 *)y16, rstd, x, w, C, eps);
     return cuda_launch_check("rmsnorm forward", err);
 }
 
@@ -304,9 +410,12 @@ int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double t
 
 __device__ static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-__global__ static void swiglu_forward_kernel(float *h, const float *g, const float *u, long n) {
-    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
-        h[i] = g[i] * sigmoid(g[i]) * u[i];
+__global__ static void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const float *g, const float *u, long n) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = g[i] * sigmoid(g[i]) * u[i];
+        h[i] = v;
+        if (h16) h16[i] = __float2bfloat16_rn(v);
+    }
 }
 
 __global__ static void swiglu_backward_kernel(float *dg, float *du, const float *dh, const float *g, const float *u,
@@ -319,7 +428,11 @@ __global__ static void swiglu_backward_kernel(float *dg, float *du, const float 
 }
 
 int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err) {
-    swiglu_forward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(h, g, u, n);
+    return cuda_swiglu_forward_bf16(h, NULL, g, u, n, err);
+}
+
+int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u, long n, Error *err) {
+    swiglu_forward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(h, (__nv_bfloat16 *)h16, g, u, n);
     return cuda_launch_check("swiglu forward", err);
 }
 
@@ -423,6 +536,71 @@ int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, c
     return cuda_launch_check("kv append", err);
 }
 
+// The decode step's per-head work between the q/k/v products and attention, one block per (row, head): a q head is
+// normed (qn) and rotated in place, a k head normed (kn) and rotated into the cache, a v head copied into it. The
+// arithmetic is rmsnorm_forward_kernel's (a double sum of squares, y = x r w) then rope_kernel's, element for element,
+// so this one launch replaces five (two norms, two rotations, the append).
+enum { NRA_THREADS = 64 };
+
+template <typename E>
+__global__ static void norm_rope_append_kernel(float *q, const float *k, const float *v, E *K, E *V, const float *qn,
+                                               const float *kn, float eps, const int *slot, const int *pos, int layer,
+                                               int num_slots, int max_len, int Hq, int Hkv, int hd, double theta) {
+    __shared__ double ss[NRA_THREADS];
+    int i = blockIdx.x, h = blockIdx.y, t = threadIdx.x, half = hd / 2, KD = Hkv * hd;
+    size_t at = (((size_t)layer * num_slots + slot[i]) * max_len + pos[i]) * KD;
+    if (h >= Hq + Hkv) {
+        size_t g = (size_t)(h - Hq - Hkv) * hd;
+        for (int d = t; d < hd; d += NRA_THREADS) kv_store(V, at + g + d, v[(size_t)i * KD + g + d]);
+        return;
+    }
+    int is_q = h < Hq;
+    size_t g = (size_t)(is_q ? h : h - Hq) * hd;
+    const float *src = is_q ? q + (size_t)i * Hq * hd + g : k + (size_t)i * KD + g, *w = is_q ? qn : kn;
+    float r = 1.0f;
+    if (w) {
+        double acc = 0.0;
+        for (int d = t; d < hd; d += NRA_THREADS) acc += (double)src[d] * src[d];
+        ss[t] = acc;
+        __syncthreads();
+        for (int s = NRA_THREADS / 2; s > 0; s >>= 1) {
+            if (t < s) ss[t] += ss[t + s];
+            __syncthreads();
+        }
+        r = (float)(1.0 / sqrt(ss[0] / hd + eps));
+    }
+    for (int j = t; j < half; j += NRA_THREADS) {
+        float a = src[j], b = src[j + half];
+        if (w) a = a * r * w[j], b = b * r * w[j + half];
+        float ang = (float)pos[i] * (float)pow(theta, -2.0 * j / hd);
+        float c = cosf(ang), sn = sinf(ang), x0 = a * c - b * sn, x1 = b * c + a * sn;
+        if (is_q) {
+            q[(size_t)i * Hq * hd + g + j] = x0;
+            q[(size_t)i * Hq * hd + g + j + half] = x1;
+        } else {
+            kv_store(K, at + g + j, x0);
+            kv_store(K, at + g + j + half, x1);
+        }
+    }
+}
+
+int cuda_norm_rope_append(float *q, const float *k, const float *v, void *K, void *V, int bf16, const float *q_norm,
+                          const float *k_norm, float eps, const int *slot, const int *pos, int n, int layer,
+                          int num_slots, int max_len, int Hq, int Hkv, int hd, double theta, Error *err) {
+    if (hd < 2 || hd % 2 || Hq < 1 || Hkv < 1 || Hq + 2 * Hkv > 65535 || !q_norm != !k_norm)
+        return error_set(err, "cuda: norm/rope/append: bad shape Hq %d Hkv %d hd %d, or only one of q_norm/k_norm", Hq,
+                         Hkv, hd);
+    if (n == 0) return 0;
+    dim3 grid(n, Hq + 2 * Hkv);
+    if (bf16)
+        norm_rope_append_kernel<<<grid, NRA_THREADS>>>(q, k, v, (__nv_bfloat16 *)K, (__nv_bfloat16 *)V, q_norm, k_norm,
+                                                       eps, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd, theta);
+    else
+        norm_rope_append_kernel<<<grid, NRA_THREADS>>>(q, k, v, (float *)K, (float *)V, q_norm, k_norm, eps, slot, pos,
+                                                       layer, num_slots, max_len, Hq, Hkv, hd, theta);
+    return cuda_launch_check("norm/rope/append", err);
+}
+
 // Decode attention: one block per (query row, kv head, chunk of up to CA_GROUP of the query heads that share it), so
 // each cached K and V row is read once for the whole group (once per chunk beyond CA_GROUP heads), in coalesced
 // tiles of CA_TILE positions staged in shared memory. Online softmax over the tiles: each head's running max and sum
@@ -442,9 +620,9 @@ enum { CA_NACC = CA_GROUP * CA_MAX_HD / CA_THREADS };  // output elements per th
 __device__ static inline int ca_min(int a, int b) { return a < b ? a : b; }
 
 template <typename E>
-__global__ static void cached_attention_kernel(float *out, const float *q, const E *K, const E *V, const int *slot,
-                                               const int *pos, int layer, int num_slots, int max_len, int Hq, int Hkv,
-                                               int hd, float scale) {
+__global__ static void cached_attention_kernel(float *out, __nv_bfloat16 *out16, const float *q, const E *K, const E *V,
+                                               const int *slot, const int *pos, int layer, int num_slots, int max_len,
+                                               int Hq, int Hkv, int hd, float scale) {
     extern __shared__ float ca_smem[];
     int group = Hq / Hkv, chunks = (group + CA_GROUP - 1) / CA_GROUP, KD = Hkv * hd, ldk = hd + 1;
     int i = blockIdx.x, g = blockIdx.y / chunks, h0 = g * group + blockIdx.y % chunks * CA_GROUP;
@@ -503,13 +681,17 @@ __global__ static void cached_attention_kernel(float *out, const float *q, const
     for (int j = 0; j < CA_NACC; j++) {
         int e = t + j * CA_THREADS;
         if (e >= gc * hd) break;
-        out[((size_t)i * Hq + h0) * hd + e] = acc[j] / sL[e / hd];
+        size_t o = ((size_t)i * Hq + h0) * hd + e;
+        float v = acc[j] / sL[e / hd];
+        out[o] = v;
+        if (out16) out16[o] = __float2bfloat16_rn(v);
     }
 }
 
 template <typename E>
-static int launch_cached_attention(float *out, const float *q, const E *K, const E *V, const int *slot, const int *pos,
-                                   int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd, Error *err) {
+static int launch_cached_attention(float *out, __nv_bfloat16 *out16, const float *q, const E *K, const E *V,
+                                   const int *slot, const int *pos, int n, int layer, int num_slots, int max_len,
+                                   int Hq, int Hkv, int hd, Error *err) {
     if (hd < 1 || hd > CA_MAX_HD || Hkv < 1 || Hq % Hkv != 0)
         return error_set(err, "cuda: cached attention: bad shape Hq %d Hkv %d hd %d (hd at most %d)", Hq, Hkv, hd,
                          CA_MAX_HD);
@@ -519,16 +701,17 @@ static int launch_cached_attention(float *out, const float *q, const E *K, const
     size_t shared = sizeof(float) * ((size_t)CA_TILE * (2 * hd + 1) + (size_t)CA_GROUP * (hd + CA_TILE + 3));
     if (cuda_opt_in_shared(cached_attention_kernel<E>, shared, "cached attention", err)) return -1;
     cached_attention_kernel<E><<<dim3(n, Hkv * chunks), CA_THREADS, shared>>>(
-        out, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd, 1.0f / sqrtf((float)hd));
+        out, out16, q, K, V, slot, pos, layer, num_slots, max_len, Hq, Hkv, hd, 1.0f / sqrtf((float)hd));
     return cuda_launch_check("cached attention", err);
 }
 
-int cuda_cached_attention(float *out, const float *q, const void *K, const void *V, int bf16, const int *slot,
-                          const int *pos, int n, int layer, int num_slots, int max_len, int Hq, int Hkv, int hd,
-                          Error *err) {
+int cuda_cached_attention(float *out, void *out16, const float *q, const void *K, const void *V, int bf16,
+                          const int *slot, const int *pos, int n, int layer, int num_slots, int max_len, int Hq,
+                          int Hkv, int hd, Error *err) {
+    __nv_bfloat16 *o16 = (__nv_bfloat16 *)out16;
     if (bf16)
-        return launch_cached_attention(out, q, (const __nv_bfloat16 *)K, (const __nv_bfloat16 *)V, slot, pos, n, layer,
-                                       num_slots, max_len, Hq, Hkv, hd, err);
-    return launch_cached_attention(out, q, (const float *)K, (const float *)V, slot, pos, n, layer, num_slots, max_len,
-                                   Hq, Hkv, hd, err);
+        return launch_cached_attention(out, o16, q, (const __nv_bfloat16 *)K, (const __nv_bfloat16 *)V, slot, pos, n,
+                                       layer, num_slots, max_len, Hq, Hkv, hd, err);
+    return launch_cached_attention(out, o16, q, (const float *)K, (const float *)V, slot, pos, n, layer, num_slots,
+                                   max_len, Hq, Hkv, hd, err);
 }

@@ -440,12 +440,19 @@ static void test_memory_plan(void) {
     before = p.total;
     strcpy(c.device, "cuda");
     train_memory_plan(&c, &mc, 1234, 40, &p);
-    size_t mlp = (size_t)c.micro_batch_size * T * mc.intermediate_size, logit = (size_t)256 * mc.vocab_size;
+    size_t mlp = (size_t)c.micro_batch_size * T * mc.intermediate_size;
+    size_t logit = qwen_cuda_logit_rows(&mc, (size_t)c.micro_batch_size * T) * mc.vocab_size;
     CHECK(p.rollout_weights == 0 && p.train_bf16 == 0);
     // (rollout.matmul_dtype bf16: plus a decode step's bf16 shadows of its normed input, attention and SwiGLU output)
     size_t shadows =
         2 * (size_t)(S > 512 ? S : 512) * (mc.hidden_size + (size_t)mc.num_heads * mc.head_dim + mc.intermediate_size);
     CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit) + shadows);
+    // the logit chunk: every row up to a 512 MiB fp32 buffer, never under 256 rows
+    QwenConfig big = mc;
+    big.vocab_size = 151936;
+    CHECK(qwen_cuda_logit_rows(&big, 100) == 100 && qwen_cuda_logit_rows(&big, 5000) == 883);
+    big.vocab_size = 1 << 22;
+    CHECK(qwen_cuda_logit_rows(&big, 5000) == 256 && qwen_cuda_logit_rows(&big, 200) == 200);
     // and the device's own activations (flash attention: no T x T probabilities, no per-thread attention work)
     CHECK(p.activations == qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 0) && p.activations < host_acts);
     // and one more cache slot (where padding rows of a sampled step write)

@@ -12,7 +12,7 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t H = (size_t)c->num_heads, rows = N < LOGIT_ROWS ? N : LOGIT_ROWS;
+    size_t H = (size_t)c->num_heads, rows = qwen_cuda_logit_rows(c, N);
     size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
     CudaBuf b[] = {
         {(void **)&qc->d_params, f * qc->num_params},
@@ -61,6 +61,12 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
     return n;
+}
+
+size_t qwen_cuda_logit_rows(const QwenConfig *c, size_t N) {
+    size_t budget = (size_t)512 << 20, rows = budget / (sizeof(float) * (size_t)c->vocab_size);
+    if (rows < 256) rows = 256;
+    return N < rows ? N : rows;
 }
 
 size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
@@ -177,6 +183,7 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     qc->max_B = max_B, qc->max_T = max_T;
     qc->recompute = recompute;
     qc->num_params = m->num_params;
+    qc->logit_rows = qwen_cuda_logit_rows(&m->cfg, (size_t)max_B * max_T);
     CudaBuf t[64];
     if (cuda_alloc_table(t, dev_bufs(qc, t), err)) {
         qwen_cuda_free(qc);
@@ -327,8 +334,9 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
         cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
         cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err))
         return error_prefix(err, "forward (cuda)");
-    for (int r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
-        int nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
+    int rows = (int)qc->logit_rows;
+    for (int r0 = 0; r0 < N; r0 += rows) {
+        int nr = N - r0 < rows ? N - r0 : rows;
         if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, 1.0f / temperature, qc->lnf + (size_t)r0 * D, D, qc->w.lm_head, D, 0.0f,
                        qc->logits, V, err) ||
             cuda_logsoftmax_rows(qc->logits, qc->target + r0, qc->logp + r0, entropy ? qc->ent + r0 : NULL, nr, V, err))
@@ -356,15 +364,19 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
         return error_prefix(err, "backward (cuda)");
     // lm_head and the final norm; logits recomputed in chunks (as on the CPU)
     float inv_t = 1.0f / qc->temperature;
-    for (int r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
-        int nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
+    int rows = (int)qc->logit_rows;
+    for (int r0 = 0; r0 < N; r0 += rows) {
+        int nr = N - r0 < rows ? N - r0 : rows;
         const float *in = qc->lnf + (size_t)r0 * D;
-        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
-            cuda_logsoftmax_grad_rows(qc->logits, qc->target + r0, qc->wrow + r0, nr, V, err) ||
-            cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
-                       err) ||
-            cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
-            return error_prefix(err, "backward (cuda): lm_head");
+        int rc = cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
+                 cuda_logsoftmax_grad_rows(qc->logits, qc->target + r0, qc->wrow + r0, nr, V, err);
+        cuda_blas_reuse_operands(qc->cb, 1);  // the logit gradients feed both products: rounded to bf16 once
+        rc = rc ||
+             cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
+                        err) ||
+             cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err);
+        cuda_blas_reuse_operands(qc->cb, 0);
+        if (rc) return error_prefix(err, "backward (cuda): lm_head");
     }
     if (cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err))
         return error_prefix(err, "backward (cuda)");

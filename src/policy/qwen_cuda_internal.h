@@ -6,9 +6,6 @@
 #include "policy/ops_cuda.h"
 #include "policy/qwen_cuda.h"
 
-// Rows of the vocabulary GEMM done at once: bounds the device logits buffer to LOGIT_ROWS x V.
-#define LOGIT_ROWS 256
-
 // Saved activations, [L, N, ...] per layer as QwenActs on the CPU, plus backward scratch.
 struct QwenCuda {
     QwenConfig cfg;
@@ -16,6 +13,7 @@ struct QwenCuda {
     int recompute;           // activation recomputation: one layer of room, layers re-run in the backward
     float temperature;
     size_t num_params;
+    size_t logit_rows;  // qwen_cuda_logit_rows at the capacity max_B x max_T: the logits buffer's rows
     float *d_params, *d_grads;
     // bf16 matrix products (matmul_dtype bf16): the weights rounded once per change, read by every GEMM
     int train_bf16;    // the training passes' mode (qwen_cuda_set_matmul_bf16)

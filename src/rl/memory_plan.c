@@ -33,8 +33,9 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->train_bf16 = c->matmul_bf16 ? 2 * bf16_packed_bytes(mc->vocab_size, mc->hidden_size) : 0;
     out->device_bf16 = 0;
     if (on_device && (c->matmul_bf16 || c->rollout_matmul_bf16)) {
-        // the largest rounded operand: a micro-batch's MLP activations, or a chunk of logit gradients (256 rows)
-        size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size, logit = (size_t)256 * mc->vocab_size;
+        // the largest rounded operand: a micro-batch's MLP activations, or a chunk of logit gradients
+        size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size;
+        size_t logit = qwen_cuda_logit_rows(mc, (size_t)c->micro_batch_size * T) * mc->vocab_size;
         out->device_bf16 = 2 * params + 2 * 2 * (mlp > logit ? mlp : logit);
         // a decode step's bf16 shadows of its normed input, attention and SwiGLU outputs
         size_t QD = (size_t)mc->num_heads * mc->head_dim;

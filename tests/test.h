@@ -67,6 +67,10 @@ static inline int test_shell(const char *cmd, char *out, size_t n) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// The running maximum of differences for a comparison: infinite once a difference is NaN (fmax alone would skip
+// a NaN and let a broken result pass).
+static inline double test_worse(double worst, double d) { return d != d ? INFINITY : fmax(worst, d); }
+
 static inline int test_summary(const char *suite) {
     printf("%s: %d passed, %d failed, %d skipped\n", suite, test_state.passed, test_state.failed,
            test_state.skipped);

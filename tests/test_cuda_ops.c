@@ -17,21 +17,6 @@
 #include "policy/ops_cuda.h"
 #endif
 
-#ifdef PIONRL_CUDA
-// Whether the device's bf16 array d16 holds exactly the rounding of its fp32 array d (n values): what a kernel that
-// writes an activation shadow promises.
-static int shadow_matches(const float *d, const void *d16, size_t n) {
-    float *x = malloc(sizeof(float) * n);
-    uint16_t *h = malloc(sizeof(uint16_t) * n);
-    Error err;
-    int ok = x && h && cuda_to_host(x, d, sizeof(float) * n, &err) == 0 &&
-             cuda_to_host(h, d16, sizeof(uint16_t) * n, &err) == 0;
-    for (size_t i = 0; ok && i < n; i++) ok = h[i] == bf16_from_f32(x[i]);
-    free(x), free(h);
-    return ok;
-}
-#endif
-
 static void test_linear(void) {
     if (!test_gpu_ready()) return;
 #ifdef PIONRL_CUDA
@@ -236,7 +221,7 @@ static void test_rmsnorm(void) {
     CHECK_MSG(cuda_alloc(&d_y16, 2 * n, &err) == 0 &&
                   cuda_rmsnorm_forward_bf16(d_y, d_y16, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0,
               "%s", err.msg);
-    CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && shadow_matches(d_y, d_y16, n));
+    CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && test_dev_shadow_ok(d_y, d_y16, n));
     void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw, d_y16};
     for (int i = 0; i < 8; i++) cuda_release(d[i]);
     free(x), free(w), free(y), free(rstd), free(dy), free(dx), free(dw);
@@ -288,7 +273,14 @@ static void test_swiglu(void) {
     CHECK_MSG(
         cuda_alloc(&d_h16, 2 * (size_t)n, &err) == 0 && cuda_swiglu_forward_bf16(d_h, d_h16, d_g, d_u, n, &err) == 0,
         "%s", err.msg);
-    CHECK(test_dev_diff(h, d_h, n, 0) <= 1e-5 && shadow_matches(d_h, d_h16, n));
+    CHECK(test_dev_diff(h, d_h, n, 0) <= 1e-5 && test_dev_shadow_ok(d_h, d_h16, n));
+    void *d_dg16 = NULL, *d_du16 = NULL;
+    CHECK_MSG(cuda_alloc(&d_dg16, 2 * (size_t)n, &err) == 0 && cuda_alloc(&d_du16, 2 * (size_t)n, &err) == 0 &&
+                  cuda_swiglu_backward_bf16(d_dg, d_du, d_dg16, d_du16, d_dh, d_g, d_u, n, &err) == 0,
+              "%s", err.msg);
+    CHECK(test_dev_diff(dg, d_dg, n, 0) <= 1e-5 && test_dev_diff(du, d_du, n, 0) <= 1e-5);
+    CHECK(test_dev_shadow_ok(d_dg, d_dg16, n) && test_dev_shadow_ok(d_du, d_du16, n));
+    cuda_release(d_dg16), cuda_release(d_du16);
     void *d[] = {d_g, d_u, d_h, d_dh, d_dg, d_du, d_h16};
     for (int i = 0; i < 7; i++) cuda_release(d[i]);
     free(g), free(u), free(h), free(dh), free(dg), free(du);
@@ -370,7 +362,7 @@ static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
             cuda_cached_attention(d_out, out16, d_q, K, V, bf16, d_slot, d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, &err);
         if (rc)
             test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: %s", Hq, Hkv, hd, err.msg);
-        else if (!shadow_matches(d_out, out16, (size_t)N * Hq * hd))
+        else if (!test_dev_shadow_ok(d_out, out16, (size_t)N * Hq * hd))
             test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: out16 is not the rounding of out", Hq, Hkv, hd);
         else
             e = test_dev_diff(ref, d_out, (size_t)N * Hq * hd, 1);

@@ -96,7 +96,7 @@ static void compare_steps(OptimConfig cfg) {
             double worst = 0, scale = 0, d2 = 0, c2 = 0;
             for (size_t k = t[i].offset; k < t[i].offset + param_numel(&t[i]); k++) {
                 double dc = (double)W[k] - W0[k], dg = (double)Wg[k] - W0[k];
-                worst = fmax(worst, fabs(dg - dc));
+                worst = test_worse(worst, fabs(dg - dc));
                 scale = fmax(scale, fabs(dc));
                 d2 += (dg - dc) * (dg - dc), c2 += dc * dc;
             }
@@ -124,7 +124,7 @@ static void compare_steps(OptimConfig cfg) {
         for (int b = 0; b < cpu->st[i].nbuf; b++) {
             double worst = 0, big = 0;
             for (size_t k = 0; k < cpu->st[i].len[b]; k++) {
-                worst = fmax(worst, fabs((double)back->st[i].buf[b][k] - cpu->st[i].buf[b][k]));
+                worst = test_worse(worst, fabs((double)back->st[i].buf[b][k] - cpu->st[i].buf[b][k]));
                 big = fmax(big, fabs(cpu->st[i].buf[b][k]));
             }
             CHECK_MSG(worst <= 1e-3 * big + 1e-12, "%s state %d differs by %g (max %g)", t[i].name, b, worst, big);

@@ -130,7 +130,7 @@ static void check_params(const SamplingParams *sp, const char *name) {
             tok[r] != reference(row, sp, u[r] + 1e-9, &lp2)) {
             if (unexplained++ < 3) test_fail_at(__FILE__, __LINE__, "%s row %d: device %d, reference %d (u %.9f)", name, r, tok[r], want, u[r]);
         }
-        if (tok[r] == want) worst_lp = fmax(worst_lp, fabs(logp[r] - lp));
+        if (tok[r] == want) worst_lp = test_worse(worst_lp, fabs(logp[r] - lp));
         CHECK_MSG(tok[r] >= 0 && tok[r] < N_VALID, "%s row %d: token %d outside the valid ids", name, r, tok[r]);
         float cpu_lp;
         Rng rr = row_rng[r];

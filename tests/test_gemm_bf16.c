@@ -35,7 +35,7 @@ static void reference(double *C, const float *C0, float alpha, const float *A, i
 // max |C - ref| relative to the sum of |a||b| terms (the scale of fp32 accumulation error)
 static double rel_err(const float *C, const double *ref, int m, int n, int k) {
     double worst = 0;
-    for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(C[i] - ref[i]));
+    for (int i = 0; i < m * n; i++) worst = test_worse(worst, fabs(C[i] - ref[i]));
     return worst / sqrt((double)k);
 }
 
@@ -85,7 +85,7 @@ static void test_gemm_bf16_large_vs_sgemm(void) {
     gemm_dt(1, 0, 1, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n);
     sgemm(0, 1, m, n, k, 1.0f, A, k, B, k, 0.0f, R, n);
     double worst = 0, scale = 0;
-    for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(C[i] - R[i])), scale = fmax(scale, fabs(R[i]));
+    for (int i = 0; i < m * n; i++) worst = test_worse(worst, fabs(C[i] - R[i])), scale = fmax(scale, fabs(R[i]));
     printf("  700 x 300 x 517: bf16 vs fp32 max |diff| %.3g (values up to %.3g)\n", worst, scale);
     CHECK(worst > 0 && worst < 2e-2 * scale);
     // gemm_dt with both operands read transposed equals the same product
@@ -196,7 +196,7 @@ static void product_both_layouts(Rng *rng, int m, int n, int k, Operands *o) {
     int rct = gemm_bf16_nt(Ct, n, 1.0f, 0, o->At, m, 1, m, o->B, k, 0, n, k);
     sgemm(0, 1, m, n, k, 1.0f, o->A, k, o->B, k, 0.0f, R, n);
     double worst = 0;
-    for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(o->C[i] - R[i]));
+    for (int i = 0; i < m * n; i++) worst = test_worse(worst, fabs(o->C[i] - R[i]));
     int same = !memcmp(o->C, Ct, sizeof(float) * m * n);
     free(Ct), free(R);
     CHECK(rc == 0 && rct == 0);

@@ -4,8 +4,10 @@
 #define PIONRL_TEST_GPU_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
+#include "core/bf16.h"
 #include "core/cuda_ops.h"
 #include "test.h"
 
@@ -54,6 +56,19 @@ static inline double test_dev_diff(const float *host, const float *d, size_t n, 
     }
     free(back);
     return rel ? worst / big : worst;
+}
+
+// Whether the device's bf16 array d16 holds exactly the rounding of its fp32 array d (n values): what a kernel that
+// writes an activation shadow next to its output promises.
+static inline int test_dev_shadow_ok(const float *d, const void *d16, size_t n) {
+    float *x = malloc(sizeof(float) * n);
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    Error err;
+    int ok = x && h && d && d16 && cuda_to_host(x, d, sizeof(float) * n, &err) == 0 &&
+             cuda_to_host(h, d16, sizeof(uint16_t) * n, &err) == 0;
+    for (size_t i = 0; ok && i < n; i++) ok = h[i] == bf16_from_f32(x[i]);
+    free(x), free(h);
+    return ok;
 }
 
 #endif

@@ -28,7 +28,7 @@ static double map_error(const NsSchedule *s, int rows, int cols, int normalize, 
     Error err;
     if (spectrum_measure(s, sigma, rows, cols, normalize, 42, &r, &err)) return 1e9;
     double worst = 0.0;
-    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(r.sigma_out[i] - r.expected[i]));
+    for (int i = 0; i < n; i++) worst = test_worse(worst, fabs(r.sigma_out[i] - r.expected[i]));
     *offdiag = r.max_offdiag;
     spectrum_result_free(&r);
     return worst;
@@ -133,7 +133,7 @@ static void test_ns_muon_orthogonal(void) {
         for (int j = 0; j < r; j++) {
             double d = 0;
             for (int k = 0; k < c; k++) d += (double)O[i * c + k] * O[j * c + k];
-            worst = fmax(worst, fabs(d - (i == j)));
+            worst = test_worse(worst, fabs(d - (i == j)));
         }
     CHECK_MSG(worst <= 1e-3, "cubic schedule: |O O^T - I| max %g", worst);
     ns_work_free(&w);
@@ -208,7 +208,7 @@ static void test_ns_bf16_products(void) {
             }
             double worst = 0, vs32 = 0, big = 0;
             for (size_t i = 0; i < n; i++) {
-                worst = fmax(worst, fabs(O[i] - X[i]));
+                worst = test_worse(worst, fabs(O[i] - X[i]));
                 vs32 = fmax(vs32, fabs((double)O[i] - O32[i]));
                 big = fmax(big, fabs(X[i]));
             }
@@ -288,7 +288,7 @@ static void test_per_head_equals_blocks(void) {
             memcpy(blk, G + (size_t)h * hd * D, sizeof(float) * hd * D);
             CHECK(ns_orthogonalize(&s, blk, hd, D, D, outb, D, c.ns_eps, &w, &err) == 0);
             for (int i = 0; i < hd * D; i++)
-                worst = fmax(worst, fabs(W[(size_t)h * hd * D + i] - (-c.lr * sc * outb[i])));
+                worst = test_worse(worst, fabs(W[(size_t)h * hd * D + i] - (-c.lr * sc * outb[i])));
             // o block: columns h*hd.., copied out to a separate contiguous matrix.
             const float *Go = G + t[1].offset;
             for (int i = 0; i < D; i++)
@@ -297,7 +297,8 @@ static void test_per_head_equals_blocks(void) {
             const float *Wo = W + t[1].offset;
             for (int i = 0; i < D; i++)
                 for (int j = 0; j < hd; j++)
-                    worst = fmax(worst, fabs(Wo[(size_t)i * H * hd + h * hd + j] - (-c.lr * sc * outb[i * hd + j])));
+                    worst =
+                        test_worse(worst, fabs(Wo[(size_t)i * H * hd + h * hd + j] - (-c.lr * sc * outb[i * hd + j])));
         }
         CHECK_MSG(worst <= 1e-9, "per-head differs from separate blocks by %g", worst);
         // And per-head is really different from whole-matrix.
@@ -350,7 +351,7 @@ static void test_per_head_parallel_large_blocks(void) {
         CHECK(ns_orthogonalize(&s, blk, D, hd, hd, outb, hd, c.ns_eps, &w, &err) == 0);
         for (int i = 0; i < D; i++)
             for (int j = 0; j < hd; j++)
-                worst = fmax(worst, fabs(W[(size_t)i * H * hd + h * hd + j] - (-c.lr * sc * outb[i * hd + j])));
+                worst = test_worse(worst, fabs(W[(size_t)i * H * hd + h * hd + j] - (-c.lr * sc * outb[i * hd + j])));
     }
     CHECK_MSG(worst <= 1e-9, "parallel per-head differs from separate blocks by %g", worst);
     ns_work_free(&w);
@@ -390,7 +391,7 @@ static void test_spectral_preserves_singular_values(void) {
         }
         CHECK(singular_values(W, r, c, s1, &err) == 0);
         double worst = 0, moved = 0;
-        for (int i = 0; i < nsv; i++) worst = fmax(worst, fabs(s1[i] - s0[i]) / s0[0]);
+        for (int i = 0; i < nsv; i++) worst = test_worse(worst, fabs(s1[i] - s0[i]) / s0[0]);
         for (size_t i = 0; i < N; i++) moved = fmax(moved, fabs(W[i] - W0[i]));
         if (map == 0) {
             // Cayley: exactly orthogonal factors; only fp32 rounding of W accumulates.

@@ -54,7 +54,7 @@ static void test_adamw_matches_torch(void) {
         CHECK(optimizer_step(o, W, G, 1.0f, &err) == 0);
     }
     double worst = 0;
-    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(W[i] - E[i]));
+    for (int i = 0; i < n; i++) worst = test_worse(worst, fabs(W[i] - E[i]));
     CHECK_MSG(worst <= 1e-6, "AdamW differs from torch by %g", worst);
     optimizer_free(o);
     free(W), free(G), free(E);
@@ -107,7 +107,7 @@ static void test_matrix_cases_match_torch(void) {
         // Compare the accumulated change relative to its size (fp32 GEMM order differs from torch).
         double worst = 0, size = 0;
         for (int i = 0; i < n; i++) {
-            worst = fmax(worst, fabs(W[i] - E[i]));
+            worst = test_worse(worst, fabs(W[i] - E[i]));
             size = fmax(size, fabs(E[i] - W0[i]));
         }
         CHECK_MSG(worst <= 1e-5 * size + 1e-7, "%s: differs from torch by %g (change size %g)", name, worst, size);

@@ -52,7 +52,8 @@ static void decode_matches_forward(int arch, int bf16, int mm_bf16) {
     for (int i = 0; i < n; i++) {
         int s = slot[i], t = s == 0 ? i : i - 7;
         for (int v = 0; v < c.vocab_size; v++)
-            worst = fmax(worst, fabs(lg[(size_t)i * c.vocab_size + v] - ref[((size_t)s * T + t) * c.vocab_size + v]));
+            worst =
+                test_worse(worst, fabs(lg[(size_t)i * c.vocab_size + v] - ref[((size_t)s * T + t) * c.vocab_size + v]));
     }
     int len[2] = {7, 3};
     while (len[0] < T || len[1] < T) {
@@ -145,7 +146,7 @@ static void test_exp_fast_accuracy(void) {
     for (int i = 0; i <= 2000000; i++) {
         float x = -87.0f + 175.0f * (float)i / 2000000.0f;
         double ref = exp((double)x);
-        worst = fmax(worst, fabs(exp_fast(x) - ref) / ref);
+        worst = test_worse(worst, fabs(exp_fast(x) - ref) / ref);
     }
     printf("  exp_fast max relative error %.2e on [-87, 88]\n", worst);
     CHECK(worst < 3e-7);

@@ -62,7 +62,7 @@ static void check_fixture(const char *dir) {
     float *logits = malloc(sizeof(float) * B * T * V);
     CHECK(qwen_forward_logits(&m, &a, tok, B, T, logits, &e) == 0);
     double worst = 0;
-    for (size_t i = 0; i < (size_t)B * T * V; i++) worst = fmax(worst, fabs(logits[i] - logits_ref[i]));
+    for (size_t i = 0; i < (size_t)B * T * V; i++) worst = test_worse(worst, fabs(logits[i] - logits_ref[i]));
     CHECK_MSG(worst <= 1e-4, "%s logits max abs err %.3g", dir, worst);
     printf("  %s: logits max abs err %.2e\n", dir, worst);
 

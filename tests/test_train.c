@@ -446,6 +446,8 @@ static void test_memory_plan(void) {
     // (rollout.matmul_dtype bf16: plus a decode step's bf16 shadows of its normed input, attention and SwiGLU output)
     size_t shadows =
         2 * (size_t)(S > 512 ? S : 512) * (mc.hidden_size + (size_t)mc.num_heads * mc.head_dim + mc.intermediate_size);
+    // (matmul_dtype bf16: plus the bf16 copies of the saved GEMM inputs and the MLP's input gradients)
+    shadows += qwen_cuda_bf16_acts_bytes(&mc, c.micro_batch_size, T, 0);
     CHECK(p.device_bf16 == 2 * n + 4 * (mlp > logit ? mlp : logit) + shadows);
     // the logit chunk: every row up to a 512 MiB fp32 buffer, never under 256 rows
     QwenConfig big = mc;

@@ -28,8 +28,10 @@ int cuda_flash_attention_tensor_cores(int hd, int bf16);
 // of Hkv (query head h reads kv head h / (Hq / Hkv)); 1 <= hd <= 256. bf16: every product's two inputs rounded to
 // bfloat16 (q and k for the scores, the normalised probability and v for the weighted sum: a first pass finds each
 // row's log-sum-exp so that the probability rounded is the CPU's p / l), sums and softmax in fp32.
-int cuda_flash_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                 int Hq, int Hkv, int hd, int bf16, Error *err);
+// out16 (bf16, may be NULL): the rounding of out as well, written in the same pass (the output projection's operand,
+// a shadow: cuda_blas_add_shadow).
+int cuda_flash_attention_forward(float *out, void *out16, float *lse, const float *q, const float *k, const float *v,
+                                 int B, int T, int Hq, int Hkv, int hd, int bf16, Error *err);
 
 // dq, dk, dv (the shapes of q, k, v) are overwritten with the gradients of sum(dout * out); out and lse are the
 // forward's. work: B*T*Hq floats of scratch (each query row's D = rowsum(P dP): dot(dout, out) in fp32; with bf16

@@ -39,8 +39,9 @@ unsigned long cuda_blas_generation(const CudaBlas *cb);
 // Activation shadows, the weight copy's counterpart for activations: until cuda_blas_clear_shadows, a bf16-mode
 // operand lying inside x[0 .. n) is read from x16 (n bf16 values, element i the rounding of x[i]) instead of being
 // rounded into scratch. The caller writes x16 whenever it writes x (the *_bf16 ops below do both in one pass).
-// At most CUDA_BLAS_SHADOWS at once; a decode step registers its normed input, attention and SwiGLU outputs.
-enum { CUDA_BLAS_SHADOWS = 4 };
+// At most CUDA_BLAS_SHADOWS at once: a decode step registers its normed input, attention and SwiGLU outputs, the
+// training passes the saved GEMM inputs of every layer and the MLP's input gradients.
+enum { CUDA_BLAS_SHADOWS = 8 };
 int cuda_blas_add_shadow(CudaBlas *cb, const float *x, const void *x16, size_t n, Error *err);
 void cuda_blas_clear_shadows(CudaBlas *cb);
 
@@ -80,6 +81,9 @@ int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double t
 int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
 int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u, long n, Error *err);
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
+// dg16, du16 (bf16, may be NULL): the roundings of dg and du too (shadows for the gate/up backward products).
+int cuda_swiglu_backward_bf16(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g,
+                              const float *u, long n, Error *err);
 
 // Training attention: src/policy/attention_cuda.h (flash-style, no T x T probabilities).
 

@@ -63,21 +63,45 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     return n;
 }
 
+// The bf16 shadows of qwen_cuda_internal.h, for allocation, release and qwen_cuda_bf16_acts_bytes.
+static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
+    const QwenConfig *c = &qc->cfg;
+    size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size;
+    size_t QD = (size_t)c->num_heads * c->head_dim, S = qc->recompute ? 1 : c->num_layers, h = 2;
+    CudaBuf b[] = {
+        {&qc->ln1_16, h * S * N * D}, {&qc->att16, h * S * N * QD}, {&qc->ln2_16, h * S * N * D},
+        {&qc->act16, h * S * N * F},  {&qc->dgate16, h * N * F},    {&qc->dup16, h * N * F},
+    };
+    int n = (int)(sizeof b / sizeof b[0]);
+    if (t) memcpy(t, b, sizeof b);
+    return n;
+}
+
 size_t qwen_cuda_logit_rows(const QwenConfig *c, size_t N) {
     size_t budget = (size_t)512 << 20, rows = budget / (sizeof(float) * (size_t)c->vocab_size);
     if (rows < 256) rows = 256;
     return N < rows ? N : rows;
 }
 
-size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
+// Bytes of a buffer table (dev_bufs or shadow_bufs) at capacity B x T, from entry `first` on.
+static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int (*bufs)(QwenCuda *, CudaBuf *),
+                          int first) {
     QwenCuda q;
     memset(&q, 0, sizeof q);
     q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute;
     CudaBuf t[64];
-    int n = dev_bufs(&q, t);
+    int n = bufs(&q, t);
     size_t bytes = 0;
-    for (int i = 2; i < n; i++) bytes += t[i].bytes;  // all but the parameters and gradients
+    for (int i = first; i < n; i++) bytes += t[i].bytes;
     return bytes;
+}
+
+size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
+    return table_bytes(c, B, T, recompute, dev_bufs, 2);  // all but the parameters and gradients
+}
+
+size_t qwen_cuda_bf16_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
+    return table_bytes(c, B, T, recompute, shadow_bufs, 0);
 }
 
 #ifndef PIONRL_CUDA
@@ -116,6 +140,7 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) { return no_cuda
 #else
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "policy/attention_cuda.h"
@@ -125,6 +150,7 @@ void qwen_cuda_free(QwenCuda *qc) {
     if (!qc) return;
     CudaBuf t[64];
     cuda_release_table(t, dev_bufs(qc, t));
+    cuda_release_table(t, shadow_bufs(qc, t));
     cuda_release(qc->d_wbf16);
     cuda_blas_free(qc->cb);
     free(qc->h_logp);
@@ -161,8 +187,35 @@ int qwen_cuda_gemm_mode(QwenCuda *qc, int bf16, Error *err) {
 }
 
 int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
-    qc->train_bf16 = on;
-    return on ? qwen_cuda_gemm_mode(qc, 1, err) : 0;  // allocate the copy now: fail before a run starts
+    qc->train_bf16 = 0;
+    if (!on) return 0;
+    // allocate the copies now: fail before a run starts
+    if (qwen_cuda_gemm_mode(qc, 1, err)) return -1;
+    CudaBuf t[8];
+    if (!qc->ln1_16 && cuda_alloc_table(t, shadow_bufs(qc, t), err)) {
+        cuda_release_table(t, shadow_bufs(qc, t));
+        return error_prefix(err, "model (cuda): bf16 copies of the activations (%.1f MB)",
+                            qwen_cuda_bf16_acts_bytes(&qc->cfg, qc->max_B, qc->max_T, qc->recompute) / 1048576.0);
+    }
+    qc->train_bf16 = 1;
+    return 0;
+}
+
+// Registers the training shadows with the cuBLAS handle for a bf16 pass (nothing in fp32 mode); the caller clears
+// them (cuda_blas_clear_shadows) when the pass ends, however it ends.
+static int train_shadows(QwenCuda *qc, Error *err) {
+    if (!qc->train_bf16) return 0;
+    const float *base[] = {qc->ln1, qc->att, qc->ln2, qc->act, qc->dgate, qc->dup};
+    CudaBuf t[8];
+    int n = shadow_bufs(qc, t);
+    for (int i = 0; i < n; i++)
+        if (cuda_blas_add_shadow(qc->cb, base[i], *t[i].p, t[i].bytes / 2, err)) return -1;
+    return 0;
+}
+
+// The shadow of fp32 activation x inside the array at base: the same element offset in base16; NULL in fp32 mode.
+static void *shadow_at(const QwenCuda *qc, const float *x, const float *base, void *base16) {
+    return qc->train_bf16 ? (uint16_t *)base16 + (x - base) : NULL;
 }
 
 int qwen_cuda_create(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
@@ -267,7 +320,9 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
     int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
     int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     float eps = c->rms_norm_eps;
-    int rc = cuda_rmsnorm_forward(a.ln1, a.rstd1, a.x, w->attn_norm + l * D, N, D, eps, err);
+    // bf16 mode: ln1, att, ln2 and act also written as bf16 (shadows), the inputs of the products that read them
+    int rc = cuda_rmsnorm_forward_bf16(a.ln1, shadow_at(qc, a.ln1, qc->ln1, qc->ln1_16), a.rstd1, a.x,
+                                       w->attn_norm + l * D, N, D, eps, err);
     cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v read ln1 and write elsewhere: ln1 rounded to bf16 once
     rc =
         rc ||
@@ -283,15 +338,18 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
              cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
     rc = rc || cuda_rope_forward(a.q, qc->pos, N, Hq, hd, c->rope_theta, err) ||
          cuda_rope_forward(a.k, qc->pos, N, Hkv, hd, c->rope_theta, err) ||
-         cuda_flash_attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd, qc->train_bf16, err) ||
+         cuda_flash_attention_forward(a.att, shadow_at(qc, a.att, qc->att, qc->att16), a.lse, a.q, a.k, a.v, B, T, Hq,
+                                      Hkv, hd, qc->train_bf16, err) ||
          cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
-         cuda_rmsnorm_forward(a.ln2, a.rstd2, a.x_mid, w->mlp_norm + l * D, N, D, eps, err);
+         cuda_rmsnorm_forward_bf16(a.ln2, shadow_at(qc, a.ln2, qc->ln2, qc->ln2_16), a.rstd2, a.x_mid,
+                                   w->mlp_norm + l * D, N, D, eps, err);
     cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share ln2
     rc = rc || cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
          cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err);
     cuda_blas_reuse_operands(qc->cb, 0);
-    rc = rc || cuda_swiglu_forward(a.act, a.gate, a.up, (long)N * F, err) ||
+    rc = rc ||
+         cuda_swiglu_forward_bf16(a.act, shadow_at(qc, a.act, qc->act, qc->act16), a.gate, a.up, (long)N * F, err) ||
          cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
@@ -330,10 +388,12 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
         qc->h_target[n] = n % T < T - 1 ? tokens[n + 1] : -1;  // the last position of a sequence is not scored
     }
     qc->B = B, qc->T = T, qc->temperature = temperature;
-    if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
-        cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
-        cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err))
-        return error_prefix(err, "forward (cuda)");
+    int rc = qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || train_shadows(qc, err) ||
+             cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
+             cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
+             cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err);
+    cuda_blas_clear_shadows(qc->cb);
+    if (rc) return error_prefix(err, "forward (cuda)");
     int rows = (int)qc->logit_rows;
     for (int r0 = 0; r0 < N; r0 += rows) {
         int nr = N - r0 < rows ? N - r0 : rows;
@@ -353,11 +413,63 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
     return 0;
 }
 
+// One layer of the backward, from dx (the gradient at the layer's output) to dx at its input, accumulating the
+// layer's parameter gradients; the activations are the forward's (or rebuilt here with recomputation).
+static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
+    const QwenConfig *c = &qc->cfg;
+    const QwenWeights *w = &qc->w, *g = &qc->g;
+    int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size;
+    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
+    Layer a = layer_acts(qc, l);
+    if (qc->recompute && layer_forward(qc, l, &a, err)) return -1;  // rebuild this layer's activations from its input
+    // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
+    int rc =
+        cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act, w->w_down + l * D * F, N,
+                             F, D, err) ||
+        cuda_swiglu_backward_bf16(qc->dgate, qc->dup, shadow_at(qc, qc->dgate, qc->dgate, qc->dgate16),
+                                  shadow_at(qc, qc->dup, qc->dup, qc->dup16), qc->dact, a.gate, a.up, (long)N * F, err);
+    cuda_blas_reuse_operands(qc->cb, 1);  // ln2 is the input of both; their outputs (dln, gradients) differ
+    rc = rc ||
+         cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2, w->w_gate + l * F * D,
+                              N, D, F, err) ||
+         cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2, w->w_up + l * F * D, N, D,
+                              F, err);
+    cuda_blas_reuse_operands(qc->cb, 0);
+    rc = rc || cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
+         cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D,
+                               err) ||
+         // attention: x_mid = x + o_proj(att)
+         cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD, N,
+                              QD, D, err) ||
+         cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd,
+                                       qc->train_bf16, qc->att_work, err) ||
+         cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
+         cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
+    if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections
+        rc = cuda_rmsnorm_backward(qc->datt, 0, g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q,
+                                   N * Hq, hd, err) ||
+             cuda_copy(qc->dq, qc->datt, sizeof(float) * N * QD, err) ||
+             cuda_rmsnorm_backward(qc->dtmp, 0, g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k,
+                                   N * Hkv, hd, err) ||
+             cuda_copy(qc->dk, qc->dtmp, sizeof(float) * N * KD, err);
+    cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
+    rc = rc ||
+         cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, qc->dq, a.ln1,
+                              w->wq + l * QD * D, N, D, QD, err) ||
+         cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, qc->dk, a.ln1,
+                              w->wk + l * KD * D, N, D, KD, err) ||
+         cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
+                              w->wv + l * KD * D, N, D, KD, err);
+    cuda_blas_reuse_operands(qc->cb, 0);
+    rc = rc || cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
+         cuda_rmsnorm_backward(qc->dx, 1, g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
+    return rc ? error_prefix(err, "layer %zu", l) : 0;
+}
+
 int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w, *g = &qc->g;
-    int B = qc->B, T = qc->T, N = B * T, V = c->vocab_size, D = c->hidden_size, F = c->intermediate_size;
-    int hd = c->head_dim, Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
+    int B = qc->B, T = qc->T, N = B * T, V = c->vocab_size, D = c->hidden_size;
     if (B <= 0) return error_set(err, "backward (cuda): no forward pass to differentiate");
     for (int n = 0; n < N; n++) qc->h_wrow[n] = n % T < T - 1 ? wgt[(size_t)(n / T) * (T - 1) + n % T] : 0.0f;
     if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err))
@@ -380,52 +492,11 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
     }
     if (cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err))
         return error_prefix(err, "backward (cuda)");
-    for (size_t l = c->num_layers; l-- > 0;) {
-        Layer a = layer_acts(qc, l);
-        if (qc->recompute && layer_forward(qc, l, &a, err))  // rebuild this layer's activations from its input
-            return error_prefix(err, "backward (cuda)");
-        // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
-        int rc = cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act,
-                                      w->w_down + l * D * F, N, F, D, err) ||
-                 cuda_swiglu_backward(qc->dgate, qc->dup, qc->dact, a.gate, a.up, (long)N * F, err);
-        cuda_blas_reuse_operands(qc->cb, 1);  // ln2 is the input of both; their outputs (dln, gradients) differ
-        rc = rc ||
-             cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2,
-                                  w->w_gate + l * F * D, N, D, F, err) ||
-             cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2, w->w_up + l * F * D, N,
-                                  D, F, err);
-        cuda_blas_reuse_operands(qc->cb, 0);
-        rc = rc || cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
-             cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2,
-                                   N, D, err) ||
-             // attention: x_mid = x + o_proj(att)
-             cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD,
-                                  N, QD, D, err) ||
-             cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv,
-                                           hd, qc->train_bf16, qc->att_work, err) ||
-             cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
-             cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
-        if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections
-            rc = cuda_rmsnorm_backward(qc->datt, 0, g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q,
-                                       N * Hq, hd, err) ||
-                 cuda_copy(qc->dq, qc->datt, sizeof(float) * N * QD, err) ||
-                 cuda_rmsnorm_backward(qc->dtmp, 0, g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k,
-                                       N * Hkv, hd, err) ||
-                 cuda_copy(qc->dk, qc->dtmp, sizeof(float) * N * KD, err);
-        cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
-        rc = rc ||
-             cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, qc->dq, a.ln1,
-                                  w->wq + l * QD * D, N, D, QD, err) ||
-             cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, qc->dk, a.ln1,
-                                  w->wk + l * KD * D, N, D, KD, err) ||
-             cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
-                                  w->wv + l * KD * D, N, D, KD, err);
-        cuda_blas_reuse_operands(qc->cb, 0);
-        rc = rc || cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
-             cuda_rmsnorm_backward(qc->dx, 1, g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D,
-                                   err);
-        if (rc) return error_prefix(err, "backward (cuda): layer %zu", l);
-    }
+    // the layers, with the bf16 shadows of the saved activations registered for a bf16 pass
+    int rc = train_shadows(qc, err);
+    for (size_t l = c->num_layers; l-- > 0 && !rc;) rc = layer_backward(qc, l, err);
+    cuda_blas_clear_shadows(qc->cb);
+    if (rc) return error_prefix(err, "backward (cuda)");
     // embedding rows (tied: the same buffer as lm_head's gradient)
     if (cuda_embedding_backward(g->embed, qc->dx, qc->tokens, N, D, err)) return error_prefix(err, "backward (cuda)");
     return 0;

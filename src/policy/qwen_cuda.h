@@ -28,6 +28,10 @@ void qwen_cuda_free(QwenCuda *qc);
 // Device memory qwen_cuda_create_ex allocates for activations and scratch at B x T (without the parameter and
 // gradient buffers, and without the bf16 copies of qwen_cuda_set_matmul_bf16). Any build: for the memory planner.
 size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute);
+// What qwen_cuda_set_matmul_bf16 adds for bf16 training: bf16 copies of the saved inputs of the matrix products
+// (the normed inputs, attention and SwiGLU outputs of every saved layer) and of the MLP's input gradients, written by
+// the kernels that produce them instead of being rounded by a pass of their own before each product.
+size_t qwen_cuda_bf16_acts_bytes(const QwenConfig *c, int B, int T, int recompute);
 // Rows of the vocabulary products done at once for N scored positions: all N up to a 512 MiB fp32 logits buffer
 // (at least 256 rows). Each chunk of the backward reads and writes the whole V x D lm_head gradient, so fewer,
 // larger chunks save that traffic (1.2 GB a chunk on Qwen3-0.6B). Any build: for the memory planner.

@@ -19,6 +19,10 @@ struct QwenCuda {
     int train_bf16;    // the training passes' mode (qwen_cuda_set_matmul_bf16)
     void *d_wbf16;     // num_params bf16 values, allocated on first use
     int wbf16_stale;   // d_params changed since d_wbf16 was made
+    // bf16 shadows (cuda_blas_add_shadow) of the arrays whose only use in bf16 mode is as a GEMM input: the saved
+    // ln1, att, ln2, act (same [S, N, ...] layout, S layers of room) and the MLP's input gradients dgate, dup; written
+    // by the kernels that write the fp32 values, so no pass rounds them. Allocated with the weight copy.
+    void *ln1_16, *att16, *ln2_16, *act16, *dgate16, *dup16;
     QwenWeights w, g;  // device views into d_params / d_grads
     CudaBlas *cb;
     float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *lse, *att, *x_mid, *ln2, *rstd2;

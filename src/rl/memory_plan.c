@@ -37,6 +37,8 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
         size_t mlp = (size_t)c->micro_batch_size * T * mc->intermediate_size;
         size_t logit = qwen_cuda_logit_rows(mc, (size_t)c->micro_batch_size * T) * mc->vocab_size;
         out->device_bf16 = 2 * params + 2 * 2 * (mlp > logit ? mlp : logit);
+        if (c->matmul_bf16)
+            out->device_bf16 += qwen_cuda_bf16_acts_bytes(mc, c->micro_batch_size, T, c->gradient_checkpointing);
         // a decode step's bf16 shadows of its normed input, attention and SwiGLU outputs
         size_t QD = (size_t)mc->num_heads * mc->head_dim;
         if (c->rollout_matmul_bf16)

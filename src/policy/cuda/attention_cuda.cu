@@ -83,8 +83,8 @@ __device__ static inline void fa_load_rows(float *sL, float *sD, const float *ls
 // rescaling): 1.5x the score arithmetic, for a bf16 forward that agrees with
 // the CPU's bf16 forward to fp32 summation order.
 template <int NACC>
-__global__ static void fa_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v, int T,
-                                         int Hq, int Hkv, int hd, int bf16, float scale) {
+__global__ static void fa_forward_kernel(float *out, __nv_bfloat16 *out16, float *lse, const float *q, const float *k,
+                                         const float *v, int T, int Hq, int Hkv, int hd, int bf16, float scale) {
     extern __shared__ float fa_smem[];
     int ld = hd + 1;
     float *sQ = fa_smem, *sK = sQ + FA_TILE * ld, *sV = sK + FA_TILE * ld, *sP = sV + FA_TILE * ld;
@@ -156,10 +156,15 @@ __global__ static void fa_forward_kernel(float *out, float *lse, const float *q,
     }
     if (row < T) {
         // bf16: acc already sums normalised probabilities
-        float *o = out + ((size_t)b * T + row) * qs + (size_t)h * hd + j, inv = bf16 ? 1.0f : 1.0f / l;
+        size_t o = ((size_t)b * T + row) * qs + (size_t)h * hd + j;
+        float inv = bf16 ? 1.0f : 1.0f / l;
         FA_UNROLL
         for (int i = 0; i < NACC; i++)
-            if (j + FA_TPR * i < hd) o[FA_TPR * i] = acc[i] * inv;
+            if (j + FA_TPR * i < hd) {
+                float x = acc[i] * inv;
+                out[o + FA_TPR * i] = x;
+                if (out16) out16[o + FA_TPR * i] = __float2bfloat16_rn(x);
+            }
         if (j == 0) lse[((size_t)b * Hq + h) * T + row] = bf16 ? lse_r : m + logf(l);
     }
 }
@@ -385,13 +390,13 @@ static int fa_check(int B, int T, int Hq, int Hkv, int hd, Error *err) {
 }
 
 template <int NACC>
-static int fa_forward_launch(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                             int Hq, int Hkv, int hd, int bf16, Error *err) {
+static int fa_forward_launch(float *out, __nv_bfloat16 *out16, float *lse, const float *q, const float *k,
+                             const float *v, int B, int T, int Hq, int Hkv, int hd, int bf16, Error *err) {
     size_t shared = fa_forward_shared(hd);
     if (cuda_opt_in_shared(fa_forward_kernel<NACC>, shared, "flash attention forward", err)) return -1;
     dim3 grid((T + FA_TILE - 1) / FA_TILE, Hq, B);
     fa_forward_kernel<NACC>
-        <<<grid, FA_THREADS, shared>>>(out, lse, q, k, v, T, Hq, Hkv, hd, bf16, 1.0f / sqrtf((float)hd));
+        <<<grid, FA_THREADS, shared>>>(out, out16, lse, q, k, v, T, Hq, Hkv, hd, bf16, 1.0f / sqrtf((float)hd));
     return cuda_launch_check("flash attention forward", err);
 }
 
@@ -424,17 +429,19 @@ static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout
 
 int cuda_flash_attention_tensor_cores(int hd, int bf16) { return bf16 && fa_tc_supported(hd); }
 
-int cuda_flash_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                 int Hq, int Hkv, int hd, int bf16, Error *err) {
+int cuda_flash_attention_forward(float *out, void *out16, float *lse, const float *q, const float *k, const float *v,
+                                 int B, int T, int Hq, int Hkv, int hd, int bf16, Error *err) {
+    __nv_bfloat16 *o16 = (__nv_bfloat16 *)out16;
     if (fa_check(B, T, Hq, Hkv, hd, err)) return -1;
     if (B == 0 || T == 0) return 0;
-    if (cuda_flash_attention_tensor_cores(hd, bf16)) return fa_tc_forward(out, lse, q, k, v, B, T, Hq, Hkv, hd, err);
+    if (cuda_flash_attention_tensor_cores(hd, bf16))
+        return fa_tc_forward(out, out16, lse, q, k, v, B, T, Hq, Hkv, hd, err);
     // Accumulators per thread: hd / FA_TPR rounded up to the next instantiated
     // size.
-    if (hd <= 32) return fa_forward_launch<8>(out, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
-    if (hd <= 64) return fa_forward_launch<16>(out, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
-    if (hd <= 128) return fa_forward_launch<32>(out, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
-    return fa_forward_launch<64>(out, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+    if (hd <= 32) return fa_forward_launch<8>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+    if (hd <= 64) return fa_forward_launch<16>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+    if (hd <= 128) return fa_forward_launch<32>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+    return fa_forward_launch<64>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
 }
 
 int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,

@@ -9,8 +9,8 @@
 // 1 when the tensor-core kernels take this head size (hd % 16 == 0, hd <= 128).
 int fa_tc_supported(int hd);
 
-int fa_tc_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv,
-                  int hd, Error *err);
+int fa_tc_forward(float *out, void *out16, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                  int Hq, int Hkv, int hd, Error *err);
 
 // work: B*T*Hq floats (each row's D = rowsum(P dP)).
 int fa_tc_backward(float *dq, float *dk, float *dv, const float *dout, const float *lse, const float *q, const float *k,

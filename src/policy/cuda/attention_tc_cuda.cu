@@ -140,8 +140,8 @@ __device__ static inline void tc_accumulate(AccFrag *acc, const bf16_t *P, const
 // below T out to dst (rows of `stride` floats from r0). Starts and ends with a barrier: the staging area may alias
 // tiles other warps were reading, and is read again by the caller's next use.
 template <int NF>
-__device__ static inline void tc_write_rows(float *dst, size_t stride, int r0, int T, float *stage, const AccFrag *acc,
-                                            int hd, int warp) {
+__device__ static inline void tc_write_rows(float *dst, bf16_t *dst16, size_t stride, int r0, int T, float *stage,
+                                            const AccFrag *acc, int hd, int warp) {
     int ldo = hd + 4, nf = hd / 16;
     __syncthreads();
     TC_UNROLL
@@ -152,15 +152,18 @@ __device__ static inline void tc_write_rows(float *dst, size_t stride, int r0, i
     __syncthreads();
     for (int e = threadIdx.x; e < TC_TILE * hd; e += TC_THREADS) {
         int r = e / hd, d = e - r * hd;
-        if (r0 + r < T) dst[(size_t)(r0 + r) * stride + d] = stage[r * ldo + d];
+        if (r0 + r >= T) continue;
+        float x = stage[r * ldo + d];
+        dst[(size_t)(r0 + r) * stride + d] = x;
+        if (dst16) dst16[(size_t)(r0 + r) * stride + d] = __float2bfloat16_rn(x);
     }
     __syncthreads();
 }
 
 // One block per (query tile, query head, sequence); see the file comment for the two passes.
 template <int NF>
-__global__ static void fa_tc_forward_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
-                                            int T, int Hq, int Hkv, int hd, float scale) {
+__global__ static void fa_tc_forward_kernel(float *out, bf16_t *out16, float *lse, const float *q, const float *k,
+                                            const float *v, int T, int Hq, int Hkv, int hd, float scale) {
     extern __shared__ __align__(128) unsigned char fa_tc_smem[];
     int ldh = hd + 8;
     unsigned char *p = fa_tc_smem;
@@ -223,7 +226,8 @@ __global__ static void fa_tc_forward_kernel(float *out, float *lse, const float 
         tc_accumulate<NF>(acc, sP, sV, hd, warp);
     }
     // K and V are done with: their tiles (2 x 64 x (hd + 8) bf16) hold the fp32 staging tile (64 x (hd + 4)).
-    tc_write_rows<NF>(out + (size_t)b * T * qs + (size_t)h * hd, qs, q0, T, (float *)sK, acc, hd, warp);
+    size_t o = (size_t)b * T * qs + (size_t)h * hd;
+    tc_write_rows<NF>(out + o, out16 ? out16 + o : NULL, qs, q0, T, (float *)sK, acc, hd, warp);
     if (half == 0 && row < T) lse[((size_t)b * Hq + h) * T + row] = lse_r;
 }
 
@@ -305,7 +309,7 @@ __global__ static void fa_tc_dq_kernel(float *dq, const float *dout, const float
         return;
     }
     // The score tiles (2 x 64 x 68 fp32) hold the staging tile (64 x (hd + 4) fp32, hd <= 128).
-    tc_write_rows<NF>(dq + (size_t)b * T * qs + (size_t)h * hd, qs, q0, T, sS, acc, hd, warp);
+    tc_write_rows<NF>(dq + (size_t)b * T * qs + (size_t)h * hd, NULL, qs, q0, T, sS, acc, hd, warp);
 }
 
 // One block per (key tile, kv head, sequence): dK and dV of its keys accumulate in mma fragments over the group's
@@ -352,8 +356,8 @@ __global__ static void fa_tc_dkdv_kernel(float *dk, float *dv, const float *dout
     }
     // The score tiles hold the staging tile (hd <= 128).
     size_t off = (size_t)b * T * ks + (size_t)g * hd;
-    tc_write_rows<NF>(dk + off, ks, k0, T, sS, dK, hd, warp);
-    tc_write_rows<NF>(dv + off, ks, k0, T, sS, dV, hd, warp);
+    tc_write_rows<NF>(dk + off, NULL, ks, k0, T, sS, dK, hd, warp);
+    tc_write_rows<NF>(dv + off, NULL, ks, k0, T, sS, dV, hd, warp);
 }
 
 // Shared bytes: forward Q, K, V + scores + P + the halves' statistics; backward: tc_backward_tiles. At hd 128: 78
@@ -366,12 +370,13 @@ static size_t fa_tc_forward_shared(int hd) {
 int fa_tc_supported(int hd) { return hd >= 16 && hd <= TC_MAX_HD && hd % 16 == 0; }
 
 template <int NF>
-static int fa_tc_forward_launch(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                int Hq, int Hkv, int hd, Error *err) {
+static int fa_tc_forward_launch(float *out, bf16_t *out16, float *lse, const float *q, const float *k, const float *v,
+                                int B, int T, int Hq, int Hkv, int hd, Error *err) {
     size_t shared = fa_tc_forward_shared(hd);
     if (cuda_opt_in_shared(fa_tc_forward_kernel<NF>, shared, "flash attention forward (tensor cores)", err)) return -1;
     dim3 grid((T + TC_TILE - 1) / TC_TILE, Hq, B);
-    fa_tc_forward_kernel<NF><<<grid, TC_THREADS, shared>>>(out, lse, q, k, v, T, Hq, Hkv, hd, 1.0f / sqrtf((float)hd));
+    fa_tc_forward_kernel<NF>
+        <<<grid, TC_THREADS, shared>>>(out, out16, lse, q, k, v, T, Hq, Hkv, hd, 1.0f / sqrtf((float)hd));
     return cuda_launch_check("flash attention forward (tensor cores)", err);
 }
 
@@ -398,10 +403,11 @@ static int fa_tc_backward_launch(float *dq, float *dk, float *dv, const float *d
 }
 
 // Fragments per warp: hd / 16 rounded up to the next instantiated count.
-int fa_tc_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv,
-                  int hd, Error *err) {
-    if (hd <= 64) return fa_tc_forward_launch<4>(out, lse, q, k, v, B, T, Hq, Hkv, hd, err);
-    return fa_tc_forward_launch<8>(out, lse, q, k, v, B, T, Hq, Hkv, hd, err);
+int fa_tc_forward(float *out, void *out16, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                  int Hq, int Hkv, int hd, Error *err) {
+    bf16_t *o16 = (bf16_t *)out16;
+    if (hd <= 64) return fa_tc_forward_launch<4>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, err);
+    return fa_tc_forward_launch<8>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, err);
 }
 
 int fa_tc_backward(float *dq, float *dk, float *dv, const float *dout, const float *lse, const float *q, const float *k,

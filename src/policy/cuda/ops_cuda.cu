@@ -418,12 +418,15 @@ __global__ static void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const
     }
 }
 
-__global__ static void swiglu_backward_kernel(float *dg, float *du, const float *dh, const float *g, const float *u,
-                                              long n) {
+__global__ static void swiglu_backward_kernel(float *dg, float *du, __nv_bfloat16 *dg16, __nv_bfloat16 *du16,
+                                              const float *dh, const float *g, const float *u, long n) {
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float s = sigmoid(g[i]), silu = g[i] * s;
-        du[i] = dh[i] * silu;
-        dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        float a = dh[i] * silu, b = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] = a;
+        dg[i] = b;
+        if (du16) du16[i] = __float2bfloat16_rn(a);
+        if (dg16) dg16[i] = __float2bfloat16_rn(b);
     }
 }
 
@@ -437,7 +440,13 @@ int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u
 }
 
 int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err) {
-    swiglu_backward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(dg, du, dh, g, u, n);
+    return cuda_swiglu_backward_bf16(dg, du, NULL, NULL, dh, g, u, n, err);
+}
+
+int cuda_swiglu_backward_bf16(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g,
+                              const float *u, long n, Error *err) {
+    swiglu_backward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(dg, du, (__nv_bfloat16 *)dg16,
+                                                                       (__nv_bfloat16 *)du16, dh, g, u, n);
     return cuda_launch_check("swiglu backward", err);
 }
 

@@ -518,6 +518,43 @@ static void test_qwen3_tiny(void) { compare_fixture("tests/fixtures/qwen3-tiny")
 static void test_qwen2_tiny(void) { compare_fixture("tests/fixtures/qwen2-tiny"); }
 static void test_qwen3_tiny_wide(void) { compare_fixture("tests/fixtures/qwen3-tiny-wide"); }
 
+// The forward-only model (the trainer's KL reference): the log-probs and entropies of a full model, in fp32 and bf16
+// (to 1e-6: the same kernels on other buffers), with one layer of activations and no gradients; the gradient calls
+// refuse it by name.
+static void test_forward_only(void) {
+    QwenModel m;
+    Error err;
+    if (!load_fixture("tests/fixtures/qwen3-tiny", &m)) return;
+    int B = 3, T = 21, V = m.cfg.vocab_size, *tok = fixture_tokens(B, T, V);
+    size_t n = (size_t)B * (T - 1);
+    float *lp[2], *en[2];
+    for (int i = 0; i < 2; i++) lp[i] = malloc(sizeof(float) * n), en[i] = malloc(sizeof(float) * n);
+    for (int bf16 = 0; bf16 < 2 && test_state.state == 0; bf16++) {
+        QwenCuda *full = NULL, *fo = NULL;
+        CHECK_MSG(
+            qwen_cuda_create(&m, B, T, &full, &err) == 0 && qwen_cuda_create_forward_only(&m, B, T, &fo, &err) == 0 &&
+                qwen_cuda_set_matmul_bf16(full, bf16, &err) == 0 && qwen_cuda_set_matmul_bf16(fo, bf16, &err) == 0,
+            "%s", err.msg);
+        CHECK_MSG(qwen_cuda_forward(full, tok, B, T, 0.7f, lp[0], en[0], &err) == 0 &&
+                      qwen_cuda_forward(fo, tok, B, T, 0.7f, lp[1], en[1], &err) == 0,
+                  "%s", err.msg);
+        double d_lp = max_diff(lp[0], lp[1], n), d_en = max_diff(en[0], en[1], n);
+        CHECK_MSG(d_lp <= 1e-6 && d_en <= 1e-6, "bf16 %d: forward-only logp %g, entropy %g from the full model", bf16,
+                  d_lp, d_en);
+        float w[1] = {1.0f};
+        CHECK(qwen_cuda_backward(fo, w, &err) == -1 && strstr(err.msg, "forward-only") != NULL);
+        CHECK(qwen_cuda_zero_grads(fo, &err) == -1 && qwen_cuda_grads(fo) == NULL && qwen_cuda_grads(full) != NULL);
+        qwen_cuda_free(fo);
+        qwen_cuda_free(full);
+    }
+    // what it saves: all but one layer of activations and the gradient buffer
+    size_t fo_bytes = qwen_cuda_forward_only_bytes(&m.cfg, B, T, 0);
+    CHECK(fo_bytes < qwen_cuda_acts_bytes(&m.cfg, B, T, 0) && fo_bytes < qwen_cuda_acts_bytes(&m.cfg, B, T, 1));
+    for (int i = 0; i < 2; i++) free(lp[i]), free(en[i]);
+    free(tok);
+    qwen_model_free(&m);
+}
+
 static void test_cpu_build_message(void) {
 #ifdef PIONRL_CUDA
     test_skip("CUDA build: the CPU-only message does not apply");
@@ -544,5 +581,6 @@ int main(void) {
     RUN(test_bf16_qwen3_tiny);
     RUN(test_bf16_qwen2_tiny);
     RUN(test_bf16_qwen3_tiny_wide);
+    RUN(test_forward_only);
     return test_summary("test_cuda_model");
 }

@@ -459,7 +459,12 @@ static void test_memory_plan(void) {
     CHECK(p.activations == qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 0) && p.activations < host_acts);
     // and one more cache slot (where padding rows of a sampled step write)
     CHECK(p.kv_cache == qwen_kv_bytes_ex(&mc, (int)S + 1, T, S > 512 ? (int)S : 512, 0));
-    CHECK(p.total == before - host_copies - host_acts - host_kv + p.activations + p.kv_cache + p.device_bf16);
+    // the reference (beta > 0) has its own forward-only buffers on the device: one layer of activations, bf16 copies
+    size_t ref_extra = qwen_cuda_forward_only_bytes(&mc, c.micro_batch_size, T, 1);
+    CHECK(p.reference == 4 * n + ref_extra);
+    CHECK(ref_extra > 2 * n && ref_extra - 2 * n < qwen_cuda_acts_bytes(&mc, c.micro_batch_size, T, 1));
+    CHECK(p.total ==
+          before - host_copies - host_acts - host_kv + p.activations + p.kv_cache + p.device_bf16 + ref_extra);
     train_config_free(&c);
     cJSON_Delete(j);
 }
@@ -492,9 +497,10 @@ static void device_step_matches_cpu(const char *name, const char *const *sets, i
     char *ta = file_read_all(path, NULL, &e), *tb = file_read_all(cpu_path, NULL, &e);
     cJSON *ja = ta ? cJSON_Parse(strtok(ta, "\n")) : NULL, *jb = tb ? cJSON_Parse(strtok(tb, "\n")) : NULL;
     CHECK(ja && jb);
-    const char *keys[] = {"reward_mean", "loss", "grad_norm", "entropy"};
-    for (int k = 0; ja && jb && k < 4; k++) {
+    const char *keys[] = {"reward_mean", "loss", "grad_norm", "entropy", "kl"};  // kl: only with a reference
+    for (int k = 0; ja && jb && k < 5; k++) {
         const cJSON *x = cJSON_GetObjectItem(ja, keys[k]), *y = cJSON_GetObjectItem(jb, keys[k]);
+        if (k == 4 && !y) continue;
         CHECK_MSG(x && y && fabs(x->valuedouble - y->valuedouble) <= 1e-3 * fmax(1.0, fabs(y->valuedouble)),
                   "%s step 1 %s: device %g, CPU %g", name, keys[k], x ? x->valuedouble : NAN,
                   y ? y->valuedouble : NAN);
@@ -527,6 +533,10 @@ static void test_device_cuda(void) {
     const char *bf16[] = {"matmul_dtype=\"bf16\"", "rollout.matmul_dtype=\"bf16\"", "rollout.kv_cache_dtype=\"bf16\"",
                           NULL};
     device_step_matches_cpu("run-cuda-bf16", bf16, &started, &e);
+    CHECK_MSG(started, "%s", e.msg);
+    // a KL term: the reference scored by a forward-only device model (bf16 too), KL 0 at step 1 on both sides
+    const char *kl[] = {"loss.beta=0.04", "matmul_dtype=\"bf16\"", NULL};
+    device_step_matches_cpu("run-cuda-kl", kl, &started, &e);
     CHECK_MSG(started, "%s", e.msg);
 }
 

@@ -14,10 +14,12 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t H = (size_t)c->num_heads, rows = qwen_cuda_logit_rows(c, N);
     size_t f = sizeof(float), S = qc->recompute ? 1 : L;  // layers of room for all but the layer inputs
+    // a forward-only model keeps two layer inputs (each layer reads one, writes the other) and nothing for a backward
+    size_t bw = qc->forward_only ? 0 : 1, XL = qc->forward_only ? (L < 2 ? L : 2) : L;
     CudaBuf b[] = {
         {(void **)&qc->d_params, f * qc->num_params},
-        {(void **)&qc->d_grads, f * qc->num_params},
-        {(void **)&qc->x, f * L * N * D},
+        {(void **)&qc->d_grads, bw * f * qc->num_params},
+        {(void **)&qc->x, f * XL * N * D},
         {(void **)&qc->ln1, f * S * N * D},
         {(void **)&qc->rstd1, f * S * N},
         {(void **)&qc->q_raw, f * S * N * QD},
@@ -38,22 +40,22 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
         {(void **)&qc->x_out, f * N * D},
         {(void **)&qc->lnf, f * N * D},
         {(void **)&qc->rstdf, f * N},
-        {(void **)&qc->dx, f * N * D},
-        {(void **)&qc->dln, f * N * D},
-        {(void **)&qc->dx_mid, f * N * D},
-        {(void **)&qc->dtmp, f * N * KD},
-        {(void **)&qc->dq, f * N * QD},
-        {(void **)&qc->datt, f * N * QD},
-        {(void **)&qc->dk, f * N * KD},
-        {(void **)&qc->dv, f * N * KD},
-        {(void **)&qc->dgate, f * N * F},
-        {(void **)&qc->dup, f * N * F},
-        {(void **)&qc->dact, f * N * F},
-        {(void **)&qc->att_work, f * N * H},
+        {(void **)&qc->dx, bw * f * N * D},
+        {(void **)&qc->dln, bw * f * N * D},
+        {(void **)&qc->dx_mid, bw * f * N * D},
+        {(void **)&qc->dtmp, bw * f * N * KD},
+        {(void **)&qc->dq, bw * f * N * QD},
+        {(void **)&qc->datt, bw * f * N * QD},
+        {(void **)&qc->dk, bw * f * N * KD},
+        {(void **)&qc->dv, bw * f * N * KD},
+        {(void **)&qc->dgate, bw * f * N * F},
+        {(void **)&qc->dup, bw * f * N * F},
+        {(void **)&qc->dact, bw * f * N * F},
+        {(void **)&qc->att_work, bw * f * N * H},
         {(void **)&qc->logits, f * rows * c->vocab_size},
         {(void **)&qc->logp, f * N},
         {(void **)&qc->ent, f * N},
-        {(void **)&qc->wrow, f * N},
+        {(void **)&qc->wrow, bw * f * N},
         {(void **)&qc->tokens, sizeof(int) * N},
         {(void **)&qc->pos, sizeof(int) * N},
         {(void **)&qc->target, sizeof(int) * N},
@@ -68,9 +70,10 @@ static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size;
     size_t QD = (size_t)c->num_heads * c->head_dim, S = qc->recompute ? 1 : c->num_layers, h = 2;
+    size_t bw = qc->forward_only ? 0 : 1;
     CudaBuf b[] = {
-        {&qc->ln1_16, h * S * N * D}, {&qc->att16, h * S * N * QD}, {&qc->ln2_16, h * S * N * D},
-        {&qc->act16, h * S * N * F},  {&qc->dgate16, h * N * F},    {&qc->dup16, h * N * F},
+        {&qc->ln1_16, h * S * N * D}, {&qc->att16, h * S * N * QD},   {&qc->ln2_16, h * S * N * D},
+        {&qc->act16, h * S * N * F},  {&qc->dgate16, bw * h * N * F}, {&qc->dup16, bw * h * N * F},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -84,11 +87,11 @@ size_t qwen_cuda_logit_rows(const QwenConfig *c, size_t N) {
 }
 
 // Bytes of a buffer table (dev_bufs or shadow_bufs) at capacity B x T, from entry `first` on.
-static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int (*bufs)(QwenCuda *, CudaBuf *),
-                          int first) {
+static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int forward_only,
+                          int (*bufs)(QwenCuda *, CudaBuf *), int first) {
     QwenCuda q;
     memset(&q, 0, sizeof q);
-    q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute;
+    q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute, q.forward_only = forward_only;
     CudaBuf t[64];
     int n = bufs(&q, t);
     size_t bytes = 0;
@@ -97,11 +100,17 @@ static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int 
 }
 
 size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
-    return table_bytes(c, B, T, recompute, dev_bufs, 2);  // all but the parameters and gradients
+    return table_bytes(c, B, T, recompute, 0, dev_bufs, 2);  // all but the parameters and gradients
 }
 
 size_t qwen_cuda_bf16_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
-    return table_bytes(c, B, T, recompute, shadow_bufs, 0);
+    return table_bytes(c, B, T, recompute, 0, shadow_bufs, 0);
+}
+
+size_t qwen_cuda_forward_only_bytes(const QwenConfig *c, int B, int T, int bf16) {
+    size_t bytes = table_bytes(c, B, T, 1, 1, dev_bufs, 1);  // the weights, then everything else
+    if (bf16) bytes += 2 * qwen_num_params(c) + table_bytes(c, B, T, 1, 1, shadow_bufs, 0);
+    return bytes;
 }
 
 #ifndef PIONRL_CUDA
@@ -119,6 +128,10 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     return no_cuda(err);
 }
 int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err) {
+    *out = NULL;
+    return no_cuda(err);
+}
+int qwen_cuda_create_forward_only(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
     *out = NULL;
     return no_cuda(err);
 }
@@ -226,7 +239,8 @@ int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err) 
     return qwen_cuda_create_ex(m, 1, 2, 0, out, err);
 }
 
-int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {
+static int create(const QwenModel *m, int max_B, int max_T, int recompute, int forward_only, QwenCuda **out,
+                  Error *err) {
     *out = NULL;
     if (max_B <= 0 || max_T <= 0)
         return error_set(err, "model (cuda): batch %d x length %d must be positive", max_B, max_T);
@@ -235,6 +249,7 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     qc->cfg = m->cfg;
     qc->max_B = max_B, qc->max_T = max_T;
     qc->recompute = recompute;
+    qc->forward_only = forward_only;
     qc->num_params = m->num_params;
     qc->logit_rows = qwen_cuda_logit_rows(&m->cfg, (size_t)max_B * max_T);
     CudaBuf t[64];
@@ -253,8 +268,9 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
         return error_set(err, "model (cuda): out of memory");
     }
     qwen_weights_point(&qc->cfg, qc->d_params, &qc->w);
-    qwen_weights_point(&qc->cfg, qc->d_grads, &qc->g);
-    if (cuda_blas_create(&qc->cb, err) || qwen_cuda_upload(qc, m, err) || qwen_cuda_zero_grads(qc, err)) {
+    if (!forward_only) qwen_weights_point(&qc->cfg, qc->d_grads, &qc->g);
+    if (cuda_blas_create(&qc->cb, err) || qwen_cuda_upload(qc, m, err) ||
+        (!forward_only && qwen_cuda_zero_grads(qc, err))) {
         qwen_cuda_free(qc);
         return -1;
     }
@@ -262,16 +278,32 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
     return 0;
 }
 
+int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute, QwenCuda **out, Error *err) {
+    return create(m, max_B, max_T, recompute, 0, out, err);
+}
+
+int qwen_cuda_create_forward_only(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err) {
+    return create(m, max_B, max_T, 1, 1, out, err);
+}
+
+// The gradient calls on a forward-only model, which has no gradient buffer.
+static int no_grads(const QwenCuda *qc, Error *err) {
+    return qc->forward_only ? error_set(err, "model (cuda): a forward-only model (the reference) has no gradients") : 0;
+}
+
 int qwen_cuda_zero_grads(QwenCuda *qc, Error *err) {
+    if (no_grads(qc, err)) return -1;
     return cuda_zero(qc->d_grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)") : 0;
 }
 
 int qwen_cuda_download_grads(const QwenCuda *qc, float *grads, Error *err) {
+    if (no_grads(qc, err)) return -1;
     return cuda_to_host(grads, qc->d_grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
                                                                                  : 0;
 }
 
 int qwen_cuda_upload_grads(QwenCuda *qc, const float *grads, Error *err) {
+    if (no_grads(qc, err)) return -1;
     return cuda_to_device(qc->d_grads, grads, sizeof(float) * qc->num_params, err) ? error_prefix(err, "model (cuda)")
                                                                                    : 0;
 }
@@ -287,7 +319,7 @@ float *qwen_cuda_params(QwenCuda *qc) {
     qc->wbf16_stale = 1;  // the caller may write through the pointer
     return qc->d_params;
 }
-float *qwen_cuda_grads(QwenCuda *qc) { return qc->d_grads; }
+float *qwen_cuda_grads(QwenCuda *qc) { return qc->forward_only ? NULL : qc->d_grads; }
 
 // Pointers to layer l's saved activations.
 typedef struct {
@@ -301,14 +333,15 @@ static Layer layer_acts(const QwenCuda *qc, size_t l) {
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t s = qc->recompute ? 0 : l;  // slot of everything but the layer input
     Layer a;
-    a.x = qc->x + l * N * D, a.ln1 = qc->ln1 + s * N * D, a.rstd1 = qc->rstd1 + s * N;
+    size_t xl = qc->forward_only ? l % 2 : l, xn = qc->forward_only ? (l + 1) % 2 : l + 1;  // see dev_bufs
+    a.x = qc->x + xl * N * D, a.ln1 = qc->ln1 + s * N * D, a.rstd1 = qc->rstd1 + s * N;
     a.q_raw = qc->q_raw + s * N * QD, a.k_raw = qc->k_raw + s * N * KD;
     a.rstd_q = qc->rstd_q + s * N * c->num_heads, a.rstd_k = qc->rstd_k + s * N * c->num_kv_heads;
     a.q = qc->q + s * N * QD, a.k = qc->k + s * N * KD, a.v = qc->v + s * N * KD,
     a.lse = qc->lse + s * N * c->num_heads;
     a.att = qc->att + s * N * QD, a.x_mid = qc->x_mid + s * N * D, a.ln2 = qc->ln2 + s * N * D;
     a.rstd2 = qc->rstd2 + s * N, a.gate = qc->gate + s * N * F, a.up = qc->up + s * N * F, a.act = qc->act + s * N * F;
-    a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + (l + 1) * N * D : qc->x_out;
+    a.x_next = l + 1 < (size_t)c->num_layers ? qc->x + xn * N * D : qc->x_out;
     return a;
 }
 
@@ -470,6 +503,7 @@ int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w, *g = &qc->g;
     int B = qc->B, T = qc->T, N = B * T, V = c->vocab_size, D = c->hidden_size;
+    if (no_grads(qc, err)) return error_prefix(err, "backward (cuda)");
     if (B <= 0) return error_set(err, "backward (cuda): no forward pass to differentiate");
     for (int n = 0; n < N; n++) qc->h_wrow[n] = n % T < T - 1 ? wgt[(size_t)(n / T) * (T - 1) + n % T] : 0.0f;
     if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err))

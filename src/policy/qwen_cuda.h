@@ -24,6 +24,12 @@ int qwen_cuda_create_ex(const QwenModel *m, int max_B, int max_T, int recompute,
 // For decoding only (generate, eval, rollouts): the weights on the device, training buffers at
 // their minimum (one sequence of 2 tokens; the trainer grows them per micro-batch).
 int qwen_cuda_create_for_decode(const QwenModel *m, QwenCuda **out, Error *err);
+// A model that is only scored (the KL reference): qwen_cuda_forward at B x T with one layer of activations (each
+// layer's overwritten by the next), two layer inputs, and no gradient or backward buffers; qwen_cuda_backward and
+// the gradient calls refuse it. qwen_cuda_forward_only_bytes: what it allocates beyond its fp32 weights (bf16: with
+// qwen_cuda_set_matmul_bf16's copies). Any build.
+int qwen_cuda_create_forward_only(const QwenModel *m, int max_B, int max_T, QwenCuda **out, Error *err);
+size_t qwen_cuda_forward_only_bytes(const QwenConfig *c, int B, int T, int bf16);
 void qwen_cuda_free(QwenCuda *qc);
 // Device memory qwen_cuda_create_ex allocates for activations and scratch at B x T (without the parameter and
 // gradient buffers, and without the bf16 copies of qwen_cuda_set_matmul_bf16). Any build: for the memory planner.

@@ -11,6 +11,7 @@ struct QwenCuda {
     QwenConfig cfg;
     int max_B, max_T, B, T;  // capacity; shape of the last forward
     int recompute;           // activation recomputation: one layer of room, layers re-run in the backward
+    int forward_only;        // qwen_cuda_create_forward_only: no gradients or backward buffers, two layer inputs
     float temperature;
     size_t num_params;
     size_t logit_rows;  // qwen_cuda_logit_rows at the capacity max_B x max_T: the logits buffer's rows

@@ -17,10 +17,13 @@ void train_memory_plan(const TrainConfig *c, const QwenConfig *mc, size_t optimi
     out->weights = params * f;
     out->grads = params * f;
     out->optimizer = optimizer_bytes;
+    // the reference: its weights; on the device also its own forward-only buffers (on the CPU it shares the policy's)
     out->reference = c->loss.beta > 0 ? params * f : 0;
     // the device's activations have no T x T attention probabilities (flash attention) nor the CPU's per-thread work
     out->activations = on_device ? qwen_cuda_acts_bytes(mc, c->micro_batch_size, T, c->gradient_checkpointing)
                                  : qwen_acts_bytes_ex(mc, c->micro_batch_size, T, c->gradient_checkpointing);
+    if (on_device && out->reference)
+        out->reference += qwen_cuda_forward_only_bytes(mc, c->micro_batch_size, T, c->matmul_bf16);
     // rollouts: every sequence's cache at full length, plus one call's scratch (prefill chunks of
     // up to 512 tokens or one token per sequence, whichever is larger)
     int max_tok = S > 512 ? S : 512;

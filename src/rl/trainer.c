@@ -118,7 +118,7 @@ static int ensure_acts(Trainer *t, int B, int T, Error *err) {
         if (t->gpu_ref) {
             qwen_cuda_free(t->gpu_ref);
             t->gpu_ref = NULL;
-            if (qwen_cuda_create(&t->ref, B, T, &t->gpu_ref, err) ||
+            if (qwen_cuda_create_forward_only(&t->ref, B, T, &t->gpu_ref, err) ||
                 qwen_cuda_set_matmul_bf16(t->gpu_ref, t->cfg->matmul_bf16, err))
                 return error_prefix(err, "device reference model");
         }
@@ -648,7 +648,7 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
     if (cuda) {
         // the device copies start small and grow with the micro-batches (ensure_acts)
         if (qwen_cuda_create_for_decode(&t->model, &t->gpu, err) ||
-            (t->has_ref && qwen_cuda_create_for_decode(&t->ref, &t->gpu_ref, err)))
+            (t->has_ref && qwen_cuda_create_forward_only(&t->ref, 1, 2, &t->gpu_ref, err)))
             return error_prefix(err, "device \"cuda\"");
         if (!(t->grads_mb = malloc(sizeof(float) * t->model.num_params)))
             return error_set(err, "out of memory for gradients");

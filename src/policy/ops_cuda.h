@@ -119,6 +119,9 @@ int cuda_cached_attention(float *out, void *out16, const float *q, const void *K
 // softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the
 // logits. Rows with target < 0 become zeros.
 int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err);
+// logits16 (bf16, may be NULL): the rounding of the gradients as well (a shadow for the lm_head's two products).
+int cuda_logsoftmax_grad_rows_bf16(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
+                                   Error *err);
 
 #ifdef __cplusplus
 }

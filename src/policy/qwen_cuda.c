@@ -70,10 +70,12 @@ static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size;
     size_t QD = (size_t)c->num_heads * c->head_dim, S = qc->recompute ? 1 : c->num_layers, h = 2;
-    size_t bw = qc->forward_only ? 0 : 1;
+    size_t bw = qc->forward_only ? 0 : 1, rows = qwen_cuda_logit_rows(c, N);
     CudaBuf b[] = {
-        {&qc->ln1_16, h * S * N * D}, {&qc->att16, h * S * N * QD},   {&qc->ln2_16, h * S * N * D},
-        {&qc->act16, h * S * N * F},  {&qc->dgate16, bw * h * N * F}, {&qc->dup16, bw * h * N * F},
+        {&qc->ln1_16, h * S * N * D},   {&qc->att16, h * S * N * QD},
+        {&qc->ln2_16, h * S * N * D},   {&qc->act16, h * S * N * F},
+        {&qc->dgate16, bw * h * N * F}, {&qc->dup16, bw * h * N * F},
+        {&qc->lnf16, h * N * D},        {&qc->logits16, bw * h * rows * c->vocab_size},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -92,7 +94,7 @@ static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int 
     QwenCuda q;
     memset(&q, 0, sizeof q);
     q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute, q.forward_only = forward_only;
-    CudaBuf t[64];
+    CudaBuf t[64] = {{0}};
     int n = bufs(&q, t);
     size_t bytes = 0;
     for (int i = first; i < n; i++) bytes += t[i].bytes;
@@ -204,7 +206,7 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
     if (!on) return 0;
     // allocate the copies now: fail before a run starts
     if (qwen_cuda_gemm_mode(qc, 1, err)) return -1;
-    CudaBuf t[8];
+    CudaBuf t[16];
     if (!qc->ln1_16 && cuda_alloc_table(t, shadow_bufs(qc, t), err)) {
         cuda_release_table(t, shadow_bufs(qc, t));
         return error_prefix(err, "model (cuda): bf16 copies of the activations (%.1f MB)",
@@ -218,8 +220,8 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
 // them (cuda_blas_clear_shadows) when the pass ends, however it ends.
 static int train_shadows(QwenCuda *qc, Error *err) {
     if (!qc->train_bf16) return 0;
-    const float *base[] = {qc->ln1, qc->att, qc->ln2, qc->act, qc->dgate, qc->dup};
-    CudaBuf t[8];
+    const float *base[] = {qc->ln1, qc->att, qc->ln2, qc->act, qc->dgate, qc->dup, qc->lnf, qc->logits};
+    CudaBuf t[16];
     int n = shadow_bufs(qc, t);
     for (int i = 0; i < n; i++)
         if (cuda_blas_add_shadow(qc->cb, base[i], *t[i].p, t[i].bytes / 2, err)) return -1;
@@ -398,7 +400,8 @@ static int trunk(QwenCuda *qc, Error *err) {
         Layer a = layer_acts(qc, l);
         if (layer_forward(qc, l, &a, err)) return -1;
     }
-    return cuda_rmsnorm_forward(qc->lnf, qc->rstdf, qc->x_out, w->final_norm, N, D, c->rms_norm_eps, err);
+    return cuda_rmsnorm_forward_bf16(qc->lnf, shadow_at(qc, qc->lnf, qc->lnf, qc->lnf16), qc->rstdf, qc->x_out,
+                                     w->final_norm, N, D, c->rms_norm_eps, err);
 }
 
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
@@ -425,16 +428,17 @@ int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float tempe
              cuda_to_device(qc->tokens, tokens, sizeof(int) * N, err) ||
              cuda_to_device(qc->pos, qc->h_pos, sizeof(int) * N, err) ||
              cuda_to_device(qc->target, qc->h_target, sizeof(int) * N, err) || trunk(qc, err);
+    int rows = (int)qc->logit_rows;
+    for (int r0 = 0; r0 < N && !rc; r0 += rows) {
+        int nr = N - r0 < rows ? N - r0 : rows;
+        rc =
+            cuda_sgemm(qc->cb, 0, 1, nr, V, D, 1.0f / temperature, qc->lnf + (size_t)r0 * D, D, qc->w.lm_head, D, 0.0f,
+                       qc->logits, V, err) ||
+            cuda_logsoftmax_rows(qc->logits, qc->target + r0, qc->logp + r0, entropy ? qc->ent + r0 : NULL, nr, V, err);
+        if (rc) error_prefix(err, "logits");
+    }
     cuda_blas_clear_shadows(qc->cb);
     if (rc) return error_prefix(err, "forward (cuda)");
-    int rows = (int)qc->logit_rows;
-    for (int r0 = 0; r0 < N; r0 += rows) {
-        int nr = N - r0 < rows ? N - r0 : rows;
-        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, 1.0f / temperature, qc->lnf + (size_t)r0 * D, D, qc->w.lm_head, D, 0.0f,
-                       qc->logits, V, err) ||
-            cuda_logsoftmax_rows(qc->logits, qc->target + r0, qc->logp + r0, entropy ? qc->ent + r0 : NULL, nr, V, err))
-            return error_prefix(err, "forward (cuda): logits");
-    }
     if (cuda_to_host(qc->h_logp, qc->logp, sizeof(float) * N, err) ||
         (entropy && cuda_to_host(qc->h_ent, qc->ent, sizeof(float) * N, err)))
         return error_prefix(err, "forward (cuda)");
@@ -499,40 +503,44 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
     return rc ? error_prefix(err, "layer %zu", l) : 0;
 }
 
-int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
+// The lm_head and the final norm, from the logits to dx at the last layer's output: logits recomputed in chunks (as
+// on the CPU) and replaced by their gradients, which in bf16 mode also get their bf16 copy, the operand of the two
+// products that follow.
+static int lm_head_backward(QwenCuda *qc, Error *err) {
     const QwenConfig *c = &qc->cfg;
     const QwenWeights *w = &qc->w, *g = &qc->g;
-    int B = qc->B, T = qc->T, N = B * T, V = c->vocab_size, D = c->hidden_size;
+    int N = qc->B * qc->T, V = c->vocab_size, D = c->hidden_size, rows = (int)qc->logit_rows;
+    float inv_t = 1.0f / qc->temperature;
+    void *g16 = shadow_at(qc, qc->logits, qc->logits, qc->logits16);
+    for (int r0 = 0; r0 < N; r0 += rows) {
+        int nr = N - r0 < rows ? N - r0 : rows;
+        const float *in = qc->lnf + (size_t)r0 * D;
+        if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
+            cuda_logsoftmax_grad_rows_bf16(qc->logits, g16, qc->target + r0, qc->wrow + r0, nr, V, err) ||
+            cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
+                       err) ||
+            cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
+            return error_prefix(err, "lm_head");
+    }
+    return cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err);
+}
+
+int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {
+    const QwenConfig *c = &qc->cfg;
+    int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size;
     if (no_grads(qc, err)) return error_prefix(err, "backward (cuda)");
     if (B <= 0) return error_set(err, "backward (cuda): no forward pass to differentiate");
     for (int n = 0; n < N; n++) qc->h_wrow[n] = n % T < T - 1 ? wgt[(size_t)(n / T) * (T - 1) + n % T] : 0.0f;
     if (qwen_cuda_gemm_mode(qc, qc->train_bf16, err) || cuda_to_device(qc->wrow, qc->h_wrow, sizeof(float) * N, err))
         return error_prefix(err, "backward (cuda)");
-    // lm_head and the final norm; logits recomputed in chunks (as on the CPU)
-    float inv_t = 1.0f / qc->temperature;
-    int rows = (int)qc->logit_rows;
-    for (int r0 = 0; r0 < N; r0 += rows) {
-        int nr = N - r0 < rows ? N - r0 : rows;
-        const float *in = qc->lnf + (size_t)r0 * D;
-        int rc = cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
-                 cuda_logsoftmax_grad_rows(qc->logits, qc->target + r0, qc->wrow + r0, nr, V, err);
-        cuda_blas_reuse_operands(qc->cb, 1);  // the logit gradients feed both products: rounded to bf16 once
-        rc = rc ||
-             cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
-                        err) ||
-             cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err);
-        cuda_blas_reuse_operands(qc->cb, 0);
-        if (rc) return error_prefix(err, "backward (cuda): lm_head");
-    }
-    if (cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err))
-        return error_prefix(err, "backward (cuda)");
-    // the layers, with the bf16 shadows of the saved activations registered for a bf16 pass
-    int rc = train_shadows(qc, err);
+    // the bf16 shadows (bf16 mode) stay registered for the whole pass
+    int rc = train_shadows(qc, err) || lm_head_backward(qc, err);
     for (size_t l = c->num_layers; l-- > 0 && !rc;) rc = layer_backward(qc, l, err);
     cuda_blas_clear_shadows(qc->cb);
     if (rc) return error_prefix(err, "backward (cuda)");
     // embedding rows (tied: the same buffer as lm_head's gradient)
-    if (cuda_embedding_backward(g->embed, qc->dx, qc->tokens, N, D, err)) return error_prefix(err, "backward (cuda)");
+    if (cuda_embedding_backward(qc->g.embed, qc->dx, qc->tokens, N, D, err))
+        return error_prefix(err, "backward (cuda)");
     return 0;
 }
 

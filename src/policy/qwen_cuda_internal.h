@@ -21,9 +21,11 @@ struct QwenCuda {
     void *d_wbf16;     // num_params bf16 values, allocated on first use
     int wbf16_stale;   // d_params changed since d_wbf16 was made
     // bf16 shadows (cuda_blas_add_shadow) of the arrays whose only use in bf16 mode is as a GEMM input: the saved
-    // ln1, att, ln2, act (same [S, N, ...] layout, S layers of room) and the MLP's input gradients dgate, dup; written
-    // by the kernels that write the fp32 values, so no pass rounds them. Allocated with the weight copy.
+    // ln1, att, ln2, act (same [S, N, ...] layout, S layers of room), the MLP's input gradients dgate, dup, lnf and
+    // the logit gradients; written by the kernels that write the fp32 values, so no pass rounds them. Allocated
+    // with the weight copy.
     void *ln1_16, *att16, *ln2_16, *act16, *dgate16, *dup16;
+    void *lnf16, *logits16;  // likewise the final norm's output (the lm_head's input) and a chunk's logit gradients
     QwenWeights w, g;  // device views into d_params / d_grads
     CudaBlas *cb;
     float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *lse, *att, *x_mid, *ln2, *rstd2;

@@ -488,12 +488,17 @@ int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, fl
     return cuda_launch_check("log-softmax", err);
 }
 
-__global__ static void logsoftmax_grad_rows_kernel(float *logits, const int *target, const float *weight, int V) {
+__global__ static void logsoftmax_grad_rows_kernel(float *logits, __nv_bfloat16 *logits16, const int *target,
+                                                   const float *weight, int V) {
     float *x = logits + (size_t)blockIdx.x * V;
+    __nv_bfloat16 *x16 = logits16 ? logits16 + (size_t)blockIdx.x * V : NULL;
     int tgt = target[blockIdx.x];
     float wt = tgt < 0 ? 0.0f : weight[blockIdx.x];
     if (wt == 0.0f) {
-        for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = 0.0f;
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            x[i] = 0.0f;
+            if (x16) x16[i] = __float2bfloat16_rn(0.0f);
+        }
         return;
     }
     float mx = -INFINITY;
@@ -503,13 +508,19 @@ __global__ static void logsoftmax_grad_rows_kernel(float *logits, const int *tar
     for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x[i] - mx);
     float inv = (float)(1.0 / cuda_block_sum(sum));
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float p = expf(x[i] - mx) * inv;
-        x[i] = (i == tgt ? wt : 0.0f) - wt * p;
+        float p = expf(x[i] - mx) * inv, g = (i == tgt ? wt : 0.0f) - wt * p;
+        x[i] = g;
+        if (x16) x16[i] = __float2bfloat16_rn(g);
     }
 }
 
 int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err) {
-    logsoftmax_grad_rows_kernel<<<N, CUDA_THREADS>>>(logits, target, weight, V);
+    return cuda_logsoftmax_grad_rows_bf16(logits, NULL, target, weight, N, V, err);
+}
+
+int cuda_logsoftmax_grad_rows_bf16(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
+                                   Error *err) {
+    logsoftmax_grad_rows_kernel<<<N, CUDA_THREADS>>>(logits, (__nv_bfloat16 *)logits16, target, weight, V);
     return cuda_launch_check("log-softmax gradient", err);
 }
 

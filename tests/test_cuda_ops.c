@@ -222,6 +222,11 @@ static void test_rmsnorm(void) {
                   cuda_rmsnorm_forward_bf16(d_y, d_y16, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0,
               "%s", err.msg);
     CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && test_dev_shadow_ok(d_y, d_y16, n));
+    // the backward's dx with its bf16 copy: accumulating once more from the same start as the CPU
+    rmsnorm_backward(dx, 1, dw, dy, x, w, rstd, N, C);
+    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, d_y16, 1, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
+    CHECK(test_dev_diff(dx, d_dx, n, 0) <= 2e-5 && test_dev_diff(dw, d_dw, C, 1) <= 2e-5);
+    CHECK(test_dev_shadow_ok(d_dx, d_y16, n));
     void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw, d_y16};
     for (int i = 0; i < 8; i++) cuda_release(d[i]);
     free(x), free(w), free(y), free(rstd), free(dy), free(dx), free(dw);

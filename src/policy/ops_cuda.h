@@ -41,7 +41,7 @@ unsigned long cuda_blas_generation(const CudaBlas *cb);
 // rounded into scratch. The caller writes x16 whenever it writes x (the *_bf16 ops below do both in one pass).
 // At most CUDA_BLAS_SHADOWS at once: a decode step registers its normed input, attention and SwiGLU outputs, the
 // training passes the saved GEMM inputs of every layer and the MLP's input gradients.
-enum { CUDA_BLAS_SHADOWS = 8 };
+enum { CUDA_BLAS_SHADOWS = 16 };
 int cuda_blas_add_shadow(CudaBlas *cb, const float *x, const void *x16, size_t n, Error *err);
 void cuda_blas_clear_shadows(CudaBlas *cb);
 
@@ -74,6 +74,9 @@ int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, 
                               Error *err);
 int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C, Error *err);
+// dx16 (bf16, may be NULL): the rounding of the resulting dx too (a shadow for the product that reads it next).
+int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, int accumulate, float *dw, const float *dy, const float *x,
+                               const float *w, const float *rstd, int N, int C, Error *err);
 
 int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double theta, Error *err);
 int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta, Error *err);

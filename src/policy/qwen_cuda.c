@@ -69,13 +69,16 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
 static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size;
-    size_t QD = (size_t)c->num_heads * c->head_dim, S = qc->recompute ? 1 : c->num_layers, h = 2;
-    size_t bw = qc->forward_only ? 0 : 1, rows = qwen_cuda_logit_rows(c, N);
+    size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t S = qc->recompute ? 1 : c->num_layers, h = 2, bw = qc->forward_only ? 0 : 1,
+           rows = qwen_cuda_logit_rows(c, N);
     CudaBuf b[] = {
         {&qc->ln1_16, h * S * N * D},   {&qc->att16, h * S * N * QD},
         {&qc->ln2_16, h * S * N * D},   {&qc->act16, h * S * N * F},
         {&qc->dgate16, bw * h * N * F}, {&qc->dup16, bw * h * N * F},
         {&qc->lnf16, h * N * D},        {&qc->logits16, bw * h * rows * c->vocab_size},
+        {&qc->dx16, bw * h * N * D},    {&qc->dx_mid16, bw * h * N * D},
+        {&qc->datt16, bw * h * N * QD}, {&qc->dtmp16, bw * h * N * KD},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -220,7 +223,8 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
 // them (cuda_blas_clear_shadows) when the pass ends, however it ends.
 static int train_shadows(QwenCuda *qc, Error *err) {
     if (!qc->train_bf16) return 0;
-    const float *base[] = {qc->ln1, qc->att, qc->ln2, qc->act, qc->dgate, qc->dup, qc->lnf, qc->logits};
+    const float *base[] = {qc->ln1, qc->att,    qc->ln2, qc->act,    qc->dgate, qc->dup,
+                           qc->lnf, qc->logits, qc->dx,  qc->dx_mid, qc->datt,  qc->dtmp};
     CudaBuf t[16];
     int n = shadow_bufs(qc, t);
     for (int i = 0; i < n; i++)
@@ -472,9 +476,10 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2, w->w_up + l * F * D, N, D,
                               F, err);
     cuda_blas_reuse_operands(qc->cb, 0);
+    // the gradients that feed products next get bf16 copies (shadows) from the kernels that make them
     rc = rc || cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
-         cuda_rmsnorm_backward(qc->dx_mid, 1, g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D,
-                               err) ||
+         cuda_rmsnorm_backward_bf16(qc->dx_mid, shadow_at(qc, qc->dx_mid, qc->dx_mid, qc->dx_mid16), 1,
+                                    g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D, err) ||
          // attention: x_mid = x + o_proj(att)
          cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD, N,
                               QD, D, err) ||
@@ -482,24 +487,26 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
                                        qc->train_bf16, qc->att_work, err) ||
          cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
          cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
-    if (!rc && c->qk_norm)  // dq/dk are w.r.t. the normed values: map back to the raw projections
-        rc = cuda_rmsnorm_backward(qc->datt, 0, g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q,
-                                   N * Hq, hd, err) ||
-             cuda_copy(qc->dq, qc->datt, sizeof(float) * N * QD, err) ||
-             cuda_rmsnorm_backward(qc->dtmp, 0, g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k,
-                                   N * Hkv, hd, err) ||
-             cuda_copy(qc->dk, qc->dtmp, sizeof(float) * N * KD, err);
+    const float *dq_raw = qc->dq, *dk_raw = qc->dk;  // the q and k projections' output gradients
+    if (!rc && c->qk_norm) {  // dq/dk are w.r.t. the normed values: map back to the raw projections
+        rc = cuda_rmsnorm_backward_bf16(qc->datt, shadow_at(qc, qc->datt, qc->datt, qc->datt16), 0, g->q_norm + l * hd,
+                                        qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q, N * Hq, hd, err) ||
+             cuda_rmsnorm_backward_bf16(qc->dtmp, shadow_at(qc, qc->dtmp, qc->dtmp, qc->dtmp16), 0, g->k_norm + l * hd,
+                                        qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd, err);
+        dq_raw = qc->datt, dk_raw = qc->dtmp;
+    }
     cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
     rc = rc ||
-         cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, qc->dq, a.ln1,
+         cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, dq_raw, a.ln1,
                               w->wq + l * QD * D, N, D, QD, err) ||
-         cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, qc->dk, a.ln1,
+         cuda_linear_backward(qc->cb, qc->dln, 1, g->wk + l * KD * D, g->bk ? g->bk + l * KD : NULL, dk_raw, a.ln1,
                               w->wk + l * KD * D, N, D, KD, err) ||
          cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
                               w->wv + l * KD * D, N, D, KD, err);
     cuda_blas_reuse_operands(qc->cb, 0);
     rc = rc || cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
-         cuda_rmsnorm_backward(qc->dx, 1, g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
+         cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), 1, g->attn_norm + l * D, qc->dln,
+                                    a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
 }
 
@@ -522,7 +529,8 @@ static int lm_head_backward(QwenCuda *qc, Error *err) {
             cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
             return error_prefix(err, "lm_head");
     }
-    return cuda_rmsnorm_backward(qc->dx, 0, g->final_norm, qc->dln, qc->x_out, w->final_norm, qc->rstdf, N, D, err);
+    return cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), 0, g->final_norm, qc->dln,
+                                      qc->x_out, w->final_norm, qc->rstdf, N, D, err);
 }
 
 int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {

@@ -346,8 +346,9 @@ int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, 
     return cuda_launch_check("rmsnorm forward", err);
 }
 
-__global__ static void rmsnorm_dx_kernel(float *dx, int accumulate, const float *dy, const float *x, const float *w,
-                                         const float *rstd, int C) {
+// dx16 (optional): the bf16 rounding of the final dx as well (a shadow for the product that reads it)
+__global__ static void rmsnorm_dx_kernel(float *dx, __nv_bfloat16 *dx16, int accumulate, const float *dy,
+                                         const float *x, const float *w, const float *rstd, int C) {
     size_t off = (size_t)blockIdx.x * C;
     float r = rstd[blockIdx.x];
     double dot = 0.0;
@@ -355,8 +356,9 @@ __global__ static void rmsnorm_dx_kernel(float *dx, int accumulate, const float 
     dot = cuda_block_sum(dot);
     float m = (float)(dot / C);
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float g = r * (dy[off + c] * w[c] - x[off + c] * r * m);
-        dx[off + c] = accumulate ? dx[off + c] + g : g;
+        float g = r * (dy[off + c] * w[c] - x[off + c] * r * m), v = accumulate ? dx[off + c] + g : g;
+        dx[off + c] = v;
+        if (dx16) dx16[off + c] = __float2bfloat16_rn(v);
     }
 }
 
@@ -371,8 +373,13 @@ __global__ static void rmsnorm_dw_kernel(float *dw, const float *dy, const float
 
 int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C, Error *err) {
+    return cuda_rmsnorm_backward_bf16(dx, NULL, accumulate, dw, dy, x, w, rstd, N, C, err);
+}
+
+int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, int accumulate, float *dw, const float *dy, const float *x,
+                               const float *w, const float *rstd, int N, int C, Error *err) {
     rmsnorm_dw_kernel<<<(C + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(dw, dy, x, rstd, N, C);
-    rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, accumulate, dy, x, w, rstd, C);
+    rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, (__nv_bfloat16 *)dx16, accumulate, dy, x, w, rstd, C);
     return cuda_launch_check("rmsnorm backward", err);
 }
 

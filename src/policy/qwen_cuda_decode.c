@@ -52,16 +52,20 @@ struct QwenCudaKV {
     int num_slots, max_len, max_tokens;
     int cache_slots;  // num_slots + 1: the last is where padding rows of a sampled step write (never read back)
     int *len;         // host: tokens stored per slot
-    int *h_pos, *h_row, *h_slot, *h_tok;  // host staging for one call
-    double *h_u;
+    // One call's inputs travel in one copy and its samples come back in one: h_in/d_in hold, for the call's n rows
+    // (n_pad in a sampled step), n uniform numbers (double) then n slots, positions and tokens (int); h_out/d_out n
+    // sampled tokens then their n log-probs. The device pointers below point into them, laid out for the current n
+    // (a captured step keeps the layout of its own row count).
+    void *h_in, *h_out, *d_in, *d_out;
+    int *h_row;                                                                   // host: the rows that want logits
     void *K, *V;                                                                  // device cache
     int bf16;                                                                     // cache elements are bfloat16
     int matmul_bf16;                                                              // bf16 matrix products
     // device, max_tokens rows; kk/vv and gate/up are each one allocation (one batched product writes both halves)
     float *x, *ln, *rstd, *q, *kk, *vv, *att, *gate, *up, *in, *logits;
     void *ln16, *att16, *h16;  // bf16 shadows of ln, att and the SwiGLU output (cuda_blas_add_shadow), bf16 products
-    int *slot, *pos, *tokens, *rows;
-    double *u;  // device sampling: the host's uniform numbers in, a token and its log-prob per row out
+    int *slot, *pos, *tokens, *rows;  // rows: device copy of h_row
+    double *u;  // device sampling: the host's uniform numbers in, a token and log-prob per row out
     int *sampled;
     float *sampled_logp;
     // CUDA Graphs of the sampled decode step, one per batch size n (index n - 1), captured the second time a size is
@@ -75,6 +79,8 @@ struct QwenCudaKV {
     int graph_n_valid;
     unsigned long graph_generation;
 };
+
+enum { STEP_IN_BYTES = sizeof(double) + 3 * sizeof(int), STEP_OUT_BYTES = sizeof(int) + sizeof(float) };
 
 static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
     const QwenConfig *c = &kv->qc->cfg;
@@ -96,13 +102,9 @@ static int kv_bufs(QwenCudaKV *kv, CudaBuf *t) {
         {(void **)&kv->h16, 2 * M * F},
         {(void **)&kv->in, f * M * D},
         {(void **)&kv->logits, f * M * c->vocab_size},
-        {(void **)&kv->slot, sizeof(int) * M},
-        {(void **)&kv->pos, sizeof(int) * M},
-        {(void **)&kv->tokens, sizeof(int) * M},
+        {(void **)&kv->d_in, STEP_IN_BYTES * M},
         {(void **)&kv->rows, sizeof(int) * M},
-        {(void **)&kv->u, sizeof(double) * M},
-        {(void **)&kv->sampled, sizeof(int) * M},
-        {(void **)&kv->sampled_logp, f * M},
+        {(void **)&kv->d_out, STEP_OUT_BYTES * M},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -127,11 +129,9 @@ void qwen_cuda_kv_free(QwenCudaKV *kv) {
     CudaBuf t[32];
     cuda_release_table(t, kv_bufs(kv, t));
     free(kv->len);
-    free(kv->h_pos);
+    free(kv->h_in);
+    free(kv->h_out);
     free(kv->h_row);
-    free(kv->h_slot);
-    free(kv->h_tok);
-    free(kv->h_u);
     free(kv);
 }
 
@@ -154,15 +154,13 @@ int qwen_cuda_kv_create_ex(QwenCuda *qc, int num_slots, int max_len, int max_tok
     kv->num_slots = num_slots, kv->max_len = max_len, kv->max_tokens = max_tokens, kv->cache_slots = num_slots + 1;
     kv->bf16 = bf16;
     kv->len = calloc(num_slots, sizeof(int));
-    kv->h_pos = malloc(sizeof(int) * max_tokens);
+    kv->h_in = malloc((size_t)STEP_IN_BYTES * max_tokens);
+    kv->h_out = malloc((size_t)STEP_OUT_BYTES * max_tokens);
     kv->h_row = malloc(sizeof(int) * max_tokens);
-    kv->h_slot = malloc(sizeof(int) * max_tokens);
-    kv->h_tok = malloc(sizeof(int) * max_tokens);
-    kv->h_u = malloc(sizeof(double) * max_tokens);
     kv->graph = calloc(max_tokens, sizeof(CudaGraph *));
     kv->seen = calloc(max_tokens, 1);
     kv->graphs = 1;
-    if (!kv->len || !kv->h_pos || !kv->h_row || !kv->h_slot || !kv->h_tok || !kv->h_u || !kv->graph || !kv->seen) {
+    if (!kv->len || !kv->h_in || !kv->h_out || !kv->h_row || !kv->graph || !kv->seen) {
         qwen_cuda_kv_free(kv);
         return error_set(err, "kv cache (cuda): out of memory");
     }
@@ -212,10 +210,11 @@ int qwen_cuda_kv_set_matmul_bf16(QwenCudaKV *kv, int on, Error *err) {
 }
 
 // in[i] = x[h_row[i]] for i < nw (device rows; one copy per row).
-static int gather_rows(float *in, const float *x, const int *h_row, int nw, int D, Error *err) {
-    for (int i = 0; i < nw; i++)
-        if (cuda_copy(in + (size_t)i * D, x + (size_t)h_row[i] * D, sizeof(float) * D, err)) return -1;
-    return 0;
+// in[i] = x[h_row[i]] for the nw rows that want logits: one copy of the row list, one gather (the embedding lookup's
+// kernel, x as its table).
+static int gather_rows(QwenCudaKV *kv, int nw, int D, Error *err) {
+    return cuda_to_device(kv->rows, kv->h_row, sizeof(int) * nw, err) ||
+           cuda_embedding_forward(kv->in, kv->x, kv->rows, nw, D, err);
 }
 
 // The first n rows' slots advanced by prepare_step go back: after a failed step the cache may hold part of it, so the
@@ -228,7 +227,8 @@ static void undo_positions(QwenCudaKV *kv, const int *slot, int n) {
 // inputs copied to the device and the GEMM mode set (which remakes a stale bf16 weight copy). Nothing is launched
 // after this that depends on host values but the row count, so the device side can be a captured graph. Rows n ..
 // n_pad - 1 are padding: token 0 at position 0 of the scratch slot.
-static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n, int n_pad, Error *err) {
+static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n, int n_pad, const double *u,
+                        Error *err) {
     QwenCuda *qc = kv->qc;
     int V = qc->cfg.vocab_size;
     if (n <= 0 || n > kv->max_tokens)
@@ -239,19 +239,22 @@ static int prepare_step(QwenCudaKV *kv, const int *slot, const int *token, int n
         if (token[i] < 0 || token[i] >= V)
             return error_set(err, "decode (cuda): token id %d is outside the vocabulary [0, %d)", token[i], V);
     }
+    // the layout of h_in / d_in for n_pad rows (see QwenCudaKV)
+    double *hu = kv->h_in;
+    int *hs = (int *)(hu + n_pad), *hp = hs + n_pad, *ht = hp + n_pad;
+    kv->u = kv->d_in;
+    kv->slot = (int *)(kv->u + n_pad), kv->pos = kv->slot + n_pad, kv->tokens = kv->pos + n_pad;
+    kv->sampled = kv->d_out, kv->sampled_logp = (float *)(kv->sampled + n_pad);
     for (int i = 0; i < n; i++) {
         int p = kv->len[slot[i]]++;
         if (p >= kv->max_len) {
             undo_positions(kv, slot, i + 1);
             return error_set(err, "decode (cuda): slot %d is full (%d tokens)", slot[i], kv->max_len);
         }
-        kv->h_pos[i] = p;
-        kv->h_slot[i] = slot[i], kv->h_tok[i] = token[i];
+        hu[i] = u ? u[i] : 0.5, hs[i] = slot[i], hp[i] = p, ht[i] = token[i];
     }
-    for (int i = n; i < n_pad; i++) kv->h_slot[i] = kv->num_slots, kv->h_pos[i] = 0, kv->h_tok[i] = 0;
-    if (cuda_to_device(kv->slot, kv->h_slot, sizeof(int) * n_pad, err) ||
-        cuda_to_device(kv->pos, kv->h_pos, sizeof(int) * n_pad, err) ||
-        cuda_to_device(kv->tokens, kv->h_tok, sizeof(int) * n_pad, err) ||
+    for (int i = n; i < n_pad; i++) hu[i] = 0.5, hs[i] = kv->num_slots, hp[i] = 0, ht[i] = 0;
+    if (cuda_to_device(kv->d_in, kv->h_in, (size_t)STEP_IN_BYTES * n_pad, err) ||
         qwen_cuda_gemm_mode(qc, kv->matmul_bf16, err)) {
         undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda)");
@@ -319,7 +322,7 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
         if (!want || want[i]) kv->h_row[nw++] = i;
     const float *last = kv->x;
     if (!rc && nw > 0 && nw < n) {
-        rc = gather_rows(kv->in, kv->x, kv->h_row, nw, (int)D, err);
+        rc = gather_rows(kv, nw, (int)D, err);
         last = kv->in;
     }
     if (!rc && nw > 0)
@@ -335,7 +338,7 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
 int qwen_cuda_decode(QwenCudaKV *kv, const int *slot, const int *token, int n, const unsigned char *want, float *logits,
                      Error *err) {
     int nw;
-    if (prepare_step(kv, slot, token, n, n, err)) return -1;
+    if (prepare_step(kv, slot, token, n, n, NULL, err)) return -1;
     if (decode_logits(kv, n, want, &nw, err) ||
         (nw > 0 && cuda_to_host(logits, kv->logits, sizeof(float) * nw * kv->qc->cfg.vocab_size, err))) {
         undo_positions(kv, slot, n);
@@ -409,14 +412,15 @@ static int sample_step_graphed(QwenCudaKV *kv, int n, const SamplingParams *sp, 
 int qwen_cuda_decode_sample(QwenCudaKV *kv, const int *slot, const int *token, int n, const SamplingParams *sp,
                             int n_valid, const double *u, int *out_tok, float *out_logp, Error *err) {
     int n_pad = padded_rows(kv, n);
-    if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, n_pad, err)) return -1;
-    for (int i = 0; i < n_pad; i++) kv->h_u[i] = i < n ? u[i] : 0.5;
-    if (cuda_to_device(kv->u, kv->h_u, sizeof(double) * n_pad, err) ||
-        sample_step_graphed(kv, n_pad, sp, n_valid, err) || cuda_to_host(out_tok, kv->sampled, sizeof(int) * n, err) ||
-        cuda_to_host(out_logp, kv->sampled_logp, sizeof(float) * n, err)) {
+    if (sampling_params_validate(sp, "decode (cuda)", err) || prepare_step(kv, slot, token, n, n_pad, u, err))
+        return -1;
+    if (sample_step_graphed(kv, n_pad, sp, n_valid, err) ||
+        cuda_to_host(kv->h_out, kv->d_out, (size_t)STEP_OUT_BYTES * n_pad, err)) {
         undo_positions(kv, slot, n);
         return error_prefix(err, "decode (cuda): sampling");
     }
+    memcpy(out_tok, kv->h_out, sizeof(int) * n);  // the layout of h_out (see QwenCudaKV)
+    memcpy(out_logp, (int *)kv->h_out + n_pad, sizeof(float) * n);
     return 0;
 }
 

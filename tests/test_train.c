@@ -505,6 +505,25 @@ static void device_step_matches_cpu(const char *name, const char *const *sets, i
                   "%s step 1 %s: device %g, CPU %g", name, keys[k], x ? x->valuedouble : NAN,
                   y ? y->valuedouble : NAN);
     }
+    // the memory plan against what the device holds after step 1: the plan must not fall short (on a GPU the CUDA
+    // context and cuBLAS's workspace come on top: 2 GiB of slack), nor be far above (on the emulator every byte
+    // allocated is the run's own)
+    const cJSON *used = ja ? cJSON_GetObjectItem(ja, "device_memory_gb") : NULL;
+    const cJSON *plan = ja ? cJSON_GetObjectItem(ja, "device_memory_plan_gb") : NULL;
+    char dev[256] = "";
+    size_t dev_mem = 0;
+    Error pe;
+    int emulated = cuda_device_probe(dev, sizeof dev, &dev_mem, &pe) == 0 && strstr(dev, "emulator") != NULL;
+    CHECK_MSG(used && plan && plan->valuedouble > 0, "%s: no device memory in the metrics", name);
+    if (used && plan) {
+        printf("  %s: device memory after step 1 %.2f MB, planned %.2f MB\n", name, used->valuedouble * 1024,
+               plan->valuedouble * 1024);
+        CHECK_MSG(used->valuedouble <= plan->valuedouble + (emulated ? 0 : 2.0), "%s: %.4f GB in use, %.4f planned",
+                  name, used->valuedouble, plan->valuedouble);
+        if (emulated)
+            CHECK_MSG(used->valuedouble >= 0.5 * plan->valuedouble, "%s: %.4f GB in use, %.4f planned", name,
+                      used->valuedouble, plan->valuedouble);
+    }
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     free(ta);

@@ -17,6 +17,9 @@ extern "C" {
 // 0 when this build has CUDA and device 0 is usable (its name and memory returned); otherwise -1
 // with the reason: a CPU-only build, no driver, no device.
 int cuda_device_probe(char *name, size_t name_len, size_t *mem_bytes, Error *err);
+// Device memory in use now (total less free, cudaMemGetInfo): this process's buffers plus the CUDA context and
+// libraries' own (and any other process's on the same GPU).
+int cuda_memory_in_use(size_t *bytes, Error *err);
 
 int cuda_alloc(void **d_ptr, size_t bytes, Error *err);
 void cuda_release(void *d_ptr);

@@ -48,6 +48,7 @@ typedef struct {
     QwenActs acts;
     int acts_B, acts_T;
     QwenCuda *gpu, *gpu_ref;  // device copies of the policy / reference ("device": "cuda")
+    size_t plan_bytes;        // the memory plan's total for a device run (logged beside what the device uses)
     // the device cache of rollouts and eval, kept between steps with its CUDA graphs (belongs to gpu); one cache for
     // both, so the device never holds two
     QwenCudaKV *rollout_kv;
@@ -627,6 +628,7 @@ static int trainer_init(Trainer *t, const TrainConfig *c, const cJSON *cfg_json,
         char gpu[256];
         size_t mem = 0;
         if (cuda_device_probe(gpu, sizeof gpu, &mem, err)) return error_prefix(err, "device \"cuda\"");
+        t->plan_bytes = plan.total;
         if (plan.total > mem) {
             train_memory_plan_print(stderr, &plan, c->device);
             return error_set(err, "device \"cuda\": the run needs %.1f GB but %s has %.1f GB (plan above): lower "
@@ -778,6 +780,12 @@ int trainer_run(const TrainConfig *c, const cJSON *cfg_json, const TrainOptions 
         metrics_set(&line, "entropy", st.entropy_tokens > 0 ? st.entropy_sum / st.entropy_tokens : NAN);
         metrics_set(&line, "grad_norm", gnorm);
         metrics_set(&line, "lr", c->optim.lr * lr_scale);
+        size_t dev_used = 0;
+        Error mem_err;
+        if (t.gpu && cuda_memory_in_use(&dev_used, &mem_err) == 0) {  // the plan's check against what was allocated
+            metrics_set(&line, "device_memory_gb", dev_used / 1073741824.0);
+            metrics_set(&line, "device_memory_plan_gb", t.plan_bytes / 1073741824.0);
+        }
         if (!finite) metrics_set_bool(&line, "skipped_nonfinite", 1);
         double rms_sum = 0;
         int nrms = 0;

@@ -133,16 +133,27 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidValue); }
 
+// Live allocations and their sizes: cudaMemGetInfo reports the device's total less what is allocated, as a GPU does.
+static std::map<const void *, size_t> live_allocations;
+static size_t live_bytes;
+
 // Fresh device memory reads as NaN (0xFF bytes) so a kernel that uses what nothing wrote shows up in the results.
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     if (refused_in_capture()) return last_error;
     *ptr = malloc(bytes ? bytes : 1);
     if (!*ptr) return fail(cudaErrorMemoryAllocation);
     memset(*ptr, 0xff, bytes);
+    live_allocations[*ptr] = bytes;
+    live_bytes += bytes;
     return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *ptr) {
+    auto it = live_allocations.find(ptr);
+    if (it != live_allocations.end()) {
+        live_bytes -= it->second;
+        live_allocations.erase(it);
+    }
     free(ptr);
     return cudaSuccess;
 }
@@ -181,7 +192,8 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t str
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
-    *free_bytes = *total_bytes = prop.totalGlobalMem;
+    *total_bytes = prop.totalGlobalMem;
+    *free_bytes = live_bytes < prop.totalGlobalMem ? prop.totalGlobalMem - live_bytes : 0;
     return cudaSuccess;
 }
 

@@ -32,6 +32,13 @@ int cuda_device_probe(char *name, size_t name_len, size_t *mem_bytes, Error *err
     return 0;
 }
 
+int cuda_memory_in_use(size_t *bytes, Error *err) {
+    size_t free_bytes = 0, total = 0;
+    if (cuda_check(cudaMemGetInfo(&free_bytes, &total), "cudaMemGetInfo", err)) return -1;
+    *bytes = total - free_bytes;
+    return 0;
+}
+
 int cuda_alloc(void **d_ptr, size_t bytes, Error *err) {
     *d_ptr = NULL;
     if (cudaMalloc(d_ptr, bytes ? bytes : 1) != cudaSuccess) {

@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 tests="test_cuda_ops test_cuda_attention test_cuda_optim test_cuda_model test_cuda_sampler test_train test_generate_cli"
 # a build of its own for x86-64-v3 (AVX2, FMA): this machine's -march=native may not run on the device's CPU
 b=build-cuda-kit
-targets="$b/pionrl $b/bench/bench_cuda"
+targets="$b/pionrl $b/bench/bench_cuda $b/bench/bench_cuda_ops"
 for t in $tests; do targets="$targets $b/tests/$t"; done
 make CUDA=1 BUILD=$b OPT="-O3 -march=x86-64-v3" -j"$(nproc)" $targets
 kit=$(mktemp -d)
 trap 'rm -rf "$kit"' EXIT
 mkdir -p "$kit/lib" "$kit/build-cuda/tests" "$kit/build-cuda/bench"
 cp $b/pionrl "$kit/build-cuda/"
-cp $b/bench/bench_cuda "$kit/build-cuda/bench/"
+cp $b/bench/bench_cuda $b/bench/bench_cuda_ops "$kit/build-cuda/bench/"
 for t in $tests; do cp "$b/tests/$t" "$kit/build-cuda/tests/"; done
 # libraries: what ldd resolves, less glibc (the device's is newer, and must match its loader) and the CUDA math
 # libraries (hundreds of MB; the device's toolkit has them)

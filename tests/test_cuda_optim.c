@@ -27,14 +27,17 @@
 enum { H = 4, HD = 32, D = 96, F = 160, V = 50 };
 
 // embed (V x D), q_proj (H*HD x D, head rows), o_proj (D x H*HD, head columns), gate (F x D),
-// down (D x F), a norm vector (D).
+// down (D x F), a norm vector (D), and a second layer's q_proj, o_proj and gate (as Qwen's table interleaves them):
+// the device batches each matrix's Newton-Schulz with its same-shape peers, which must not change a result.
 static int make_table(ParamInfo *t, size_t *total) {
     struct {
         const char *name;
         int rows, cols, role, heads;
     } spec[] = {{"embed_tokens", V, D, ROLE_EMBEDDING, HEADS_NONE}, {"q_proj", H * HD, D, ROLE_MATRIX, HEADS_ROWS},
                 {"o_proj", D, H * HD, ROLE_MATRIX, HEADS_COLS},     {"gate_proj", F, D, ROLE_MATRIX, HEADS_NONE},
-                {"down_proj", D, F, ROLE_MATRIX, HEADS_NONE},        {"norm", 1, D, ROLE_NORM, HEADS_NONE}};
+                {"down_proj", D, F, ROLE_MATRIX, HEADS_NONE},       {"norm", 1, D, ROLE_NORM, HEADS_NONE},
+                {"q_proj.1", H * HD, D, ROLE_MATRIX, HEADS_ROWS},   {"o_proj.1", D, H * HD, ROLE_MATRIX, HEADS_COLS},
+                {"gate_proj.1", F, D, ROLE_MATRIX, HEADS_NONE}};
     int n = (int)(sizeof spec / sizeof spec[0]);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -72,7 +75,7 @@ static Optimizer *host_optimizer(const OptimConfig *c, ParamInfo *t, int *n, siz
 static void compare_steps(OptimConfig cfg) {
     int ns_bf16 = cfg.ns_bf16;
     if (!test_gpu_ready()) return;
-    ParamInfo t[8];
+    ParamInfo t[12];
     size_t N;
     int n;
     Error err;

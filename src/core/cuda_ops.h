@@ -60,7 +60,7 @@ size_t cuda_graph_num_nodes(const CudaGraph *g);
 int cuda_adamw(float *d_p, const float *d_g, float *d_m, float *d_v, size_t n, float lr, float beta1, float beta2,
                float eps, float weight_decay, long step, double *d_dsum, Error *err);
 
-// M <- mu M + gk G; with nesterov, d_in <- gk G + mu M.
+// M <- mu M + gk G, and d_in <- the Newton-Schulz input: gk G + mu M with nesterov, else M.
 int cuda_momentum(float *d_m, const float *d_g, float *d_in, size_t n, float mu, float gk, int nesterov, Error *err);
 
 // W <- W decay - step U.
@@ -73,11 +73,20 @@ int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float
 // (a[t], b[t], c[t]), t < steps, with batched cuBLAS GEMMs: fp32, or with bf16 = 1 every product on
 // bf16-rounded operands with fp32 accumulation (tensor cores; the CPU's NsWork.bf16 arithmetic).
 typedef struct CudaNs CudaNs;
-int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf16, CudaNs **out, Error *err);
+// The workspace of a batch: max_numel elements of blocks, max_gram of their Gram matrices (short side squared per
+// block), max_blocks blocks.
+int cuda_ns_create(size_t max_numel, size_t max_gram, int max_blocks, int bf16, CudaNs **out, Error *err);
 void cuda_ns_free(CudaNs *ns);
 int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g,
                    int nblocks, int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride,
                    float eps, Error *err);
+// The same over `count` matrices of identical layout at once: matrix j's per_m blocks start at d_g + j * g_mstride
+// (input) and d_out + j * o_mstride (output); every block is still normalised and iterated on its own, so the
+// results are those of count cuda_ns_blocks calls, in one batch of count * per_m blocks (so the products have
+// count times the blocks to spread over the GPU). The workspace must hold count * per_m blocks.
+int cuda_ns_matrices(CudaNs *ns, const float *a, const float *b, const float *c, int steps, int count, const float *d_g,
+                     size_t g_mstride, int per_m, int rows, int cols, int ldg, size_t g_stride, float *d_out,
+                     size_t o_mstride, int ldo, size_t o_stride, float eps, Error *err);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,72 @@
 // optimizer_step (optim.c) with the kernels of src/core/cuda_ops.h.
 #include "optim/optim_cuda.h"
 
+#include <stdlib.h>
+
+#include "optim/optim_internal.h"
+
+// Newton-Schulz batches (any build: the memory planner sizes them too). Muon/Pion matrices of one block layout, the
+// same kind in every layer (all q_proj, all gate_proj, ...), iterate as one batch of at most NS_GROUP_BYTES of
+// inputs: its blocks spread over the whole GPU where one matrix's would not (a per-head q_proj of Qwen3-0.6B is 16
+// blocks; the 28 layers' are 448). The inputs, the outputs and the workspace's two copies each hold one batch:
+// enough for every layer's copy of a Qwen3-0.6B projection, a few layers' of a 1.7B MLP matrix.
+enum { NS_GROUP_BYTES = 128 << 20 };
+
+static int same_ns_layout(const ParamInfo *a, const ParamInfo *b) {
+    return a->rows == b->rows && a->cols == b->cols && a->heads == b->heads && a->num_heads == b->num_heads &&
+           a->head_dim == b->head_dim;
+}
+
+// Groups the parameters with is_ns set by layout, in table order, at most NS_GROUP_BYTES of inputs a group: group g
+// is member[start[g] .. start[g + 1]) (start and member hold n + 1 ints). Returns the group count, -1 out of memory.
+static int ns_groups(const ParamInfo *table, const unsigned char *is_ns, int n, int *start, int *member) {
+    unsigned char *taken = calloc(n + 1, 1);
+    if (!taken) return -1;
+    int m = 0, ng = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_ns[i] || taken[i]) continue;
+        size_t cap = NS_GROUP_BYTES / (sizeof(float) * param_numel(&table[i]));
+        start[ng++] = m;
+        for (int j = i; j < n && (size_t)(m - start[ng - 1]) < (cap ? cap : 1); j++)
+            if (is_ns[j] && !taken[j] && same_ns_layout(&table[i], &table[j])) taken[j] = 1, member[m++] = j;
+    }
+    start[ng] = m;
+    free(taken);
+    return ng;
+}
+
+// The largest batch's elements (inputs), Gram elements and blocks over the groups.
+static void ns_workspace(const OptimConfig *c, const ParamInfo *table, const int *start, const int *member, int ng,
+                         size_t *max_numel, size_t *max_gram, int *max_blocks) {
+    *max_numel = *max_gram = 0, *max_blocks = 0;
+    for (int g = 0; g < ng; g++) {
+        int count = start[g + 1] - start[g];
+        const ParamInfo *p = &table[member[start[g]]];
+        int nb = optim_ns_nblocks(c, p);
+        NsBlock b0 = optim_ns_block(c, p, 0);
+        size_t sh = b0.rows < b0.cols ? b0.rows : b0.cols, gram = (size_t)count * nb * sh * sh;
+        if (count * nb > *max_blocks) *max_blocks = count * nb;
+        if (gram > *max_gram) *max_gram = gram;
+        if (count * param_numel(p) > *max_numel) *max_numel = count * param_numel(p);
+    }
+}
+
+size_t optim_cuda_workspace_bytes(const OptimConfig *c, const ParamInfo *table, int n) {
+    int *start = malloc(sizeof(int) * (n + 1)), *member = malloc(sizeof(int) * (n + 1)), ng = 0, blocks = 0;
+    unsigned char *is_ns = calloc(n + 1, 1);
+    size_t numel = 0, gram = 0;
+    for (int i = 0; is_ns && i < n; i++)
+        is_ns[i] = (c->kind == OPT_MUON || c->kind == OPT_PION) && optim_is_hidden_matrix(&table[i]);
+    if (start && member && is_ns && (ng = ns_groups(table, is_ns, n, start, member)) > 0)
+        ns_workspace(c, table, start, member, ng, &numel, &gram, &blocks);
+    free(start), free(member), free(is_ns);
+    // inputs, outputs, the iterate's two copies, two Gram buffers; bf16 products: rounded copies of one iterate and
+    // both Gram buffers
+    size_t f = sizeof(float), bytes = 4 * f * numel + 2 * f * gram + f * blocks;
+    if (c->ns_bf16) bytes += 2 * (numel + 2 * gram);
+    return bytes + sizeof(double) * n;
+}
+
 #ifndef PIONRL_CUDA
 
 int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
@@ -37,7 +103,11 @@ struct OptimCuda {
     NsSchedule sched;
     CudaNs *ns;
     CudaSpectral *sp;  // spectrum-preserving matrices' workspace, sized for the largest
-    float *d_in, *d_u;  // Nesterov input and NS output, sized for the largest matrix
+    // Muon/Pion matrices of one layout (the same kind in every layer: all q_proj, all gate_proj, ...) run their
+    // Newton-Schulz iterations as one batch, up to NS_GROUP_BYTES of inputs at a time: group g is members
+    // group_member[group_start[g] .. group_start[g + 1]) (parameter indices)
+    int ngroups, *group_start, *group_member;
+    float *d_in, *d_u;  // a group's Newton-Schulz inputs and outputs, one matrix after another
     double *d_dsum;     // per parameter: sum of squared changes of the last step
     double *dsum;
     float *update_rms;
@@ -52,6 +122,8 @@ void optim_cuda_free(OptimCuda *o) {
     cuda_release(o->d_in);
     cuda_release(o->d_u);
     cuda_release(o->d_dsum);
+    free(o->group_start);
+    free(o->group_member);
     free(o->state);
     free(o->table);
     free(o->rule);
@@ -78,8 +150,8 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
         return error_set(err, "optimizer (cuda): out of memory");
     }
     memcpy(o->table, host->table, sizeof(ParamInfo) * host->n);
-    int max_blocks = 0, max_short = 0, sp_rows = 0, sp_cols = 0;
-    size_t max_block = 0, max_numel = 0;
+    int max_blocks = 0, sp_rows = 0, sp_cols = 0;
+    size_t max_gram = 0, max_numel = 0;
     for (int i = 0; i < host->n; i++) {
         const ParamState *s = &host->st[i];
         const ParamInfo *p = &host->table[i];
@@ -96,25 +168,60 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
                 return error_prefix(err, "optimizer (cuda): %s %s", p->name, optim_buffer_name(s->rule, b));
             }
         }
-        if (s->rule == RULE_NS) {
-            int nb = optim_ns_nblocks(&o->cfg, p);
-            NsBlock b0 = optim_ns_block(&o->cfg, p, 0);
-            int sh = b0.rows < b0.cols ? b0.rows : b0.cols;
-            if (nb > max_blocks) max_blocks = nb;
-            if ((size_t)b0.rows * b0.cols > max_block) max_block = (size_t)b0.rows * b0.cols;
-            if (sh > max_short) max_short = sh;
-            if (param_numel(p) > max_numel) max_numel = param_numel(p);
-        }
     }
+    o->group_start = malloc(sizeof(int) * (host->n + 1));
+    o->group_member = malloc(sizeof(int) * (host->n + 1));
+    unsigned char *is_ns = calloc(host->n + 1, 1);
+    for (int i = 0; is_ns && i < host->n; i++) is_ns[i] = o->rule[i] == RULE_NS;
+    o->ngroups = o->group_start && o->group_member && is_ns
+                     ? ns_groups(o->table, is_ns, o->n, o->group_start, o->group_member)
+                     : -1;
+    free(is_ns);
+    if (o->ngroups < 0) {
+        optim_cuda_free(o);
+        return error_set(err, "optimizer (cuda): out of memory");
+    }
+    ns_workspace(&o->cfg, o->table, o->group_start, o->group_member, o->ngroups, &max_numel, &max_gram, &max_blocks);
     if (cuda_alloc((void **)&o->d_dsum, sizeof(double) * host->n, err) ||
         (sp_rows > 0 && cuda_sp_create(sp_rows, sp_cols, &o->sp, err)) ||
-        (max_numel > 0 && (cuda_ns_create(max_blocks, max_block, max_short, o->cfg.ns_bf16, &o->ns, err) ||
+        (max_numel > 0 && (cuda_ns_create(max_numel, max_gram, max_blocks, o->cfg.ns_bf16, &o->ns, err) ||
                            cuda_alloc((void **)&o->d_in, max_numel * sizeof(float), err) ||
                            cuda_alloc((void **)&o->d_u, max_numel * sizeof(float), err)))) {
         optim_cuda_free(o);
         return error_prefix(err, "optimizer (cuda)");
     }
     *out = o;
+    return 0;
+}
+
+// One group's Muon/Pion step: each member's momentum (and Newton-Schulz input, one after another in d_in), the
+// iterations of every member's blocks in one batch, then each member's update from its part of d_u.
+static int ns_group_step(OptimCuda *o, int g, float *d_params, const float *d_grads, float lr, Error *err) {
+    const OptimConfig *c = &o->cfg;
+    const int *member = o->group_member + o->group_start[g];
+    int count = o->group_start[g + 1] - o->group_start[g];
+    const ParamInfo *p0 = &o->table[member[0]];
+    size_t n = param_numel(p0);
+    float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
+    for (int j = 0; j < count; j++) {
+        int i = member[j];
+        if (cuda_momentum(o->state[i * OPTIM_MAX_BUFS], d_grads + o->table[i].offset, o->d_in + j * n, n, mu, gk,
+                          c->nesterov, err))
+            return error_prefix(err, "optimizer (cuda): %s", o->table[i].name);
+    }
+    // all blocks of a matrix in one batch: block h sits h block strides after block 0 (see optim_ns_block)
+    int nb = optim_ns_nblocks(c, p0);
+    NsBlock b0 = optim_ns_block(c, p0, 0);
+    size_t stride = nb > 1 ? optim_ns_block(c, p0, 1).off : 0;
+    if (cuda_ns_matrices(o->ns, o->sched.a, o->sched.b, o->sched.c, o->sched.steps, count, o->d_in, n, nb, b0.rows,
+                         b0.cols, b0.ld, stride, o->d_u, n, b0.ld, stride, c->ns_eps, err))
+        return error_prefix(err, "optimizer (cuda): %s and %d more of its shape", p0->name, count - 1);
+    float step = lr * optim_block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
+    for (int j = 0; j < count; j++) {
+        int i = member[j];
+        if (cuda_scaled_update(d_params + o->table[i].offset, o->d_u + j * n, n, step, decay, o->d_dsum + i, err))
+            return error_prefix(err, "optimizer (cuda): %s", o->table[i].name);
+    }
     return 0;
 }
 
@@ -139,20 +246,12 @@ int optim_cuda_step(OptimCuda *o, float *d_params, const float *d_grads, float l
             rc = cuda_adamw(W, G, st[0], st[1], n, top ? lr : alr, c->adamw.beta1, c->adamw.beta2, c->adamw.eps,
                             top ? c->weight_decay : awd, t, o->d_dsum + i, err);
         } else {
-            float mu = c->momentum, gk = c->momentum_form == MOMENTUM_EMA ? 1.0f - mu : 1.0f;
-            float *in = c->nesterov ? o->d_in : st[0];
-            // all blocks in one batch: block h sits h block strides after block 0 (see optim_ns_block)
-            int nb = optim_ns_nblocks(c, p);
-            NsBlock b0 = optim_ns_block(c, p, 0);
-            size_t stride = nb > 1 ? optim_ns_block(c, p, 1).off : 0;
-            float step = lr * optim_block_scale(c, b0.rows, b0.cols), decay = 1.0f - lr * c->weight_decay;
-            rc = cuda_momentum(st[0], G, o->d_in, n, mu, gk, c->nesterov, err) ||
-                 cuda_ns_blocks(o->ns, o->sched.a, o->sched.b, o->sched.c, o->sched.steps, in, nb, b0.rows, b0.cols,
-                                b0.ld, stride, o->d_u, b0.ld, stride, c->ns_eps, err) ||
-                 cuda_scaled_update(W, o->d_u, n, step, decay, o->d_dsum + i, err);
+            continue;  // Muon/Pion: by group, below
         }
         if (rc) return error_prefix(err, "optimizer (cuda): %s", p->name);
     }
+    for (int g = 0; g < o->ngroups; g++)
+        if (ns_group_step(o, g, d_params, d_grads, lr, err)) return -1;
     // the one synchronising copy of the step: also where a failed kernel reports
     if (cuda_to_host(o->dsum, o->d_dsum, sizeof(double) * o->n, err)) return error_prefix(err, "optimizer (cuda)");
     for (int i = 0; i < o->n; i++) o->update_rms[i] = (float)sqrt(o->dsum[i] / (double)param_numel(&o->table[i]));

@@ -550,6 +550,7 @@ static int memory_plan(Trainer *t, const QwenConfig *mc, TrainMemoryPlan *plan, 
     if (!table) return error_set(err, "out of memory");
     qwen_param_table(mc, table);
     size_t opt_bytes = optimizer_state_bytes_planned(&t->cfg->optim, table, nt);
+    if (!strcmp(t->cfg->device, "cuda")) opt_bytes += optim_cuda_workspace_bytes(&t->cfg->optim, table, nt);
     free(table);
     if (longest_prompt(t, &prompt_tokens, err)) return -1;
     train_memory_plan(t->cfg, mc, opt_bytes, prompt_tokens, plan);

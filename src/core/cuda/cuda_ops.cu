@@ -158,7 +158,7 @@ __global__ static void momentum_kernel(float *m, const float *g, float *in, size
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float mi = mu * m[i] + gk * g[i];
         m[i] = mi;
-        if (nesterov) in[i] = gk * g[i] + mu * mi;
+        in[i] = nesterov ? gk * g[i] + mu * mi : mi;
     }
 }
 
@@ -188,10 +188,10 @@ int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float
 
 struct CudaNs {
     cublasHandle_t blas;
-    int max_blocks, max_short, bf16;
-    size_t max_block_numel;
-    float *X, *Y;  // max_blocks x max_block_numel, contiguous row-major blocks
-    float *A, *B;  // max_blocks x max_short^2
+    int max_blocks, bf16;
+    size_t max_numel, max_gram;
+    float *X, *Y;  // max_numel: a batch's blocks, contiguous row-major
+    float *A, *B;  // max_gram: their Gram matrices (short side squared each)
     float *inv;    // 1 / (||G_b|| + eps) per block
     __nv_bfloat16 *Xh, *Ah, *Bh;  // bf16: the rounded operands of X, A, B
 };
@@ -235,16 +235,15 @@ void cuda_ns_free(CudaNs *ns) {
     free(ns);
 }
 
-int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf16, CudaNs **out, Error *err) {
+int cuda_ns_create(size_t max_numel, size_t max_gram, int max_blocks, int bf16, CudaNs **out, Error *err) {
     *out = NULL;
     CudaNs *ns = (CudaNs *)calloc(1, sizeof *ns);
     if (!ns) return error_set(err, "cuda ns: out of memory");
     ns->max_blocks = max_blocks;
-    ns->max_short = max_short;
-    ns->max_block_numel = max_block_numel;
+    ns->max_numel = max_numel;
+    ns->max_gram = max_gram;
     ns->bf16 = bf16;
-    size_t xb = sizeof(float) * (size_t)max_blocks * max_block_numel;
-    size_t ab = sizeof(float) * (size_t)max_blocks * max_short * max_short;
+    size_t xb = sizeof(float) * max_numel, ab = sizeof(float) * max_gram;
     if (cuda_blas_check(cublasCreate(&ns->blas), "cublasCreate", err) ||
         cuda_blas_check(cublasSetStream(ns->blas, cudaStreamPerThread), "cublasSetStream", err) ||
         // fp32 GEMMs stay fp32 (no TF32): this path is compared against the CPU reference
@@ -261,10 +260,16 @@ int cuda_ns_create(int max_blocks, size_t max_block_numel, int max_short, int bf
     return 0;
 }
 
+// Where block b of a batch starts: blocks come `per` to a matrix, matrix j at j * m_stride, its block h at
+// h * stride from there (one matrix: per = the block count).
+__device__ static inline size_t block_at(size_t b, int per, size_t stride, size_t m_stride) {
+    return (b / per) * m_stride + (b % per) * stride;
+}
+
 // inv[b] = 1 / (||block b||_F + eps); one thread block per matrix block.
-__global__ static void block_norm_kernel(const float *g, int rows, int cols, int ldg, size_t g_stride, float eps,
-                                         float *inv) {
-    const float *gb = g + blockIdx.x * g_stride;
+__global__ static void block_norm_kernel(const float *g, int rows, int cols, int ldg, int per, size_t g_stride,
+                                         size_t g_mstride, float eps, float *inv) {
+    const float *gb = g + block_at(blockIdx.x, per, g_stride, g_mstride);
     size_t n = (size_t)rows * cols;
     double local = 0.0;
     for (size_t k = threadIdx.x; k < n; k += blockDim.x) {
@@ -276,22 +281,22 @@ __global__ static void block_norm_kernel(const float *g, int rows, int cols, int
 }
 
 // X (contiguous blocks) = inv[b] * G blocks (strided).
-__global__ static void gather_kernel(const float *g, int nblocks, int rows, int cols, int ldg, size_t g_stride,
-                                     const float *inv, float *x) {
+__global__ static void gather_kernel(const float *g, int nblocks, int rows, int cols, int ldg, int per_m,
+                                     size_t g_stride, size_t g_mstride, const float *inv, float *x) {
     size_t per = (size_t)rows * cols, n = per * nblocks;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
         size_t b = k / per, r = k % per;
-        x[k] = g[b * g_stride + (r / cols) * (size_t)ldg + r % cols] * inv[b];
+        x[k] = g[block_at(b, per_m, g_stride, g_mstride) + (r / cols) * (size_t)ldg + r % cols] * inv[b];
     }
 }
 
 // out blocks (strided) = X (contiguous blocks).
-__global__ static void scatter_kernel(const float *x, int nblocks, int rows, int cols, float *out, int ldo,
-                                      size_t o_stride) {
+__global__ static void scatter_kernel(const float *x, int nblocks, int rows, int cols, float *out, int ldo, int per_m,
+                                      size_t o_stride, size_t o_mstride) {
     size_t per = (size_t)rows * cols, n = per * nblocks;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
         size_t b = k / per, r = k % per;
-        out[b * o_stride + (r / cols) * (size_t)ldo + r % cols] = x[k];
+        out[block_at(b, per_m, o_stride, o_mstride) + (r / cols) * (size_t)ldo + r % cols] = x[k];
     }
 }
 
@@ -307,15 +312,26 @@ __global__ static void poly_init_kernel(const float *A, float *B, int nblocks, i
 int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g, int nblocks,
                    int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride, float eps,
                    Error *err) {
+    return cuda_ns_matrices(ns, a, b, c, steps, 1, d_g, 0, nblocks, rows, cols, ldg, g_stride, d_out, 0, ldo, o_stride,
+                            eps, err);
+}
+
+int cuda_ns_matrices(CudaNs *ns, const float *a, const float *b, const float *c, int steps, int count, const float *d_g,
+                     size_t g_mstride, int per_m, int rows, int cols, int ldg, size_t g_stride, float *d_out,
+                     size_t o_mstride, int ldo, size_t o_stride, float eps, Error *err) {
     int tall = rows > cols, r = tall ? cols : rows, cl = tall ? rows : cols;
     size_t per = (size_t)rows * cols, rr = (size_t)r * r;
-    if (nblocks < 1 || rows < 1 || cols < 1 || nblocks > ns->max_blocks || per > ns->max_block_numel ||
-        r > ns->max_short)
-        return error_set(err, "cuda ns: %d blocks of %d x %d exceed the workspace (%d blocks, %zu elements, short %d)",
-                         nblocks, rows, cols, ns->max_blocks, ns->max_block_numel, ns->max_short);
-    block_norm_kernel<<<nblocks, CUDA_THREADS>>>(d_g, rows, cols, ldg, g_stride, eps, ns->inv);
-    gather_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(d_g, nblocks, rows, cols, ldg, g_stride, ns->inv,
-                                                                  ns->X);
+    long long total = (long long)count * per_m;
+    if (count < 1 || per_m < 1 || rows < 1 || cols < 1 || total > ns->max_blocks || total * per > ns->max_numel ||
+        total * rr > ns->max_gram)
+        return error_set(err,
+                         "cuda ns: %d x %d blocks of %d x %d exceed the workspace (%d blocks, %zu elements, %zu "
+                         "Gram elements)",
+                         count, per_m, rows, cols, ns->max_blocks, ns->max_numel, ns->max_gram);
+    int nblocks = (int)total;
+    block_norm_kernel<<<nblocks, CUDA_THREADS>>>(d_g, rows, cols, ldg, per_m, g_stride, g_mstride, eps, ns->inv);
+    gather_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(d_g, nblocks, rows, cols, ldg, per_m, g_stride,
+                                                                  g_mstride, ns->inv, ns->X);
     if (cuda_launch_check("ns gather", err)) return -1;
     float *X = ns->X, *Y = ns->Y;
     long long sx = (long long)per, sa = (long long)rr;
@@ -350,6 +366,7 @@ int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, i
         X = Y;
         Y = tmp;
     }
-    scatter_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(X, nblocks, rows, cols, d_out, ldo, o_stride);
+    scatter_kernel<<<cuda_grid_for(per * nblocks), CUDA_THREADS>>>(X, nblocks, rows, cols, d_out, ldo, per_m, o_stride,
+                                                                   o_mstride);
     return cuda_launch_check("ns scatter", err);
 }

@@ -106,8 +106,8 @@ static int run_flash_backward(const Op *op, Arena *a, Error *err) {
     size_t nq = (size_t)op->n * s->T * s->Hq * s->hd, nk = (size_t)op->n * s->T * s->Hkv * s->hd;
     // dq, dk, dv after the inputs in arena b (the forward's q, k, v and out stay where run_flash_forward put them)
     float *dq = a->logits, *dk = dq + nq, *dv = dk + nk;
-    return cuda_flash_attention_backward(dq, dk, dv, a->d, a->d, a->e, a->a, a->b, a->c, op->n, s->T, s->Hq, s->Hkv,
-                                         s->hd, 1, a->logits + nq + 2 * nk, err);
+    return cuda_flash_attention_backward(dq, dk, dv, NULL, a->d, a->d, a->e, a->a, a->b, a->c, op->n, s->T, s->Hq,
+                                         s->Hkv, s->hd, 1, a->logits + nq + 2 * nk, err);
 }
 
 static int run_rmsnorm(const Op *op, Arena *a, Error *err) {

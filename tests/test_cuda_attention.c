@@ -76,10 +76,10 @@ static void run_case(Shape s, int bf16, double e[5]) {
     float *d_lse = test_dev(nan, sizeof(float) * nl), *d_work = test_dev(nan, sizeof(float) * nl);
     float *d_dq = test_dev(nan, sizeof(float) * nq), *d_dk = test_dev(nan, sizeof(float) * nk),
           *d_dv = test_dev(nan, sizeof(float) * nk);
-    void *d_out16 = test_dev(nan, 2 * nq);  // the bf16 shadow of out, written in the same pass
+    void *d_out16 = test_dev(nan, 2 * nq), *d_dv16 = test_dev(nan, 2 * nk);  // bf16 copies of out and dv
     Error err;
     int fwd = -1, bwd = -1;
-    if (d_q && d_k && d_v && d_dout && d_out && d_lse && d_work && d_dq && d_dk && d_dv && d_out16) {
+    if (d_q && d_k && d_v && d_dout && d_out && d_lse && d_work && d_dq && d_dk && d_dv && d_out16 && d_dv16) {
         fwd = cuda_flash_attention_forward(d_out, d_out16, d_lse, d_q, d_k, d_v, B, T, Hq, Hkv, hd, bf16, &err);
         if (fwd) test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
         if (fwd == 0 && !test_dev_shadow_ok(d_out, d_out16, nq)) {
@@ -87,9 +87,13 @@ static void run_case(Shape s, int bf16, double e[5]) {
             fwd = -1;
         }
         if (fwd == 0) {
-            bwd = cuda_flash_attention_backward(d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v, B, T, Hq, Hkv,
-                                                hd, bf16, d_work, &err);
+            bwd = cuda_flash_attention_backward(d_dq, d_dk, d_dv, d_dv16, d_dout, d_out, d_lse, d_q, d_k, d_v, B, T, Hq,
+                                                Hkv, hd, bf16, d_work, &err);
             if (bwd) test_fail_at(__FILE__, __LINE__, "backward: %s", err.msg);
+            if (bwd == 0 && !test_dev_shadow_ok(d_dv, d_dv16, nk)) {
+                test_fail_at(__FILE__, __LINE__, "dv16 is not the rounding of dv");
+                bwd = -1;
+            }
         }
     }
     for (int i = 0; i < 5; i++) e[i] = INFINITY;
@@ -99,8 +103,8 @@ static void run_case(Shape s, int bf16, double e[5]) {
         e[4] = test_dev_diff(dv, d_dv, nk, 1);
     printf("  B %d T %d Hq %d Hkv %d hd %d bf16 %d: out %.3g lse %.3g dq %.3g dk %.3g dv %.3g\n", B, T, Hq, Hkv, hd,
            bf16, e[0], e[1], e[2], e[3], e[4]);
-    void *d[] = {d_q, d_k, d_v, d_dout, d_out, d_lse, d_work, d_dq, d_dk, d_dv, d_out16};
-    for (int i = 0; i < 11; i++) cuda_release(d[i]);
+    void *d[] = {d_q, d_k, d_v, d_dout, d_out, d_lse, d_work, d_dq, d_dk, d_dv, d_out16, d_dv16};
+    for (int i = 0; i < 12; i++) cuda_release(d[i]);
     free(q), free(k), free(v), free(out), free(probs), free(dout), free(dq), free(dk), free(dv), free(lse), free(work);
     free(nan);
 }
@@ -165,7 +169,7 @@ static void test_flash_attention_refusals(void) {
     CHECK_MSG(strstr(err.msg, "hd") != NULL, "%s", err.msg);
     CHECK(cuda_flash_attention_forward(p, NULL, p, p, p, p, 1, 4, 3, 2, 64, 0, &err) ==
           -1);  // Hq not a multiple of Hkv
-    CHECK(cuda_flash_attention_backward(p, p, p, p, p, p, p, p, p, 70000, 4, 2, 1, 64, 0, p, &err) == -1);
+    CHECK(cuda_flash_attention_backward(p, p, p, NULL, p, p, p, p, p, p, 70000, 4, 2, 1, 64, 0, p, &err) == -1);
     CHECK_MSG(strstr(err.msg, "65535") != NULL, "%s", err.msg);
     CHECK(cuda_flash_attention_forward(p, NULL, p, p, p, p, 0, 4, 2, 1, 64, 0, &err) == 0);  // nothing to do
 #endif

@@ -316,10 +316,10 @@ static void compare_bf16(const char *dir) {
 #endif
     CHECK_MSG(qwen_cuda_backward(qc, wgt, &err) == 0 && qwen_cuda_download_grads(qc, g_gpu, &err) == 0, "%s", err.msg);
 #ifdef PIONRL_CUDA
-    // rounded by a pass: per layer dv (the attention backward writes it without a copy), and dq and dk where no
-    // q/k-norm backward makes them (Qwen2: RoPE's backward does, in place); every other operand comes with a shadow
+    // rounded by a pass: dq and dk where no q/k-norm backward makes them (Qwen2: RoPE's backward does, in place);
+    // every other operand comes with a shadow
     r_bwd = cuda_blas_roundings(qc->cb) - r_bwd;
-    unsigned long want_bwd = (m.cfg.qk_norm ? 1 : 3) * (unsigned long)m.cfg.num_layers;
+    unsigned long want_bwd = (m.cfg.qk_norm ? 0 : 2) * (unsigned long)m.cfg.num_layers;
     CHECK_MSG(r_bwd == want_bwd, "%s: the bf16 backward rounded %lu operands (want %lu)", dir, r_bwd, want_bwd);
 #endif
     int nt = qwen_num_tensors(&m.cfg);

@@ -37,7 +37,8 @@ int cuda_flash_attention_forward(float *out, void *out16, float *lse, const floa
 // forward's. work: B*T*Hq floats of scratch (each query row's D = rowsum(P dP): dot(dout, out) in fp32; with bf16
 // summed over the key tiles as the CPU sums it). bf16 rounds the inputs of dP = dO V^T, dV = P^T dO, dQ = dS K, dK =
 // dS^T Q.
-int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+// dv16 (bf16, may be NULL): the rounding of dv too (a shadow: the v projection's backward reads it).
+int cuda_flash_attention_backward(float *dq, float *dk, float *dv, void *dv16, const float *dout, const float *out,
                                   const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                   int Hq, int Hkv, int hd, int bf16, float *work, Error *err);
 

@@ -79,6 +79,7 @@ static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
         {&qc->lnf16, h * N * D},        {&qc->logits16, bw * h * rows * c->vocab_size},
         {&qc->dx16, bw * h * N * D},    {&qc->dx_mid16, bw * h * N * D},
         {&qc->datt16, bw * h * N * QD}, {&qc->dtmp16, bw * h * N * KD},
+        {&qc->dv16, bw * h * N * KD},
     };
     int n = (int)(sizeof b / sizeof b[0]);
     if (t) memcpy(t, b, sizeof b);
@@ -223,8 +224,8 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
 // them (cuda_blas_clear_shadows) when the pass ends, however it ends.
 static int train_shadows(QwenCuda *qc, Error *err) {
     if (!qc->train_bf16) return 0;
-    const float *base[] = {qc->ln1, qc->att,    qc->ln2, qc->act,    qc->dgate, qc->dup,
-                           qc->lnf, qc->logits, qc->dx,  qc->dx_mid, qc->datt,  qc->dtmp};
+    const float *base[] = {qc->ln1,    qc->att, qc->ln2,    qc->act,  qc->dgate, qc->dup, qc->lnf,
+                           qc->logits, qc->dx,  qc->dx_mid, qc->datt, qc->dtmp,  qc->dv};
     CudaBuf t[16];
     int n = shadow_bufs(qc, t);
     for (int i = 0; i < n; i++)
@@ -483,8 +484,8 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          // attention: x_mid = x + o_proj(att)
          cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD, N,
                               QD, D, err) ||
-         cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, qc->datt, a.att, a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd,
-                                       qc->train_bf16, qc->att_work, err) ||
+         cuda_flash_attention_backward(qc->dq, qc->dk, qc->dv, shadow_at(qc, qc->dv, qc->dv, qc->dv16), qc->datt, a.att,
+                                       a.lse, a.q, a.k, a.v, B, T, Hq, Hkv, hd, qc->train_bf16, qc->att_work, err) ||
          cuda_rope_backward(qc->dq, qc->pos, N, Hq, hd, c->rope_theta, err) ||
          cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
     const float *dq_raw = qc->dq, *dk_raw = qc->dk;  // the q and k projections' output gradients

@@ -26,7 +26,7 @@ struct QwenCuda {
     // with the weight copy.
     void *ln1_16, *att16, *ln2_16, *act16, *dgate16, *dup16;
     void *lnf16, *logits16;  // likewise the final norm's output (the lm_head's input) and a chunk's logit gradients
-    void *dx16, *dx_mid16, *datt16, *dtmp16;  // and the backward's residual gradients and q/k-norm input gradients
+    void *dx16, *dx_mid16, *datt16, *dtmp16, *dv16;  // the backward's residual, q/k-norm input and v gradients
     QwenWeights w, g;  // device views into d_params / d_grads
     CudaBlas *cb;
     float *x, *ln1, *rstd1, *q_raw, *k_raw, *rstd_q, *rstd_k, *q, *k, *v, *lse, *att, *x_mid, *ln2, *rstd2;

@@ -227,9 +227,9 @@ __device__ static inline void fa_p_ds(float *p, float *ds, float s, float dp, fl
 // in registers over the group's query heads and the query tiles at or after the
 // key tile, then are written once (no atomics, no other writer).
 template <int NACC>
-__global__ static void fa_backward_dkdv_kernel(float *dk, float *dv, const float *dout, const float *lse,
-                                               const float *D, const float *q, const float *k, const float *v, int T,
-                                               int Hq, int Hkv, int hd, int bf16, float scale) {
+__global__ static void fa_backward_dkdv_kernel(float *dk, float *dv, __nv_bfloat16 *dv16, const float *dout,
+                                               const float *lse, const float *D, const float *q, const float *k,
+                                               const float *v, int T, int Hq, int Hkv, int hd, int bf16, float scale) {
     extern __shared__ float fa_smem[];
     int ld = hd + 1;
     float *sK = fa_smem, *sV = sK + FA_TILE * ld, *sQ = sV + FA_TILE * ld, *sO = sQ + FA_TILE * ld;
@@ -288,6 +288,7 @@ __global__ static void fa_backward_dkdv_kernel(float *dk, float *dv, const float
             if (j + FA_TPR * i < hd) {
                 dk[off + FA_TPR * i] = dK[i];
                 dv[off + FA_TPR * i] = dV[i];
+                if (dv16) dv16[off + FA_TPR * i] = __float2bfloat16_rn(dV[i]);
             }
     }
 }
@@ -401,9 +402,9 @@ static int fa_forward_launch(float *out, __nv_bfloat16 *out16, float *lse, const
 }
 
 template <int NACC>
-static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                              float *D, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv,
-                              int hd, int bf16, Error *err) {
+static int fa_backward_launch(float *dq, float *dk, float *dv, __nv_bfloat16 *dv16, const float *dout, const float *out,
+                              const float *lse, float *D, const float *q, const float *k, const float *v, int B, int T,
+                              int Hq, int Hkv, int hd, int bf16, Error *err) {
     size_t shared = fa_backward_shared(hd);
     float scale = 1.0f / sqrtf((float)hd);
     if (cuda_opt_in_shared(fa_backward_dkdv_kernel<NACC>, shared, "flash attention backward dK/dV", err) ||
@@ -420,7 +421,7 @@ static int fa_backward_launch(float *dq, float *dk, float *dv, const float *dout
     }
     if (cuda_launch_check("flash attention backward D", err)) return -1;
     fa_backward_dkdv_kernel<NACC>
-        <<<dim3(tiles, Hkv, B), FA_THREADS, shared>>>(dk, dv, dout, lse, D, q, k, v, T, Hq, Hkv, hd, bf16, scale);
+        <<<dim3(tiles, Hkv, B), FA_THREADS, shared>>>(dk, dv, dv16, dout, lse, D, q, k, v, T, Hq, Hkv, hd, bf16, scale);
     if (cuda_launch_check("flash attention backward dK/dV", err)) return -1;
     fa_backward_dq_kernel<NACC, false>
         <<<dim3(tiles, Hq, B), FA_THREADS, shared>>>(dq, dout, lse, D, q, k, v, T, Hq, Hkv, hd, bf16, scale);
@@ -444,17 +445,19 @@ int cuda_flash_attention_forward(float *out, void *out16, float *lse, const floa
     return fa_forward_launch<64>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
 }
 
-int cuda_flash_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+int cuda_flash_attention_backward(float *dq, float *dk, float *dv, void *dv16, const float *dout, const float *out,
                                   const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                   int Hq, int Hkv, int hd, int bf16, float *work, Error *err) {
+    __nv_bfloat16 *v16 = (__nv_bfloat16 *)dv16;
     if (fa_check(B, T, Hq, Hkv, hd, err)) return -1;
     if (B == 0 || T == 0) return 0;
     if (cuda_flash_attention_tensor_cores(hd, bf16))
-        return fa_tc_backward(dq, dk, dv, dout, lse, q, k, v, B, T, Hq, Hkv, hd, work, err);
-    if (hd <= 32) return fa_backward_launch<8>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+        return fa_tc_backward(dq, dk, dv, dv16, dout, lse, q, k, v, B, T, Hq, Hkv, hd, work, err);
+    if (hd <= 32)
+        return fa_backward_launch<8>(dq, dk, dv, v16, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
     if (hd <= 64)
-        return fa_backward_launch<16>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+        return fa_backward_launch<16>(dq, dk, dv, v16, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
     if (hd <= 128)
-        return fa_backward_launch<32>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
-    return fa_backward_launch<64>(dq, dk, dv, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+        return fa_backward_launch<32>(dq, dk, dv, v16, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
+    return fa_backward_launch<64>(dq, dk, dv, v16, dout, out, lse, work, q, k, v, B, T, Hq, Hkv, hd, bf16, err);
 }

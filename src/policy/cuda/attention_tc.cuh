@@ -13,7 +13,7 @@ int fa_tc_forward(float *out, void *out16, float *lse, const float *q, const flo
                   int Hq, int Hkv, int hd, Error *err);
 
 // work: B*T*Hq floats (each row's D = rowsum(P dP)).
-int fa_tc_backward(float *dq, float *dk, float *dv, const float *dout, const float *lse, const float *q, const float *k,
-                   const float *v, int B, int T, int Hq, int Hkv, int hd, float *work, Error *err);
+int fa_tc_backward(float *dq, float *dk, float *dv, void *dv16, const float *dout, const float *lse, const float *q,
+                   const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, float *work, Error *err);
 
 #endif

@@ -316,9 +316,9 @@ __global__ static void fa_tc_dq_kernel(float *dq, const float *dout, const float
 // query heads and the query tiles from the diagonal on, then are written once (no atomics, no other writer). The
 // products are transposed (S^T = K Q^T, dP^T = V dO^T) so that each warp's rows are its own keys.
 template <int NF>
-__global__ static void fa_tc_dkdv_kernel(float *dk, float *dv, const float *dout, const float *lse, const float *D,
-                                         const float *q, const float *k, const float *v, int T, int Hq, int Hkv, int hd,
-                                         float scale) {
+__global__ static void fa_tc_dkdv_kernel(float *dk, float *dv, bf16_t *dv16, const float *dout, const float *lse,
+                                         const float *D, const float *q, const float *k, const float *v, int T, int Hq,
+                                         int Hkv, int hd, float scale) {
     extern __shared__ __align__(128) unsigned char fa_tc_smem[];
     TcBackwardTiles t = tc_backward_tiles(fa_tc_smem, hd, 2);
     bf16_t *sK = t.head[0], *sV = t.head[1], *sQ = t.head[2], *sO = t.head[3], *sP = t.prob[0], *sdS = t.prob[1];
@@ -357,7 +357,7 @@ __global__ static void fa_tc_dkdv_kernel(float *dk, float *dv, const float *dout
     // The score tiles hold the staging tile (hd <= 128).
     size_t off = (size_t)b * T * ks + (size_t)g * hd;
     tc_write_rows<NF>(dk + off, NULL, ks, k0, T, sS, dK, hd, warp);
-    tc_write_rows<NF>(dv + off, NULL, ks, k0, T, sS, dV, hd, warp);
+    tc_write_rows<NF>(dv + off, dv16 ? dv16 + off : NULL, ks, k0, T, sS, dV, hd, warp);
 }
 
 // Shared bytes: forward Q, K, V + scores + P + the halves' statistics; backward: tc_backward_tiles. At hd 128: 78
@@ -381,9 +381,9 @@ static int fa_tc_forward_launch(float *out, bf16_t *out16, float *lse, const flo
 }
 
 template <int NF>
-static int fa_tc_backward_launch(float *dq, float *dk, float *dv, const float *dout, const float *lse, float *D,
-                                 const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd,
-                                 Error *err) {
+static int fa_tc_backward_launch(float *dq, float *dk, float *dv, bf16_t *dv16, const float *dout, const float *lse,
+                                 float *D, const float *q, const float *k, const float *v, int B, int T, int Hq,
+                                 int Hkv, int hd, Error *err) {
     size_t dq_shared = tc_backward_tiles(NULL, hd, 1).bytes, dkdv_shared = tc_backward_tiles(NULL, hd, 2).bytes;
     float scale = 1.0f / sqrtf((float)hd);
     if (cuda_opt_in_shared(fa_tc_dq_kernel<NF, true>, dq_shared, "flash attention backward D (tensor cores)", err) ||
@@ -395,7 +395,7 @@ static int fa_tc_backward_launch(float *dq, float *dk, float *dv, const float *d
                                                                              T, Hq, Hkv, hd, scale);
     if (cuda_launch_check("flash attention backward D (tensor cores)", err)) return -1;
     fa_tc_dkdv_kernel<NF>
-        <<<dim3(tiles, Hkv, B), TC_THREADS, dkdv_shared>>>(dk, dv, dout, lse, D, q, k, v, T, Hq, Hkv, hd, scale);
+        <<<dim3(tiles, Hkv, B), TC_THREADS, dkdv_shared>>>(dk, dv, dv16, dout, lse, D, q, k, v, T, Hq, Hkv, hd, scale);
     if (cuda_launch_check("flash attention backward dK/dV (tensor cores)", err)) return -1;
     fa_tc_dq_kernel<NF, false>
         <<<dim3(tiles, Hq, B), TC_THREADS, dq_shared>>>(dq, dout, lse, D, q, k, v, T, Hq, Hkv, hd, scale);
@@ -410,8 +410,9 @@ int fa_tc_forward(float *out, void *out16, float *lse, const float *q, const flo
     return fa_tc_forward_launch<8>(out, o16, lse, q, k, v, B, T, Hq, Hkv, hd, err);
 }
 
-int fa_tc_backward(float *dq, float *dk, float *dv, const float *dout, const float *lse, const float *q, const float *k,
-                   const float *v, int B, int T, int Hq, int Hkv, int hd, float *work, Error *err) {
-    if (hd <= 64) return fa_tc_backward_launch<4>(dq, dk, dv, dout, lse, work, q, k, v, B, T, Hq, Hkv, hd, err);
-    return fa_tc_backward_launch<8>(dq, dk, dv, dout, lse, work, q, k, v, B, T, Hq, Hkv, hd, err);
+int fa_tc_backward(float *dq, float *dk, float *dv, void *dv16, const float *dout, const float *lse, const float *q,
+                   const float *k, const float *v, int B, int T, int Hq, int Hkv, int hd, float *work, Error *err) {
+    bf16_t *v16 = (bf16_t *)dv16;
+    if (hd <= 64) return fa_tc_backward_launch<4>(dq, dk, dv, v16, dout, lse, work, q, k, v, B, T, Hq, Hkv, hd, err);
+    return fa_tc_backward_launch<8>(dq, dk, dv, v16, dout, lse, work, q, k, v, B, T, Hq, Hkv, hd, err);
 }

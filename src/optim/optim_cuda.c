@@ -57,7 +57,7 @@ size_t optim_cuda_workspace_bytes(const OptimConfig *c, const ParamInfo *table, 
     unsigned char *is_ns = calloc(n + 1, 1);
     size_t numel = 0, gram = 0;
     for (int i = 0; is_ns && i < n; i++)
-        is_ns[i] = (c->kind == OPT_MUON || c->kind == OPT_PION) && optim_is_hidden_matrix(&table[i]);
+        is_ns[i] = c->kind != OPT_ADAMW && c->kind != OPT_SPECTRAL && optim_is_hidden_matrix(&table[i]);  // optim.c
     if (start && member && is_ns && (ng = ns_groups(table, is_ns, n, start, member)) > 0)
         ns_workspace(c, table, start, member, ng, &numel, &gram, &blocks);
     free(start), free(member), free(is_ns);

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "optim/diagnostics.h"
 #include "optim/optim.h"
+#include "optim/optim_cuda.h"
 #include "optim/spectrum.h"
 #include "policy/qwen.h"
 #include "test.h"
@@ -840,6 +841,35 @@ static void test_qwen_table(void) {
     }
 }
 
+// The device optimizer's Newton-Schulz batches (optim_cuda_workspace_bytes, any build): five 4096 x 4096 matrices of
+// one layout (64 MiB each) batch two at a time under the 128 MiB budget, so the workspace holds two matrices'
+// inputs, outputs and iterates (4 x 2 x 4096^2 floats), two Gram buffers (2 x 2 x 4096^2) and a dsum per parameter;
+// bf16 products add rounded copies of one iterate and both Gram buffers; AdamW needs only the dsums.
+static void test_cuda_ns_workspace(void) {
+    enum { M = 5, S = 4096 };
+    ParamInfo t[M + 1];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < M; i++) {
+        snprintf(t[i].name, sizeof t[i].name, "model.layers.%d.mlp.down_proj.weight", i);
+        t[i].offset = (size_t)i * S * S, t[i].ndim = 2, t[i].rows = S, t[i].cols = S, t[i].role = ROLE_MATRIX;
+    }
+    snprintf(t[M].name, sizeof t[M].name, "model.norm.weight");  // a vector: AdamW, no batch
+    t[M].offset = (size_t)M * S * S, t[M].ndim = 1, t[M].rows = 1, t[M].cols = S, t[M].role = ROLE_NORM;
+    OptimConfig c;
+    optimizer_config_default(&c);
+    c.kind = OPT_MUON;
+    size_t two = (size_t)2 * S * S, dsums = sizeof(double) * (M + 1);
+    CHECK(optim_cuda_workspace_bytes(&c, t, M + 1) == 4 * 4 * two + 2 * 4 * two + 4 * 2 + dsums);
+    c.ns_bf16 = 1;
+    CHECK(optim_cuda_workspace_bytes(&c, t, M + 1) == 4 * 4 * two + 2 * 4 * two + 4 * 2 + 2 * 3 * two + dsums);
+    c.kind = OPT_ADAMW;
+    CHECK(optim_cuda_workspace_bytes(&c, t, M + 1) == dsums);
+    // a matrix of another shape is a batch of its own (the largest batch still sets the workspace)
+    t[2].rows = S / 2;
+    c.kind = OPT_PION, c.ns_bf16 = 0;
+    CHECK(optim_cuda_workspace_bytes(&c, t, M + 1) == 4 * 4 * two + 2 * 4 * two + 4 * 2 + dsums);
+}
+
 int main(void) {
     RUN(test_ns_maps_match_polynomials);
     RUN(test_ns_normalized_map);
@@ -859,5 +889,6 @@ int main(void) {
     RUN(test_state_roundtrip);
     RUN(test_diagnostics);
     RUN(test_qwen_table);
+    RUN(test_cuda_ns_workspace);
     return test_summary("test_optim");
 }

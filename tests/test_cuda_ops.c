@@ -224,9 +224,18 @@ static void test_rmsnorm(void) {
     CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && test_dev_shadow_ok(d_y, d_y16, n));
     // the backward's dx with its bf16 copy: accumulating once more from the same start as the CPU
     rmsnorm_backward(dx, 1, dw, dy, x, w, rstd, N, C);
-    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, d_y16, 1, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, d_y16, d_dx, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s",
+              err.msg);
     CHECK(test_dev_diff(dx, d_dx, n, 0) <= 2e-5 && test_dev_diff(dw, d_dw, C, 1) <= 2e-5);
     CHECK(test_dev_shadow_ok(d_dx, d_y16, n));
+    // from another array: dx <- dx_in + the gradient (here dx_in = y, the forward's output)
+    float *dx2 = malloc(sizeof(float) * n), *g0 = calloc(n, sizeof(float)), *dw0 = calloc(C, sizeof(float));
+    rmsnorm_backward(g0, 0, dw0, dy, x, w, rstd, N, C);  // the gradient alone
+    for (size_t i = 0; i < n; i++) dx2[i] = y[i] + g0[i];
+    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, NULL, d_y, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s",
+              err.msg);
+    CHECK(test_dev_diff(dx2, d_dx, n, 0) <= 1e-5);
+    free(dx2), free(g0), free(dw0);
     void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw, d_y16};
     for (int i = 0; i < 8; i++) cuda_release(d[i]);
     free(x), free(w), free(y), free(rstd), free(dy), free(dx), free(dw);

@@ -74,8 +74,10 @@ int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, 
                               Error *err);
 int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C, Error *err);
-// dx16 (bf16, may be NULL): the rounding of the resulting dx too (a shadow for the product that reads it next).
-int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, int accumulate, float *dw, const float *dy, const float *x,
+// dx = dx_in + the norm's input gradient (dx_in NULL: the gradient alone; dx_in == dx: accumulate in place), so a
+// residual gradient needs no copy first; dx16 (bf16, may be NULL): the rounding of the resulting dx too (a shadow
+// for the product that reads it next).
+int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
                                const float *w, const float *rstd, int N, int C, Error *err);
 
 int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double theta, Error *err);

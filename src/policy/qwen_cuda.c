@@ -478,8 +478,9 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
                               F, err);
     cuda_blas_reuse_operands(qc->cb, 0);
     // the gradients that feed products next get bf16 copies (shadows) from the kernels that make them
-    rc = rc || cuda_copy(qc->dx_mid, qc->dx, sizeof(float) * N * D, err) ||
-         cuda_rmsnorm_backward_bf16(qc->dx_mid, shadow_at(qc, qc->dx_mid, qc->dx_mid, qc->dx_mid16), 1,
+    // (the residual gradient dx passes through: dx_mid = dx + the norm's input gradient, no copy first)
+    rc = rc ||
+         cuda_rmsnorm_backward_bf16(qc->dx_mid, shadow_at(qc, qc->dx_mid, qc->dx_mid, qc->dx_mid16), qc->dx,
                                     g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D, err) ||
          // attention: x_mid = x + o_proj(att)
          cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD, N,
@@ -490,10 +491,12 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
     const float *dq_raw = qc->dq, *dk_raw = qc->dk;  // the q and k projections' output gradients
     if (!rc && c->qk_norm) {  // dq/dk are w.r.t. the normed values: map back to the raw projections
-        rc = cuda_rmsnorm_backward_bf16(qc->datt, shadow_at(qc, qc->datt, qc->datt, qc->datt16), 0, g->q_norm + l * hd,
-                                        qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q, N * Hq, hd, err) ||
-             cuda_rmsnorm_backward_bf16(qc->dtmp, shadow_at(qc, qc->dtmp, qc->dtmp, qc->dtmp16), 0, g->k_norm + l * hd,
-                                        qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd, err);
+        rc = cuda_rmsnorm_backward_bf16(qc->datt, shadow_at(qc, qc->datt, qc->datt, qc->datt16), NULL,
+                                        g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q, N * Hq, hd,
+                                        err) ||
+             cuda_rmsnorm_backward_bf16(qc->dtmp, shadow_at(qc, qc->dtmp, qc->dtmp, qc->dtmp16), NULL,
+                                        g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd,
+                                        err);
         dq_raw = qc->datt, dk_raw = qc->dtmp;
     }
     cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
@@ -505,9 +508,8 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
                               w->wv + l * KD * D, N, D, KD, err);
     cuda_blas_reuse_operands(qc->cb, 0);
-    rc = rc || cuda_copy(qc->dx, qc->dx_mid, sizeof(float) * N * D, err) ||
-         cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), 1, g->attn_norm + l * D, qc->dln,
-                                    a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
+    rc = rc || cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), qc->dx_mid,
+                                          g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
 }
 
@@ -530,7 +532,7 @@ static int lm_head_backward(QwenCuda *qc, Error *err) {
             cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
             return error_prefix(err, "lm_head");
     }
-    return cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), 0, g->final_norm, qc->dln,
+    return cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), NULL, g->final_norm, qc->dln,
                                       qc->x_out, w->final_norm, qc->rstdf, N, D, err);
 }
 

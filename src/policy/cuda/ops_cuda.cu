@@ -347,7 +347,7 @@ int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, 
 }
 
 // dx16 (optional): the bf16 rounding of the final dx as well (a shadow for the product that reads it)
-__global__ static void rmsnorm_dx_kernel(float *dx, __nv_bfloat16 *dx16, int accumulate, const float *dy,
+__global__ static void rmsnorm_dx_kernel(float *dx, __nv_bfloat16 *dx16, const float *dx_in, const float *dy,
                                          const float *x, const float *w, const float *rstd, int C) {
     size_t off = (size_t)blockIdx.x * C;
     float r = rstd[blockIdx.x];
@@ -356,7 +356,7 @@ __global__ static void rmsnorm_dx_kernel(float *dx, __nv_bfloat16 *dx16, int acc
     dot = cuda_block_sum(dot);
     float m = (float)(dot / C);
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float g = r * (dy[off + c] * w[c] - x[off + c] * r * m), v = accumulate ? dx[off + c] + g : g;
+        float g = r * (dy[off + c] * w[c] - x[off + c] * r * m), v = dx_in ? dx_in[off + c] + g : g;
         dx[off + c] = v;
         if (dx16) dx16[off + c] = __float2bfloat16_rn(v);
     }
@@ -373,13 +373,13 @@ __global__ static void rmsnorm_dw_kernel(float *dw, const float *dy, const float
 
 int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C, Error *err) {
-    return cuda_rmsnorm_backward_bf16(dx, NULL, accumulate, dw, dy, x, w, rstd, N, C, err);
+    return cuda_rmsnorm_backward_bf16(dx, NULL, accumulate ? dx : NULL, dw, dy, x, w, rstd, N, C, err);
 }
 
-int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, int accumulate, float *dw, const float *dy, const float *x,
+int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
                                const float *w, const float *rstd, int N, int C, Error *err) {
     rmsnorm_dw_kernel<<<(C + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(dw, dy, x, rstd, N, C);
-    rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, (__nv_bfloat16 *)dx16, accumulate, dy, x, w, rstd, C);
+    rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, (__nv_bfloat16 *)dx16, dx_in, dy, x, w, rstd, C);
     return cuda_launch_check("rmsnorm backward", err);
 }
 

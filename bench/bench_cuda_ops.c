@@ -111,7 +111,7 @@ static int run_flash_backward(const Op *op, Arena *a, Error *err) {
 }
 
 static int run_rmsnorm(const Op *op, Arena *a, Error *err) {
-    return cuda_rmsnorm_forward_bf16(a->b, a->b16, a->e, a->a, a->c, op->rows, op->n, 1e-6f, err);
+    return cuda_rmsnorm_forward(a->b, a->b16, a->e, a->a, a->c, op->rows, op->n, 1e-6f, err);
 }
 
 // A bf16 projection out [rows, O] = in [rows, I] W^T with W in the registered copy and in from its shadow.

@@ -211,29 +211,27 @@ static void test_rmsnorm(void) {
     Error err;
     rmsnorm_forward(y, rstd, x, w, N, C, 1e-6f);
     rmsnorm_backward(dx, 1, dw, dy, x, w, rstd, N, C);
-    CHECK_MSG(cuda_rmsnorm_forward(d_y, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0, "%s", err.msg);
-    CHECK_MSG(cuda_rmsnorm_backward(d_dx, 1, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_rmsnorm_forward(d_y, NULL, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_rmsnorm_backward(d_dx, NULL, d_dx, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
     double e1 = test_dev_diff(y, d_y, n, 0), e2 = test_dev_diff(rstd, d_rstd, N, 1), e3 = test_dev_diff(dx, d_dx, n, 0),
            e4 = test_dev_diff(dw, d_dw, C, 1);
     CHECK_MSG(e1 <= 1e-5 && e2 <= 1e-6 && e3 <= 1e-5 && e4 <= 1e-5, "y %g rstd %g dx %g dw %g", e1, e2, e3, e4);
     // with a bf16 shadow: the same y, and the shadow its exact rounding
     void *d_y16 = NULL;
     CHECK_MSG(cuda_alloc(&d_y16, 2 * n, &err) == 0 &&
-                  cuda_rmsnorm_forward_bf16(d_y, d_y16, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0,
+                  cuda_rmsnorm_forward(d_y, d_y16, d_rstd, d_x, d_w, N, C, 1e-6f, &err) == 0,
               "%s", err.msg);
     CHECK(test_dev_diff(y, d_y, n, 0) <= 1e-5 && test_dev_shadow_ok(d_y, d_y16, n));
     // the backward's dx with its bf16 copy: accumulating once more from the same start as the CPU
     rmsnorm_backward(dx, 1, dw, dy, x, w, rstd, N, C);
-    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, d_y16, d_dx, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s",
-              err.msg);
+    CHECK_MSG(cuda_rmsnorm_backward(d_dx, d_y16, d_dx, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
     CHECK(test_dev_diff(dx, d_dx, n, 0) <= 2e-5 && test_dev_diff(dw, d_dw, C, 1) <= 2e-5);
     CHECK(test_dev_shadow_ok(d_dx, d_y16, n));
     // from another array: dx <- dx_in + the gradient (here dx_in = y, the forward's output)
     float *dx2 = malloc(sizeof(float) * n), *g0 = calloc(n, sizeof(float)), *dw0 = calloc(C, sizeof(float));
     rmsnorm_backward(g0, 0, dw0, dy, x, w, rstd, N, C);  // the gradient alone
     for (size_t i = 0; i < n; i++) dx2[i] = y[i] + g0[i];
-    CHECK_MSG(cuda_rmsnorm_backward_bf16(d_dx, NULL, d_y, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s",
-              err.msg);
+    CHECK_MSG(cuda_rmsnorm_backward(d_dx, NULL, d_y, d_dw, d_dy, d_x, d_w, d_rstd, N, C, &err) == 0, "%s", err.msg);
     CHECK(test_dev_diff(dx2, d_dx, n, 0) <= 1e-5);
     free(dx2), free(g0), free(dw0);
     void *d[] = {d_x, d_w, d_y, d_rstd, d_dy, d_dx, d_dw, d_y16};
@@ -279,18 +277,17 @@ static void test_swiglu(void) {
     Error err;
     swiglu_forward(h, g, u, n);
     swiglu_backward(dg, du, dh, g, u, n);
-    CHECK_MSG(cuda_swiglu_forward(d_h, d_g, d_u, n, &err) == 0, "%s", err.msg);
-    CHECK_MSG(cuda_swiglu_backward(d_dg, d_du, d_dh, d_g, d_u, n, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_swiglu_forward(d_h, NULL, d_g, d_u, n, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_swiglu_backward(d_dg, d_du, NULL, NULL, d_dh, d_g, d_u, n, &err) == 0, "%s", err.msg);
     double e1 = test_dev_diff(h, d_h, n, 0), e2 = test_dev_diff(dg, d_dg, n, 0), e3 = test_dev_diff(du, d_du, n, 0);
     CHECK_MSG(e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5, "h %g dg %g du %g", e1, e2, e3);
     void *d_h16 = NULL;
-    CHECK_MSG(
-        cuda_alloc(&d_h16, 2 * (size_t)n, &err) == 0 && cuda_swiglu_forward_bf16(d_h, d_h16, d_g, d_u, n, &err) == 0,
-        "%s", err.msg);
+    CHECK_MSG(cuda_alloc(&d_h16, 2 * (size_t)n, &err) == 0 && cuda_swiglu_forward(d_h, d_h16, d_g, d_u, n, &err) == 0,
+              "%s", err.msg);
     CHECK(test_dev_diff(h, d_h, n, 0) <= 1e-5 && test_dev_shadow_ok(d_h, d_h16, n));
     void *d_dg16 = NULL, *d_du16 = NULL;
     CHECK_MSG(cuda_alloc(&d_dg16, 2 * (size_t)n, &err) == 0 && cuda_alloc(&d_du16, 2 * (size_t)n, &err) == 0 &&
-                  cuda_swiglu_backward_bf16(d_dg, d_du, d_dg16, d_du16, d_dh, d_g, d_u, n, &err) == 0,
+                  cuda_swiglu_backward(d_dg, d_du, d_dg16, d_du16, d_dh, d_g, d_u, n, &err) == 0,
               "%s", err.msg);
     CHECK(test_dev_diff(dg, d_dg, n, 0) <= 1e-5 && test_dev_diff(du, d_du, n, 0) <= 1e-5);
     CHECK(test_dev_shadow_ok(d_dg, d_dg16, n) && test_dev_shadow_ok(d_du, d_du16, n));
@@ -345,7 +342,7 @@ static void test_logsoftmax_grad_rows(void) {
     int *d_target = test_dev(target, sizeof target);
     void *d16 = test_dev(logits, 2 * (size_t)N * V);  // stale contents, overwritten
     Error err;
-    CHECK_MSG(cuda_logsoftmax_grad_rows_bf16(d_logits, d16, d_target, d_w, N, V, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cuda_logsoftmax_grad_rows(d_logits, d16, d_target, d_w, N, V, &err) == 0, "%s", err.msg);
     double e = test_dev_diff(ref, d_logits, (size_t)N * V, 0);
     printf("  gradient: %.3g\n", e);
     CHECK_MSG(e <= 1e-6, "gradient %g", e);

@@ -38,8 +38,8 @@ unsigned long cuda_blas_roundings(const CudaBlas *cb);
 unsigned long cuda_blas_generation(const CudaBlas *cb);
 // Activation shadows, the weight copy's counterpart for activations: until cuda_blas_clear_shadows, a bf16-mode
 // operand lying inside x[0 .. n) is read from x16 (n bf16 values, element i the rounding of x[i]) instead of being
-// rounded into scratch. The caller writes x16 whenever it writes x (the *_bf16 ops below do both in one pass).
-// At most CUDA_BLAS_SHADOWS at once: a decode step registers its normed input, attention and SwiGLU outputs, the
+// rounded into scratch. The caller writes x16 whenever it writes x (the ops below with a bf16 output do both in one
+// pass). At most CUDA_BLAS_SHADOWS at once: a decode step registers its normed input, attention and SwiGLU outputs, the
 // training passes the saved GEMM inputs of every layer and the MLP's input gradients.
 enum { CUDA_BLAS_SHADOWS = 16 };
 int cuda_blas_add_shadow(CudaBlas *cb, const float *x, const void *x16, size_t n, Error *err);
@@ -68,27 +68,24 @@ int cuda_linear_forward_batched(CudaBlas *cb, float *out, size_t out_stride, con
 int cuda_linear_backward(CudaBlas *cb, float *din, int din_accumulate, float *dW, float *db, const float *dout,
                          const float *in, const float *W, int N, int I, int O, Error *err);
 
-int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err);
-// y16 (bf16, may be NULL): the rounding of y too, written in the same pass (an activation shadow).
-int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
-                              Error *err);
-int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
-                          const float *rstd, int N, int C, Error *err);
+// The ops below that produce an input of a bf16 product take an optional bf16 output beside the fp32 one (NULL:
+// none), written in the same pass: the rounding of every fp32 value, an activation shadow (cuda_blas_add_shadow).
+
+// y16: the rounding of y.
+int cuda_rmsnorm_forward(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
+                         Error *err);
 // dx = dx_in + the norm's input gradient (dx_in NULL: the gradient alone; dx_in == dx: accumulate in place), so a
-// residual gradient needs no copy first; dx16 (bf16, may be NULL): the rounding of the resulting dx too (a shadow
-// for the product that reads it next).
-int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
-                               const float *w, const float *rstd, int N, int C, Error *err);
+// residual gradient needs no copy first; dx16: the rounding of the resulting dx.
+int cuda_rmsnorm_backward(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
+                          const float *w, const float *rstd, int N, int C, Error *err);
 
 int cuda_rope_forward(float *x, const int *pos, int N, int H, int hd, double theta, Error *err);
 int cuda_rope_backward(float *dx, const int *pos, int N, int H, int hd, double theta, Error *err);
 
-int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err);
-int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u, long n, Error *err);
-int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err);
-// dg16, du16 (bf16, may be NULL): the roundings of dg and du too (shadows for the gate/up backward products).
-int cuda_swiglu_backward_bf16(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g,
-                              const float *u, long n, Error *err);
+// h16: the rounding of h; dg16, du16: those of dg and du (the gate/up backward products' inputs).
+int cuda_swiglu_forward(float *h, void *h16, const float *g, const float *u, long n, Error *err);
+int cuda_swiglu_backward(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g, const float *u,
+                         long n, Error *err);
 
 // Training attention: src/policy/attention_cuda.h (flash-style, no T x T probabilities).
 
@@ -122,11 +119,10 @@ int cuda_cached_attention(float *out, void *out16, const float *q, const void *K
 
 // In place, per row r of N rows of V logits: logits <- weight[r] (onehot(target[r]) -
 // softmax(logits)), the gradient of weight * log softmax(logits)[target] with respect to the
-// logits. Rows with target < 0 become zeros.
-int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err);
-// logits16 (bf16, may be NULL): the rounding of the gradients as well (a shadow for the lm_head's two products).
-int cuda_logsoftmax_grad_rows_bf16(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
-                                   Error *err);
+// logits. Rows with target < 0 become zeros. logits16 (bf16, may be NULL): the rounding of the gradients as well (a
+// shadow for the lm_head's two products).
+int cuda_logsoftmax_grad_rows(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
+                              Error *err);
 
 #ifdef __cplusplus
 }

@@ -361,8 +361,8 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
     int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     float eps = c->rms_norm_eps;
     // bf16 mode: ln1, att, ln2 and act also written as bf16 (shadows), the inputs of the products that read them
-    int rc = cuda_rmsnorm_forward_bf16(a.ln1, shadow_at(qc, a.ln1, qc->ln1, qc->ln1_16), a.rstd1, a.x,
-                                       w->attn_norm + l * D, N, D, eps, err);
+    int rc = cuda_rmsnorm_forward(a.ln1, shadow_at(qc, a.ln1, qc->ln1, qc->ln1_16), a.rstd1, a.x, w->attn_norm + l * D,
+                                  N, D, eps, err);
     cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v read ln1 and write elsewhere: ln1 rounded to bf16 once
     rc =
         rc ||
@@ -371,8 +371,8 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
         cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
     cuda_blas_reuse_operands(qc->cb, 0);
     if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
-        rc = cuda_rmsnorm_forward(a.q, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
-             cuda_rmsnorm_forward(a.k, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
+        rc = cuda_rmsnorm_forward(a.q, NULL, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
+             cuda_rmsnorm_forward(a.k, NULL, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
     else if (!rc)
         rc = cuda_copy(a.q, a.q_raw, sizeof(float) * N * QD, err) ||
              cuda_copy(a.k, a.k_raw, sizeof(float) * N * KD, err);
@@ -382,14 +382,13 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
                                       Hkv, hd, qc->train_bf16, err) ||
          cuda_copy(a.x_mid, a.x, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
-         cuda_rmsnorm_forward_bf16(a.ln2, shadow_at(qc, a.ln2, qc->ln2, qc->ln2_16), a.rstd2, a.x_mid,
-                                   w->mlp_norm + l * D, N, D, eps, err);
+         cuda_rmsnorm_forward(a.ln2, shadow_at(qc, a.ln2, qc->ln2, qc->ln2_16), a.rstd2, a.x_mid, w->mlp_norm + l * D,
+                              N, D, eps, err);
     cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share ln2
     rc = rc || cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
          cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err);
     cuda_blas_reuse_operands(qc->cb, 0);
-    rc = rc ||
-         cuda_swiglu_forward_bf16(a.act, shadow_at(qc, a.act, qc->act, qc->act16), a.gate, a.up, (long)N * F, err) ||
+    rc = rc || cuda_swiglu_forward(a.act, shadow_at(qc, a.act, qc->act, qc->act16), a.gate, a.up, (long)N * F, err) ||
          cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
@@ -405,8 +404,8 @@ static int trunk(QwenCuda *qc, Error *err) {
         Layer a = layer_acts(qc, l);
         if (layer_forward(qc, l, &a, err)) return -1;
     }
-    return cuda_rmsnorm_forward_bf16(qc->lnf, shadow_at(qc, qc->lnf, qc->lnf, qc->lnf16), qc->rstdf, qc->x_out,
-                                     w->final_norm, N, D, c->rms_norm_eps, err);
+    return cuda_rmsnorm_forward(qc->lnf, shadow_at(qc, qc->lnf, qc->lnf, qc->lnf16), qc->rstdf, qc->x_out,
+                                w->final_norm, N, D, c->rms_norm_eps, err);
 }
 
 int qwen_cuda_forward(QwenCuda *qc, const int *tokens, int B, int T, float temperature, float *logp, float *entropy,
@@ -465,10 +464,9 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
     Layer a = layer_acts(qc, l);
     if (qc->recompute && layer_forward(qc, l, &a, err)) return -1;  // rebuild this layer's activations from its input
     // MLP: x_next = x_mid + down(silu(gate(ln2)) * up(ln2))
-    int rc =
-        cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act, w->w_down + l * D * F, N,
-                             F, D, err) ||
-        cuda_swiglu_backward_bf16(qc->dgate, qc->dup, shadow_at(qc, qc->dgate, qc->dgate, qc->dgate16),
+    int rc = cuda_linear_backward(qc->cb, qc->dact, 0, g->w_down + l * D * F, NULL, qc->dx, a.act,
+                                  w->w_down + l * D * F, N, F, D, err) ||
+             cuda_swiglu_backward(qc->dgate, qc->dup, shadow_at(qc, qc->dgate, qc->dgate, qc->dgate16),
                                   shadow_at(qc, qc->dup, qc->dup, qc->dup16), qc->dact, a.gate, a.up, (long)N * F, err);
     cuda_blas_reuse_operands(qc->cb, 1);  // ln2 is the input of both; their outputs (dln, gradients) differ
     rc = rc ||
@@ -480,8 +478,8 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
     // the gradients that feed products next get bf16 copies (shadows) from the kernels that make them
     // (the residual gradient dx passes through: dx_mid = dx + the norm's input gradient, no copy first)
     rc = rc ||
-         cuda_rmsnorm_backward_bf16(qc->dx_mid, shadow_at(qc, qc->dx_mid, qc->dx_mid, qc->dx_mid16), qc->dx,
-                                    g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D, err) ||
+         cuda_rmsnorm_backward(qc->dx_mid, shadow_at(qc, qc->dx_mid, qc->dx_mid, qc->dx_mid16), qc->dx,
+                               g->mlp_norm + l * D, qc->dln, a.x_mid, w->mlp_norm + l * D, a.rstd2, N, D, err) ||
          // attention: x_mid = x + o_proj(att)
          cuda_linear_backward(qc->cb, qc->datt, 0, g->wo + l * D * QD, NULL, qc->dx_mid, a.att, w->wo + l * D * QD, N,
                               QD, D, err) ||
@@ -491,12 +489,10 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          cuda_rope_backward(qc->dk, qc->pos, N, Hkv, hd, c->rope_theta, err);
     const float *dq_raw = qc->dq, *dk_raw = qc->dk;  // the q and k projections' output gradients
     if (!rc && c->qk_norm) {  // dq/dk are w.r.t. the normed values: map back to the raw projections
-        rc = cuda_rmsnorm_backward_bf16(qc->datt, shadow_at(qc, qc->datt, qc->datt, qc->datt16), NULL,
-                                        g->q_norm + l * hd, qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q, N * Hq, hd,
-                                        err) ||
-             cuda_rmsnorm_backward_bf16(qc->dtmp, shadow_at(qc, qc->dtmp, qc->dtmp, qc->dtmp16), NULL,
-                                        g->k_norm + l * hd, qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd,
-                                        err);
+        rc = cuda_rmsnorm_backward(qc->datt, shadow_at(qc, qc->datt, qc->datt, qc->datt16), NULL, g->q_norm + l * hd,
+                                   qc->dq, a.q_raw, w->q_norm + l * hd, a.rstd_q, N * Hq, hd, err) ||
+             cuda_rmsnorm_backward(qc->dtmp, shadow_at(qc, qc->dtmp, qc->dtmp, qc->dtmp16), NULL, g->k_norm + l * hd,
+                                   qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd, err);
         dq_raw = qc->datt, dk_raw = qc->dtmp;
     }
     cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
@@ -508,8 +504,8 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
          cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
                               w->wv + l * KD * D, N, D, KD, err);
     cuda_blas_reuse_operands(qc->cb, 0);
-    rc = rc || cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), qc->dx_mid,
-                                          g->attn_norm + l * D, qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
+    rc = rc || cuda_rmsnorm_backward(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), qc->dx_mid, g->attn_norm + l * D,
+                                     qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;
 }
 
@@ -526,14 +522,14 @@ static int lm_head_backward(QwenCuda *qc, Error *err) {
         int nr = N - r0 < rows ? N - r0 : rows;
         const float *in = qc->lnf + (size_t)r0 * D;
         if (cuda_sgemm(qc->cb, 0, 1, nr, V, D, inv_t, in, D, w->lm_head, D, 0.0f, qc->logits, V, err) ||
-            cuda_logsoftmax_grad_rows_bf16(qc->logits, g16, qc->target + r0, qc->wrow + r0, nr, V, err) ||
+            cuda_logsoftmax_grad_rows(qc->logits, g16, qc->target + r0, qc->wrow + r0, nr, V, err) ||
             cuda_sgemm(qc->cb, 0, 0, nr, D, V, inv_t, qc->logits, V, w->lm_head, D, 0.0f, qc->dln + (size_t)r0 * D, D,
                        err) ||
             cuda_sgemm(qc->cb, 1, 0, V, D, nr, inv_t, qc->logits, V, in, D, 1.0f, g->lm_head, D, err))
             return error_prefix(err, "lm_head");
     }
-    return cuda_rmsnorm_backward_bf16(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), NULL, g->final_norm, qc->dln,
-                                      qc->x_out, w->final_norm, qc->rstdf, N, D, err);
+    return cuda_rmsnorm_backward(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), NULL, g->final_norm, qc->dln,
+                                 qc->x_out, w->final_norm, qc->rstdf, N, D, err);
 }
 
 int qwen_cuda_backward(QwenCuda *qc, const float *wgt, Error *err) {

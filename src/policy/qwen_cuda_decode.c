@@ -279,7 +279,7 @@ static int decode_layers(QwenCudaKV *kv, int n, Error *err) {
     for (size_t l = 0; l < (size_t)c->num_layers; l++) {
         const float *bk = w->bk ? w->bk + l * KD : NULL;
         int rc =
-            cuda_rmsnorm_forward_bf16(kv->ln, ln16, kv->rstd, kv->x, w->attn_norm + l * D, n, (int)D, eps, err) ||
+            cuda_rmsnorm_forward(kv->ln, ln16, kv->rstd, kv->x, w->attn_norm + l * D, n, (int)D, eps, err) ||
             cuda_linear_forward(qc->cb, kv->q, kv->ln, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, n, (int)D,
                                 (int)QD, err) ||
             cuda_linear_forward_batched(qc->cb, kv->kk, M * KD, kv->ln, w->wk + l * KD * D, (size_t)(w->wv - w->wk), bk,
@@ -292,10 +292,10 @@ static int decode_layers(QwenCudaKV *kv, int n, Error *err) {
                                   kv->cache_slots, kv->max_len, c->num_heads, c->num_kv_heads, (int)hd, err) ||
             cuda_sgemm(qc->cb, 0, 1, n, (int)D, (int)QD, 1.0f, kv->att, (int)QD, w->wo + l * D * QD, (int)QD, 1.0f,
                        kv->x, (int)D, err) ||
-            cuda_rmsnorm_forward_bf16(kv->ln, ln16, kv->rstd, kv->x, w->mlp_norm + l * D, n, (int)D, eps, err) ||
+            cuda_rmsnorm_forward(kv->ln, ln16, kv->rstd, kv->x, w->mlp_norm + l * D, n, (int)D, eps, err) ||
             cuda_linear_forward_batched(qc->cb, kv->gate, M * F, kv->ln, w->w_gate + l * F * D,
                                         (size_t)(w->w_up - w->w_gate), NULL, 0, 2, n, (int)D, (int)F, err) ||
-            cuda_swiglu_forward_bf16(kv->gate, h16, kv->gate, kv->up, (long)n * F, err) ||
+            cuda_swiglu_forward(kv->gate, h16, kv->gate, kv->up, (long)n * F, err) ||
             cuda_sgemm(qc->cb, 0, 1, n, (int)D, (int)F, 1.0f, kv->gate, (int)F, w->w_down + l * D * F, (int)F, 1.0f,
                        kv->x, (int)D, err);
         if (rc) return error_prefix(err, "layer %zu", l);
@@ -326,8 +326,8 @@ static int decode_logits(QwenCudaKV *kv, int n, const unsigned char *want, int *
         last = kv->in;
     }
     if (!rc && nw > 0)
-        rc = cuda_rmsnorm_forward_bf16(kv->ln, kv->matmul_bf16 ? kv->ln16 : NULL, kv->rstd, last, qc->w.final_norm, nw,
-                                       (int)D, c->rms_norm_eps, err) ||
+        rc = cuda_rmsnorm_forward(kv->ln, kv->matmul_bf16 ? kv->ln16 : NULL, kv->rstd, last, qc->w.final_norm, nw,
+                                  (int)D, c->rms_norm_eps, err) ||
              cuda_sgemm(qc->cb, 0, 1, nw, c->vocab_size, (int)D, 1.0f, kv->ln, (int)D, qc->w.lm_head, (int)D, 0.0f,
                         kv->logits, c->vocab_size, err);
     cuda_blas_clear_shadows(qc->cb);

@@ -336,12 +336,8 @@ __global__ static void rmsnorm_forward_kernel(float *y, __nv_bfloat16 *y16, floa
     }
 }
 
-int cuda_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps, Error *err) {
-    return cuda_rmsnorm_forward_bf16(y, NULL, rstd, x, w, N, C, eps, err);
-}
-
-int cuda_rmsnorm_forward_bf16(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
-                              Error *err) {
+int cuda_rmsnorm_forward(float *y, void *y16, float *rstd, const float *x, const float *w, int N, int C, float eps,
+                         Error *err) {
     rmsnorm_forward_kernel<<<N, CUDA_THREADS>>>(y, (__nv_bfloat16 *)y16, rstd, x, w, C, eps);
     return cuda_launch_check("rmsnorm forward", err);
 }
@@ -371,13 +367,8 @@ __global__ static void rmsnorm_dw_kernel(float *dw, const float *dy, const float
     dw[c] += s;
 }
 
-int cuda_rmsnorm_backward(float *dx, int accumulate, float *dw, const float *dy, const float *x, const float *w,
-                          const float *rstd, int N, int C, Error *err) {
-    return cuda_rmsnorm_backward_bf16(dx, NULL, accumulate ? dx : NULL, dw, dy, x, w, rstd, N, C, err);
-}
-
-int cuda_rmsnorm_backward_bf16(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
-                               const float *w, const float *rstd, int N, int C, Error *err) {
+int cuda_rmsnorm_backward(float *dx, void *dx16, const float *dx_in, float *dw, const float *dy, const float *x,
+                          const float *w, const float *rstd, int N, int C, Error *err) {
     rmsnorm_dw_kernel<<<(C + CUDA_THREADS - 1) / CUDA_THREADS, CUDA_THREADS>>>(dw, dy, x, rstd, N, C);
     rmsnorm_dx_kernel<<<N, CUDA_THREADS>>>(dx, (__nv_bfloat16 *)dx16, dx_in, dy, x, w, rstd, C);
     return cuda_launch_check("rmsnorm backward", err);
@@ -437,21 +428,13 @@ __global__ static void swiglu_backward_kernel(float *dg, float *du, __nv_bfloat1
     }
 }
 
-int cuda_swiglu_forward(float *h, const float *g, const float *u, long n, Error *err) {
-    return cuda_swiglu_forward_bf16(h, NULL, g, u, n, err);
-}
-
-int cuda_swiglu_forward_bf16(float *h, void *h16, const float *g, const float *u, long n, Error *err) {
+int cuda_swiglu_forward(float *h, void *h16, const float *g, const float *u, long n, Error *err) {
     swiglu_forward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(h, (__nv_bfloat16 *)h16, g, u, n);
     return cuda_launch_check("swiglu forward", err);
 }
 
-int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, Error *err) {
-    return cuda_swiglu_backward_bf16(dg, du, NULL, NULL, dh, g, u, n, err);
-}
-
-int cuda_swiglu_backward_bf16(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g,
-                              const float *u, long n, Error *err) {
+int cuda_swiglu_backward(float *dg, float *du, void *dg16, void *du16, const float *dh, const float *g, const float *u,
+                         long n, Error *err) {
     swiglu_backward_kernel<<<cuda_grid_for((size_t)n), CUDA_THREADS>>>(dg, du, (__nv_bfloat16 *)dg16,
                                                                        (__nv_bfloat16 *)du16, dh, g, u, n);
     return cuda_launch_check("swiglu backward", err);
@@ -521,12 +504,8 @@ __global__ static void logsoftmax_grad_rows_kernel(float *logits, __nv_bfloat16 
     }
 }
 
-int cuda_logsoftmax_grad_rows(float *logits, const int *target, const float *weight, int N, int V, Error *err) {
-    return cuda_logsoftmax_grad_rows_bf16(logits, NULL, target, weight, N, V, err);
-}
-
-int cuda_logsoftmax_grad_rows_bf16(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
-                                   Error *err) {
+int cuda_logsoftmax_grad_rows(float *logits, void *logits16, const int *target, const float *weight, int N, int V,
+                              Error *err) {
     logsoftmax_grad_rows_kernel<<<N, CUDA_THREADS>>>(logits, (__nv_bfloat16 *)logits16, target, weight, V);
     return cuda_launch_check("log-softmax gradient", err);
 }

@@ -66,24 +66,18 @@ int cuda_momentum(float *d_m, const float *d_g, float *d_in, size_t n, float mu,
 // W <- W decay - step U.
 int cuda_scaled_update(float *d_w, const float *d_u, size_t n, float step, float decay, double *d_dsum, Error *err);
 
-// Newton-Schulz on nblocks same-shape blocks (rows x cols each) of device matrices: block b of
-// the input starts at d_g + b * g_stride with row stride ldg, its output at d_out + b * o_stride
-// with row stride ldo (q/k/v head rows and o_proj head columns both fit, as on the CPU). Each
-// block is normalised by its own Frobenius norm (+ eps) and iterated with the schedule
-// (a[t], b[t], c[t]), t < steps, with batched cuBLAS GEMMs: fp32, or with bf16 = 1 every product on
+// Newton-Schulz on `count` device matrices of one layout, per_m same-shape blocks (rows x cols each) a matrix: block h
+// of matrix j starts at d_g + j * g_mstride + h * g_stride with row stride ldg, its output at d_out + j * o_mstride +
+// h * o_stride with row stride ldo (q/k/v head rows and o_proj head columns both fit, as on the CPU; per_m 1 with
+// stride 0 is the whole matrix). Each block is normalised by its own Frobenius norm (+ eps) and iterated with the
+// schedule (a[t], b[t], c[t]), t < steps, all count * per_m blocks in one set of batched cuBLAS GEMMs (so the
+// products have count times the blocks to spread over the GPU): fp32, or with bf16 = 1 every product on
 // bf16-rounded operands with fp32 accumulation (tensor cores; the CPU's NsWork.bf16 arithmetic).
 typedef struct CudaNs CudaNs;
 // The workspace of a batch: max_numel elements of blocks, max_gram of their Gram matrices (short side squared per
 // block), max_blocks blocks.
 int cuda_ns_create(size_t max_numel, size_t max_gram, int max_blocks, int bf16, CudaNs **out, Error *err);
 void cuda_ns_free(CudaNs *ns);
-int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g,
-                   int nblocks, int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride,
-                   float eps, Error *err);
-// The same over `count` matrices of identical layout at once: matrix j's per_m blocks start at d_g + j * g_mstride
-// (input) and d_out + j * o_mstride (output); every block is still normalised and iterated on its own, so the
-// results are those of count cuda_ns_blocks calls, in one batch of count * per_m blocks (so the products have
-// count times the blocks to spread over the GPU). The workspace must hold count * per_m blocks.
 int cuda_ns_matrices(CudaNs *ns, const float *a, const float *b, const float *c, int steps, int count, const float *d_g,
                      size_t g_mstride, int per_m, int rows, int cols, int ldg, size_t g_stride, float *d_out,
                      size_t o_mstride, int ldo, size_t o_stride, float eps, Error *err);

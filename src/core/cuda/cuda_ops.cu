@@ -309,13 +309,6 @@ __global__ static void poly_init_kernel(const float *A, float *B, int nblocks, i
     }
 }
 
-int cuda_ns_blocks(CudaNs *ns, const float *a, const float *b, const float *c, int steps, const float *d_g, int nblocks,
-                   int rows, int cols, int ldg, size_t g_stride, float *d_out, int ldo, size_t o_stride, float eps,
-                   Error *err) {
-    return cuda_ns_matrices(ns, a, b, c, steps, 1, d_g, 0, nblocks, rows, cols, ldg, g_stride, d_out, 0, ldo, o_stride,
-                            eps, err);
-}
-
 int cuda_ns_matrices(CudaNs *ns, const float *a, const float *b, const float *c, int steps, int count, const float *d_g,
                      size_t g_mstride, int per_m, int rows, int cols, int ldg, size_t g_stride, float *d_out,
                      size_t o_mstride, int ldo, size_t o_stride, float eps, Error *err) {

@@ -109,12 +109,16 @@ __global__ static void round_bf16_2d_kernel(__nv_bfloat16 *dst, const float *src
         dst[i] = __float2bfloat16_rn(src[(i / rows) * (size_t)ld + i % rows]);
 }
 
+// Elements from the first to the last of a rows x cols column-major matrix with leading dimension ld.
+static size_t operand_span(int rows, int cols, int ld) {
+    return rows > 0 && cols > 0 ? (size_t)ld * (cols - 1) + rows : 0;
+}
+
 // Operand X (stored rows x cols, column-major, leading dimension *ld) as bf16: a view into the weight copy or a
 // shadow when X lies inside one, else rounded into scratch slot `slot` (*ld becomes rows).
 static int bf16_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, const void **out,
                         Error *err) {
-    size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
-    const __nv_bfloat16 *view = resident_view(cb, X, span);
+    const __nv_bfloat16 *view = resident_view(cb, X, operand_span(rows, cols, *ld));
     if (view) {
         *out = view;
         return 0;
@@ -178,8 +182,7 @@ static int gemm(CudaBlas *cb, cublasOperation_t oa, cublasOperation_t ob, int m,
 static int batch_operand(CudaBlas *cb, int slot, const float *X, int rows, int cols, int *ld, long long stride,
                          int count, const void **out, Error *err) {
     if (stride == 0) return bf16_operand(cb, slot, X, rows, cols, ld, out, err);
-    size_t span = rows > 0 && cols > 0 ? (size_t)*ld * (cols - 1) + rows : 0;
-    *out = resident_view(cb, X, span + (size_t)stride * (count - 1));
+    *out = resident_view(cb, X, operand_span(rows, cols, *ld) + (size_t)stride * (count - 1));
     return 0;
 }
 
@@ -243,13 +246,19 @@ int cuda_sgemm(CudaBlas *cb, int ta, int tb, int m, int n, int k, float alpha, c
 
 // ---- linear -------------------------------------------------------------------------------------
 
-__device__ static void fill_rows(float *out, const float *b, int N, int O) {
+// Entry j (blockIdx.y) of a batch of linear layers: out + j * so gets N copies of the bias b + j * sb.
+__global__ static void rows_fill_kernel(float *out, size_t so, const float *b, size_t sb, int N, int O) {
     size_t n = (size_t)N * O;
+    out += blockIdx.y * so, b += blockIdx.y * sb;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
         out[k] = b[k % O];
 }
 
-__global__ static void rows_fill_kernel(float *out, const float *b, int N, int O) { fill_rows(out, b, N, O); }
+// The bias rows of `count` linear layers, before their products accumulate onto them.
+static int fill_bias_rows(float *out, size_t so, const float *b, size_t sb, int count, int N, int O, Error *err) {
+    rows_fill_kernel<<<dim3(cuda_grid_for((size_t)N * O), count), CUDA_THREADS>>>(out, so, b, sb, N, O);
+    return cuda_launch_check("linear bias", err);
+}
 
 __global__ static void column_sum_kernel(float *db, const float *dout, int N, int O) {
     int o = blockIdx.x * blockDim.x + threadIdx.x;
@@ -262,28 +271,16 @@ __global__ static void column_sum_kernel(float *db, const float *dout, int N, in
 int cuda_linear_forward(CudaBlas *cb, float *out, const float *in, const float *W, const float *b, int N, int I, int O,
                         Error *err) {
     float one = 1.0f, beta = b ? 1.0f : 0.0f;
-    if (b) {
-        rows_fill_kernel<<<cuda_grid_for((size_t)N * O), CUDA_THREADS>>>(out, b, N, O);
-        if (cuda_launch_check("linear bias", err)) return -1;
-    }
+    if (b && fill_bias_rows(out, 0, b, 0, 1, N, O, err)) return -1;
     // out^T (O x N) = W (O x I) in^T: W is the column-major I x O matrix W^T, hence op T
     return gemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, one, W, I, in, I, beta, out, O, "linear forward", err);
-}
-
-// Entry j of a batch of bias rows: out + j * so gets N copies of b + j * sb.
-__global__ static void rows_fill_batched_kernel(float *out, size_t so, const float *b, size_t sb, int N, int O) {
-    fill_rows(out + blockIdx.y * so, b + blockIdx.y * sb, N, O);
 }
 
 int cuda_linear_forward_batched(CudaBlas *cb, float *out, size_t out_stride, const float *in, const float *W,
                                 size_t w_stride, const float *b, size_t b_stride, int count, int N, int I, int O,
                                 Error *err) {
     if (count < 1) return error_set(err, "cuda: batched linear: %d products", count);
-    if (b) {
-        rows_fill_batched_kernel<<<dim3(cuda_grid_for((size_t)N * O), count), CUDA_THREADS>>>(out, out_stride, b,
-                                                                                              b_stride, N, O);
-        if (cuda_launch_check("batched linear bias", err)) return -1;
-    }
+    if (b && fill_bias_rows(out, out_stride, b, b_stride, count, N, O, err)) return -1;
     return gemm_batched(cb, CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, 1.0f, W, I, (long long)w_stride, in, I, 0,
                         b ? 1.0f : 0.0f, out, O, (long long)out_stride, count, "batched linear forward", err);
 }

@@ -117,15 +117,13 @@ int optimizer_create(const OptimConfig *cfg, const ParamInfo *table, int n, size
         const ParamInfo *p = &table[i];
         ParamState *s = &o->st[i];
         int rc;
-        if (!optim_is_hidden_matrix(p) || cfg->kind == OPT_ADAMW) {
-            s->rule = RULE_ADAMW;
+        s->rule = optim_param_rule(cfg, p);
+        if (s->rule == RULE_ADAMW) {
             rc = add_buf(s, p->rows, p->cols, err, p->name) || add_buf(s, p->rows, p->cols, err, p->name);
-        } else if (cfg->kind == OPT_SPECTRAL) {
-            s->rule = RULE_SPECTRAL;
+        } else if (s->rule == RULE_SPECTRAL) {
             rc = add_buf(s, p->rows, p->rows, err, p->name) || add_buf(s, p->rows, p->rows, err, p->name) ||
                  add_buf(s, p->cols, p->cols, err, p->name) || add_buf(s, p->cols, p->cols, err, p->name);
         } else {
-            s->rule = RULE_NS;
             rc = add_buf(s, p->rows, p->cols, err, p->name);
             int sh = p->rows < p->cols ? p->rows : p->cols;
             if (sh > max_short) max_short = sh;
@@ -189,12 +187,20 @@ size_t optimizer_state_bytes(const Optimizer *o) {
     return b;
 }
 
+ParamRule optim_param_rule(const OptimConfig *c, const ParamInfo *p) {
+    if (!optim_is_hidden_matrix(p) || c->kind == OPT_ADAMW) return RULE_ADAMW;
+    return c->kind == OPT_SPECTRAL ? RULE_SPECTRAL : RULE_NS;
+}
+
 size_t optimizer_state_bytes_planned(const OptimConfig *cfg, const ParamInfo *table, int n) {
     size_t floats = 0;
     for (int i = 0; i < n; i++) {  // the buffers optimizer_create gives each rule
         const ParamInfo *p = &table[i];
-        if (!optim_is_hidden_matrix(p) || cfg->kind == OPT_ADAMW) floats += 2 * param_numel(p);
-        else if (cfg->kind == OPT_SPECTRAL) floats += 2 * (size_t)p->rows * p->rows + 2 * (size_t)p->cols * p->cols;
+        ParamRule rule = optim_param_rule(cfg, p);
+        if (rule == RULE_ADAMW)
+            floats += 2 * param_numel(p);
+        else if (rule == RULE_SPECTRAL)
+            floats += 2 * (size_t)p->rows * p->rows + 2 * (size_t)p->cols * p->cols;
         else floats += param_numel(p);
     }
     return floats * sizeof(float);

@@ -18,49 +18,45 @@ static int same_ns_layout(const ParamInfo *a, const ParamInfo *b) {
            a->head_dim == b->head_dim;
 }
 
-// Groups the parameters with is_ns set by layout, in table order, at most NS_GROUP_BYTES of inputs a group: group g
-// is member[start[g] .. start[g + 1]) (start and member hold n + 1 ints). Returns the group count, -1 out of memory.
-static int ns_groups(const ParamInfo *table, const unsigned char *is_ns, int n, int *start, int *member) {
+// The Newton-Schulz batches of config c over table: the Muon/Pion matrices (optim_param_rule) grouped by layout, in
+// table order, at most NS_GROUP_BYTES of inputs a batch. Batch g is (*member)[(*start)[g] .. (*start)[g + 1])
+// (parameter indices; the caller frees both arrays); *numel, *gram and *blocks get the largest batch's input
+// elements, Gram elements and blocks. Returns the batch count, -1 out of memory.
+static int ns_batches(const OptimConfig *c, const ParamInfo *table, int n, int **start, int **member, size_t *numel,
+                      size_t *gram, int *blocks) {
+    *start = malloc(sizeof(int) * (n + 1)), *member = malloc(sizeof(int) * (n + 1));
     unsigned char *taken = calloc(n + 1, 1);
-    if (!taken) return -1;
-    int m = 0, ng = 0;
-    for (int i = 0; i < n; i++) {
-        if (!is_ns[i] || taken[i]) continue;
-        size_t cap = NS_GROUP_BYTES / (sizeof(float) * param_numel(&table[i]));
-        start[ng++] = m;
-        for (int j = i; j < n && (size_t)(m - start[ng - 1]) < (cap ? cap : 1); j++)
-            if (is_ns[j] && !taken[j] && same_ns_layout(&table[i], &table[j])) taken[j] = 1, member[m++] = j;
+    if (!*start || !*member || !taken) {
+        free(taken);
+        return -1;
     }
-    start[ng] = m;
+    int m = 0, ng = 0;
+    *numel = *gram = 0, *blocks = 0;
+    for (int i = 0; i < n; i++) {
+        const ParamInfo *p = &table[i];
+        if (taken[i] || optim_param_rule(c, p) != RULE_NS) continue;
+        size_t cap = NS_GROUP_BYTES / (sizeof(float) * param_numel(p));
+        (*start)[ng++] = m;
+        for (int j = i; j < n && (size_t)(m - (*start)[ng - 1]) < (cap ? cap : 1); j++)
+            if (!taken[j] && optim_param_rule(c, &table[j]) == RULE_NS && same_ns_layout(p, &table[j]))
+                taken[j] = 1, (*member)[m++] = j;
+        int count = m - (*start)[ng - 1], nb = optim_ns_nblocks(c, p);
+        NsBlock b0 = optim_ns_block(c, p, 0);
+        size_t sh = b0.rows < b0.cols ? b0.rows : b0.cols, g = (size_t)count * nb * sh * sh;
+        if (count * nb > *blocks) *blocks = count * nb;
+        if (g > *gram) *gram = g;
+        if (count * param_numel(p) > *numel) *numel = count * param_numel(p);
+    }
+    (*start)[ng] = m;
     free(taken);
     return ng;
 }
 
-// The largest batch's elements (inputs), Gram elements and blocks over the groups.
-static void ns_workspace(const OptimConfig *c, const ParamInfo *table, const int *start, const int *member, int ng,
-                         size_t *max_numel, size_t *max_gram, int *max_blocks) {
-    *max_numel = *max_gram = 0, *max_blocks = 0;
-    for (int g = 0; g < ng; g++) {
-        int count = start[g + 1] - start[g];
-        const ParamInfo *p = &table[member[start[g]]];
-        int nb = optim_ns_nblocks(c, p);
-        NsBlock b0 = optim_ns_block(c, p, 0);
-        size_t sh = b0.rows < b0.cols ? b0.rows : b0.cols, gram = (size_t)count * nb * sh * sh;
-        if (count * nb > *max_blocks) *max_blocks = count * nb;
-        if (gram > *max_gram) *max_gram = gram;
-        if (count * param_numel(p) > *max_numel) *max_numel = count * param_numel(p);
-    }
-}
-
 size_t optim_cuda_workspace_bytes(const OptimConfig *c, const ParamInfo *table, int n) {
-    int *start = malloc(sizeof(int) * (n + 1)), *member = malloc(sizeof(int) * (n + 1)), ng = 0, blocks = 0;
-    unsigned char *is_ns = calloc(n + 1, 1);
+    int *start = NULL, *member = NULL, blocks = 0;
     size_t numel = 0, gram = 0;
-    for (int i = 0; is_ns && i < n; i++)
-        is_ns[i] = c->kind != OPT_ADAMW && c->kind != OPT_SPECTRAL && optim_is_hidden_matrix(&table[i]);  // optim.c
-    if (start && member && is_ns && (ng = ns_groups(table, is_ns, n, start, member)) > 0)
-        ns_workspace(c, table, start, member, ng, &numel, &gram, &blocks);
-    free(start), free(member), free(is_ns);
+    ns_batches(c, table, n, &start, &member, &numel, &gram, &blocks);  // out of memory: counted as no batch
+    free(start), free(member);
     // inputs, outputs, the iterate's two copies, two Gram buffers; bf16 products: rounded copies of one iterate and
     // both Gram buffers
     size_t f = sizeof(float), bytes = 4 * f * numel + 2 * f * gram + f * blocks;
@@ -169,19 +165,12 @@ int optim_cuda_create(const Optimizer *host, OptimCuda **out, Error *err) {
             }
         }
     }
-    o->group_start = malloc(sizeof(int) * (host->n + 1));
-    o->group_member = malloc(sizeof(int) * (host->n + 1));
-    unsigned char *is_ns = calloc(host->n + 1, 1);
-    for (int i = 0; is_ns && i < host->n; i++) is_ns[i] = o->rule[i] == RULE_NS;
-    o->ngroups = o->group_start && o->group_member && is_ns
-                     ? ns_groups(o->table, is_ns, o->n, o->group_start, o->group_member)
-                     : -1;
-    free(is_ns);
+    o->ngroups =
+        ns_batches(&o->cfg, o->table, o->n, &o->group_start, &o->group_member, &max_numel, &max_gram, &max_blocks);
     if (o->ngroups < 0) {
         optim_cuda_free(o);
         return error_set(err, "optimizer (cuda): out of memory");
     }
-    ns_workspace(&o->cfg, o->table, o->group_start, o->group_member, o->ngroups, &max_numel, &max_gram, &max_blocks);
     if (cuda_alloc((void **)&o->d_dsum, sizeof(double) * host->n, err) ||
         (sp_rows > 0 && cuda_sp_create(sp_rows, sp_cols, &o->sp, err)) ||
         (max_numel > 0 && (cuda_ns_create(max_numel, max_gram, max_blocks, o->cfg.ns_bf16, &o->ns, err) ||

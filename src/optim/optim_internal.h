@@ -5,6 +5,9 @@
 #include "optim/optim.h"
 
 typedef enum { RULE_ADAMW, RULE_NS, RULE_SPECTRAL } ParamRule;
+// The rule config c gives parameter p: AdamW for all but hidden matrices (and for everything in an AdamW run), the
+// spectrum-preserving step or Newton-Schulz (Muon/Pion) for hidden matrices.
+ParamRule optim_param_rule(const OptimConfig *c, const ParamInfo *p);
 
 #define OPTIM_MAX_BUFS 4
 

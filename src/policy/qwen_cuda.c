@@ -65,24 +65,31 @@ static int dev_bufs(QwenCuda *qc, CudaBuf *t) {
     return n;
 }
 
-// The bf16 shadows of qwen_cuda_internal.h, for allocation, release and qwen_cuda_bf16_acts_bytes.
-static int shadow_bufs(QwenCuda *qc, CudaBuf *t) {
+// The bf16 shadows of qwen_cuda_internal.h, for allocation, release and qwen_cuda_bf16_acts_bytes; base (may be NULL)
+// gets, entry for entry, the fp32 array each one shadows (what train_shadows registers).
+static int shadow_bufs(QwenCuda *qc, CudaBuf *t, const float **base) {
     const QwenConfig *c = &qc->cfg;
     size_t N = (size_t)qc->max_B * qc->max_T, D = c->hidden_size, F = c->intermediate_size;
     size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     size_t S = qc->recompute ? 1 : c->num_layers, h = 2, bw = qc->forward_only ? 0 : 1,
            rows = qwen_cuda_logit_rows(c, N);
-    CudaBuf b[] = {
-        {&qc->ln1_16, h * S * N * D},   {&qc->att16, h * S * N * QD},
-        {&qc->ln2_16, h * S * N * D},   {&qc->act16, h * S * N * F},
-        {&qc->dgate16, bw * h * N * F}, {&qc->dup16, bw * h * N * F},
-        {&qc->lnf16, h * N * D},        {&qc->logits16, bw * h * rows * c->vocab_size},
-        {&qc->dx16, bw * h * N * D},    {&qc->dx_mid16, bw * h * N * D},
-        {&qc->datt16, bw * h * N * QD}, {&qc->dtmp16, bw * h * N * KD},
-        {&qc->dv16, bw * h * N * KD},
+    struct {
+        CudaBuf buf;
+        const float *base;
+    } b[] = {
+        {{&qc->ln1_16, h * S * N * D}, qc->ln1},     {{&qc->att16, h * S * N * QD}, qc->att},
+        {{&qc->ln2_16, h * S * N * D}, qc->ln2},     {{&qc->act16, h * S * N * F}, qc->act},
+        {{&qc->dgate16, bw * h * N * F}, qc->dgate}, {{&qc->dup16, bw * h * N * F}, qc->dup},
+        {{&qc->lnf16, h * N * D}, qc->lnf},          {{&qc->logits16, bw * h * rows * c->vocab_size}, qc->logits},
+        {{&qc->dx16, bw * h * N * D}, qc->dx},       {{&qc->dx_mid16, bw * h * N * D}, qc->dx_mid},
+        {{&qc->datt16, bw * h * N * QD}, qc->datt},  {{&qc->dtmp16, bw * h * N * KD}, qc->dtmp},
+        {{&qc->dv16, bw * h * N * KD}, qc->dv},
     };
     int n = (int)(sizeof b / sizeof b[0]);
-    if (t) memcpy(t, b, sizeof b);
+    for (int i = 0; i < n; i++) {
+        if (t) t[i] = b[i].buf;
+        if (base) base[i] = b[i].base;
+    }
     return n;
 }
 
@@ -92,30 +99,29 @@ size_t qwen_cuda_logit_rows(const QwenConfig *c, size_t N) {
     return N < rows ? N : rows;
 }
 
-// Bytes of a buffer table (dev_bufs or shadow_bufs) at capacity B x T, from entry `first` on.
-static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int forward_only,
-                          int (*bufs)(QwenCuda *, CudaBuf *), int first) {
+// Bytes of a buffer table (shadows: shadow_bufs, else dev_bufs) at capacity B x T, from entry `first` on.
+static size_t table_bytes(const QwenConfig *c, int B, int T, int recompute, int forward_only, int shadows, int first) {
     QwenCuda q;
     memset(&q, 0, sizeof q);
     q.cfg = *c, q.max_B = B, q.max_T = T, q.recompute = recompute, q.forward_only = forward_only;
     CudaBuf t[64] = {{0}};
-    int n = bufs(&q, t);
+    int n = shadows ? shadow_bufs(&q, t, NULL) : dev_bufs(&q, t);
     size_t bytes = 0;
     for (int i = first; i < n; i++) bytes += t[i].bytes;
     return bytes;
 }
 
 size_t qwen_cuda_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
-    return table_bytes(c, B, T, recompute, 0, dev_bufs, 2);  // all but the parameters and gradients
+    return table_bytes(c, B, T, recompute, 0, 0, 2);  // all but the parameters and gradients
 }
 
 size_t qwen_cuda_bf16_acts_bytes(const QwenConfig *c, int B, int T, int recompute) {
-    return table_bytes(c, B, T, recompute, 0, shadow_bufs, 0);
+    return table_bytes(c, B, T, recompute, 0, 1, 0);
 }
 
 size_t qwen_cuda_forward_only_bytes(const QwenConfig *c, int B, int T, int bf16) {
-    size_t bytes = table_bytes(c, B, T, 1, 1, dev_bufs, 1);  // the weights, then everything else
-    if (bf16) bytes += 2 * qwen_num_params(c) + table_bytes(c, B, T, 1, 1, shadow_bufs, 0);
+    size_t bytes = table_bytes(c, B, T, 1, 1, 0, 1);  // the weights, then everything else
+    if (bf16) bytes += 2 * qwen_num_params(c) + table_bytes(c, B, T, 1, 1, 1, 0);
     return bytes;
 }
 
@@ -169,7 +175,7 @@ void qwen_cuda_free(QwenCuda *qc) {
     if (!qc) return;
     CudaBuf t[64];
     cuda_release_table(t, dev_bufs(qc, t));
-    cuda_release_table(t, shadow_bufs(qc, t));
+    cuda_release_table(t, shadow_bufs(qc, t, NULL));
     cuda_release(qc->d_wbf16);
     cuda_blas_free(qc->cb);
     free(qc->h_logp);
@@ -211,8 +217,8 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
     // allocate the copies now: fail before a run starts
     if (qwen_cuda_gemm_mode(qc, 1, err)) return -1;
     CudaBuf t[16];
-    if (!qc->ln1_16 && cuda_alloc_table(t, shadow_bufs(qc, t), err)) {
-        cuda_release_table(t, shadow_bufs(qc, t));
+    if (!qc->ln1_16 && cuda_alloc_table(t, shadow_bufs(qc, t, NULL), err)) {
+        cuda_release_table(t, shadow_bufs(qc, t, NULL));
         return error_prefix(err, "model (cuda): bf16 copies of the activations (%.1f MB)",
                             qwen_cuda_bf16_acts_bytes(&qc->cfg, qc->max_B, qc->max_T, qc->recompute) / 1048576.0);
     }
@@ -224,10 +230,9 @@ int qwen_cuda_set_matmul_bf16(QwenCuda *qc, int on, Error *err) {
 // them (cuda_blas_clear_shadows) when the pass ends, however it ends.
 static int train_shadows(QwenCuda *qc, Error *err) {
     if (!qc->train_bf16) return 0;
-    const float *base[] = {qc->ln1,    qc->att, qc->ln2,    qc->act,  qc->dgate, qc->dup, qc->lnf,
-                           qc->logits, qc->dx,  qc->dx_mid, qc->datt, qc->dtmp,  qc->dv};
+    const float *base[16];
     CudaBuf t[16];
-    int n = shadow_bufs(qc, t);
+    int n = shadow_bufs(qc, t, base);
     for (int i = 0; i < n; i++)
         if (cuda_blas_add_shadow(qc->cb, base[i], *t[i].p, t[i].bytes / 2, err)) return -1;
     return 0;

@@ -580,15 +580,24 @@ static float *widen_operand(const void *X, cudaDataType_t type, int rows, int co
     return out;
 }
 
-cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                            const void *alpha, const void *A, cudaDataType_t a_type, int lda, const void *B,
-                            cudaDataType_t b_type, int ldb, const void *beta, void *C, cudaDataType_t c_type, int ldc,
-                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+// The checks cublasGemmEx and its strided-batched form make before any work: the types and algorithm the library
+// emulates (fp32 or bf16 in, fp32 out and compute), then the shapes.
+static cublasStatus_t gemm_ex_args(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                   int k, cudaDataType_t a_type, int lda, cudaDataType_t b_type, int ldb,
+                                   cudaDataType_t c_type, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo) {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (c_type != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || algo != CUBLAS_GEMM_DEFAULT ||
         (a_type != CUDA_R_32F && a_type != CUDA_R_16BF) || (b_type != CUDA_R_32F && b_type != CUDA_R_16BF))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    return gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t a_type, int lda, const void *B,
+                            cudaDataType_t b_type, int ldb, const void *beta, void *C, cudaDataType_t c_type, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    cublasStatus_t st = gemm_ex_args(handle, ta, tb, m, n, k, a_type, lda, b_type, ldb, c_type, ldc, compute, algo);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
     if (capture) {
         float a = *(const float *)alpha, b = *(const float *)beta;
         capture->work.push_back([=]() {
@@ -618,11 +627,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long stride_b, const void *beta, void *C, cudaDataType_t c_type, int ldc,
                                           long long stride_c, int batch, cublasComputeType_t compute,
                                           cublasGemmAlgo_t algo) {
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (c_type != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || algo != CUBLAS_GEMM_DEFAULT ||
-        (a_type != CUDA_R_32F && a_type != CUDA_R_16BF) || (b_type != CUDA_R_32F && b_type != CUDA_R_16BF))
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t st = gemm_ex_args(handle, ta, tb, m, n, k, a_type, lda, b_type, ldb, c_type, ldc, compute, algo);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (capture) {
         float a = *(const float *)alpha, b = *(const float *)beta;
         capture->work.push_back([=]() {

@@ -353,18 +353,32 @@ static void test_logsoftmax_grad_rows(void) {
 }
 
 #ifdef PIONRL_CUDA
-// One shape of the decode attention: a 2-layer cache of 3 slots x 80 positions filled through cuda_kv_append, then
+// Copies rows x KD cache values (fp32, or rounded to bf16 as the device cache stores them) into layer 1 of a
+// 2-layer device cache.
+static int upload_layer1(void *cache, const float *x, size_t n, int bf16, Error *err) {
+    size_t es = bf16 ? 2 : 4;
+    void *h = malloc(es * n);
+    if (!h) return error_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (bf16)
+            ((uint16_t *)h)[i] = bf16_from_f32(x[i]);
+        else
+            ((float *)h)[i] = x[i];
+    int rc = cuda_to_device((char *)cache + es * n, h, es * n, err);
+    free(h);
+    return rc;
+}
+
+// One shape of the decode attention: layer 1 of a 2-layer cache of 3 slots x 80 positions filled from the host, then
 // 4 query rows (two in slot 2) attending to layer 1 over 1, 32, 33 and 80 positions (one tile of 32, one more, two
 // and a half), against a double-precision softmax of the same (bf16-rounded when the cache is bf16) values. Returns
 // max |device - reference| relative to max(1, max |reference|), inf on a failed call.
 static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
     enum { L = 2, SLOTS = 3, MAXLEN = 80, N = 4 };
     int KD = Hkv * hd, rows = SLOTS * MAXLEN, slot[N] = {2, 0, 1, 2}, pos[N] = {0, 31, 32, 79};
-    int *fill_slot = malloc(sizeof(int) * rows), *fill_pos = malloc(sizeof(int) * rows);
     float *k = malloc(sizeof(float) * rows * KD), *v = malloc(sizeof(float) * rows * KD);
     float *q = malloc(sizeof(float) * N * Hq * hd), *ref = malloc(sizeof(float) * N * Hq * hd);
     double *p = malloc(sizeof(double) * MAXLEN);
-    for (int r = 0; r < rows; r++) fill_slot[r] = r / MAXLEN, fill_pos[r] = r % MAXLEN;
     test_fill(k, (size_t)rows * KD, 11 + hd, 4), test_fill(v, (size_t)rows * KD, 12, 2);
     test_fill(q, (size_t)N * Hq * hd, 13 + Hq, 2);
     for (int i = 0; i < N; i++)
@@ -393,16 +407,15 @@ static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
     void *K = NULL, *V = NULL, *out16 = NULL;
     Error err;
     double e = INFINITY;
-    float *d_k = test_dev(k, sizeof(float) * rows * KD), *d_v = test_dev(v, sizeof(float) * rows * KD);
     float *d_q = test_dev(q, sizeof(float) * N * Hq * hd), *d_out = test_dev(ref, sizeof(float) * N * Hq * hd);
-    int *d_fs = test_dev(fill_slot, sizeof(int) * rows), *d_fp = test_dev(fill_pos, sizeof(int) * rows);
     int *d_slot = test_dev(slot, sizeof slot), *d_pos = test_dev(pos, sizeof pos);
     if (cuda_alloc(&K, cache_bytes, &err) || cuda_alloc(&V, cache_bytes, &err) ||
         cuda_alloc(&out16, 2 * (size_t)N * Hq * hd, &err)) {
         test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-    } else if (d_k && d_v && d_q && d_out && d_fs && d_fp && d_slot && d_pos) {
+    } else if (d_q && d_out && d_slot && d_pos) {
+        // the cache's rows are [slot][position], as k and v are filled
         int rc =
-            cuda_kv_append(K, V, bf16, d_k, d_v, d_fs, d_fp, rows, 1, SLOTS, MAXLEN, KD, &err) ||
+            upload_layer1(K, k, (size_t)rows * KD, bf16, &err) || upload_layer1(V, v, (size_t)rows * KD, bf16, &err) ||
             cuda_cached_attention(d_out, out16, d_q, K, V, bf16, d_slot, d_pos, N, 1, SLOTS, MAXLEN, Hq, Hkv, hd, &err);
         if (rc)
             test_fail_at(__FILE__, __LINE__, "Hq %d Hkv %d hd %d: %s", Hq, Hkv, hd, err.msg);
@@ -412,14 +425,14 @@ static double cached_attention_case(int Hq, int Hkv, int hd, int bf16) {
             e = test_dev_diff(ref, d_out, (size_t)N * Hq * hd, 1);
     }
     printf("  Hq %d Hkv %d hd %d bf16 %d: %.3g\n", Hq, Hkv, hd, bf16, e);
-    void *d[] = {d_k, d_v, d_q, d_out, d_fs, d_fp, d_slot, d_pos, K, V, out16};
-    for (int i = 0; i < 11; i++) cuda_release(d[i]);
-    free(fill_slot), free(fill_pos), free(k), free(v), free(q), free(ref), free(p);
+    void *d[] = {d_q, d_out, d_slot, d_pos, K, V, out16};
+    for (int i = 0; i < 7; i++) cuda_release(d[i]);
+    free(k), free(v), free(q), free(ref), free(p);
     return e;
 }
 #endif
 
-// The decode attention over a KV cache (cuda_kv_append + cuda_cached_attention) against a double-precision reference:
+// The decode attention over a KV cache (cuda_cached_attention) against a double-precision reference:
 // query-head groups of 1, 2, 3 and 10 (more than the 8 one block takes: two chunks), head sizes 16 to 256, fp32 and
 // bf16 caches. Tolerance 1e-5 of max(1, |out|): fp32 arithmetic over at most 80 positions (measured <= 3e-7).
 static void test_cached_attention(void) {

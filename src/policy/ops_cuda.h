@@ -95,16 +95,13 @@ int cuda_swiglu_backward(float *dg, float *du, void *dg16, void *du16, const flo
 int cuda_logsoftmax_rows(const float *logits, const int *target, float *logp, float *entropy, int N, int V,
                          Error *err);
 
-// KV cache for decode, K and V each [L, num_slots, max_len, KD] (KD = Hkv * hd). Append writes row i
-// of k/v [n, KD] at (layer, slot[i], pos[i]).
-// With bf16 set the cache holds bfloat16 elements (rounded to nearest even on append, widened to
-// fp32 for the arithmetic): half the memory and the reads.
-int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
-                   int layer, int num_slots, int max_len, int KD, Error *err);
+// KV cache for decode, K and V each [L, num_slots, max_len, KD] (KD = Hkv * hd). With bf16 set the cache holds
+// bfloat16 elements (rounded to nearest even when stored, widened to fp32 for the arithmetic): half the memory and
+// the reads.
 // The decode step's per-head work in one launch, for n rows of q [n, Hq, hd], k and v [n, KD]: q heads through their
 // RMSNorm (q_norm, hd weights) and RoPE at pos[i] in place; k heads through k_norm and RoPE, then stored with the v
 // heads in the cache at (layer, slot[i], pos[i]). q_norm and k_norm both NULL: no qk-norm (Qwen2). The same
-// arithmetic as cuda_rmsnorm_forward + cuda_rope_forward + cuda_kv_append; k and v are not modified.
+// arithmetic as cuda_rmsnorm_forward + cuda_rope_forward, then the store; k and v are not modified.
 int cuda_norm_rope_append(float *q, const float *k, const float *v, void *K, void *V, int bf16, const float *q_norm,
                           const float *k_norm, float eps, const int *slot, const int *pos, int n, int layer,
                           int num_slots, int max_len, int Hq, int Hkv, int hd, double theta, Error *err);

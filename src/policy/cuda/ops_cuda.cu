@@ -515,30 +515,6 @@ __device__ static inline float kv_load(const __nv_bfloat16 *p, size_t i) { retur
 __device__ static inline void kv_store(float *p, size_t i, float v) { p[i] = v; }
 __device__ static inline void kv_store(__nv_bfloat16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
-template <typename E>
-__global__ static void kv_append_kernel(E *K, E *V, const float *k, const float *v, const int *slot, const int *pos,
-                                        int n, int layer, int num_slots, int max_len, int KD) {
-    size_t total = (size_t)n * KD;
-    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
-        size_t i = e / KD, c = e % KD;
-        size_t at = (((size_t)layer * num_slots + slot[i]) * max_len + pos[i]) * KD + c;
-        kv_store(K, at, k[e]);
-        kv_store(V, at, v[e]);
-    }
-}
-
-int cuda_kv_append(void *K, void *V, int bf16, const float *k, const float *v, const int *slot, const int *pos, int n,
-                   int layer, int num_slots, int max_len, int KD, Error *err) {
-    unsigned grid = cuda_grid_for((size_t)n * KD);
-    if (bf16)
-        kv_append_kernel<<<grid, CUDA_THREADS>>>((__nv_bfloat16 *)K, (__nv_bfloat16 *)V, k, v, slot, pos, n, layer,
-                                                 num_slots, max_len, KD);
-    else
-        kv_append_kernel<<<grid, CUDA_THREADS>>>((float *)K, (float *)V, k, v, slot, pos, n, layer, num_slots, max_len,
-                                                 KD);
-    return cuda_launch_check("kv append", err);
-}
-
 // The decode step's per-head work between the q/k/v products and attention, one block per (row, head): a q head is
 // normed (qn) and rotated in place, a k head normed (kn) and rotated into the cache, a v head copied into it. The
 // arithmetic is rmsnorm_forward_kernel's (a double sum of squares, y = x r w) then rope_kernel's, element for element,

@@ -29,9 +29,9 @@ void cuda_blas_free(CudaBlas *b);
 void cuda_blas_set_bf16(CudaBlas *cb, int on);
 // copy: n bf16 values, element i the rounding of base[i]; NULL to forget it.
 void cuda_blas_set_bf16_copy(CudaBlas *cb, const float *base, const void *copy, size_t n);
-// on = 1 opens a stretch of calls whose operands the caller does not modify (q, k and v from one normed input; the
-// backward of those three): an operand rounded to bf16 in one call is not rounded again in the next while its
-// scratch slot still holds it. on = 0 closes it. cuda_blas_roundings counts the roundings done (for tests).
+// on = 1 opens a stretch of calls whose operands the caller does not modify (cuda_linear_backward's two products of
+// one output gradient): an operand rounded to bf16 in one call is not rounded again in the next while its scratch
+// slot still holds it. on = 0 closes it. cuda_blas_roundings counts the roundings done (for tests).
 void cuda_blas_reuse_operands(CudaBlas *cb, int on);
 unsigned long cuda_blas_roundings(const CudaBlas *cb);
 // Changes whenever the handle's bf16 scratch buffers move: work captured into a CUDA graph before is stale.

@@ -365,16 +365,15 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
     int B = qc->B, T = qc->T, N = B * T, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
     int Hq = c->num_heads, Hkv = c->num_kv_heads, QD = Hq * hd, KD = Hkv * hd;
     float eps = c->rms_norm_eps;
-    // bf16 mode: ln1, att, ln2 and act also written as bf16 (shadows), the inputs of the products that read them
+    // bf16 mode: ln1, att, ln2 and act also written as bf16 (shadows), the inputs of the products that read them, so
+    // the projections that share an input (q, k and v; gate and up) read one rounding of it
     int rc = cuda_rmsnorm_forward(a.ln1, shadow_at(qc, a.ln1, qc->ln1, qc->ln1_16), a.rstd1, a.x, w->attn_norm + l * D,
                                   N, D, eps, err);
-    cuda_blas_reuse_operands(qc->cb, 1);  // q, k, v read ln1 and write elsewhere: ln1 rounded to bf16 once
     rc =
         rc ||
         cuda_linear_forward(qc->cb, a.q_raw, a.ln1, w->wq + l * QD * D, w->bq ? w->bq + l * QD : NULL, N, D, QD, err) ||
         cuda_linear_forward(qc->cb, a.k_raw, a.ln1, w->wk + l * KD * D, w->bk ? w->bk + l * KD : NULL, N, D, KD, err) ||
         cuda_linear_forward(qc->cb, a.v, a.ln1, w->wv + l * KD * D, w->bv ? w->bv + l * KD : NULL, N, D, KD, err);
-    cuda_blas_reuse_operands(qc->cb, 0);
     if (!rc && c->qk_norm)  // per-head RMSNorm over head_dim: rows of width hd
         rc = cuda_rmsnorm_forward(a.q, NULL, a.rstd_q, a.q_raw, w->q_norm + l * hd, N * Hq, hd, eps, err) ||
              cuda_rmsnorm_forward(a.k, NULL, a.rstd_k, a.k_raw, w->k_norm + l * hd, N * Hkv, hd, eps, err);
@@ -389,10 +388,8 @@ static int layer_forward(QwenCuda *qc, size_t l, const Layer *pa, Error *err) {
          cuda_sgemm(qc->cb, 0, 1, N, D, QD, 1.0f, a.att, QD, w->wo + l * D * QD, QD, 1.0f, a.x_mid, D, err) ||
          cuda_rmsnorm_forward(a.ln2, shadow_at(qc, a.ln2, qc->ln2, qc->ln2_16), a.rstd2, a.x_mid, w->mlp_norm + l * D,
                               N, D, eps, err);
-    cuda_blas_reuse_operands(qc->cb, 1);  // gate and up share ln2
     rc = rc || cuda_linear_forward(qc->cb, a.gate, a.ln2, w->w_gate + l * F * D, NULL, N, D, F, err) ||
          cuda_linear_forward(qc->cb, a.up, a.ln2, w->w_up + l * F * D, NULL, N, D, F, err);
-    cuda_blas_reuse_operands(qc->cb, 0);
     rc = rc || cuda_swiglu_forward(a.act, shadow_at(qc, a.act, qc->act, qc->act16), a.gate, a.up, (long)N * F, err) ||
          cuda_copy(a.x_next, a.x_mid, sizeof(float) * N * D, err) ||
          cuda_sgemm(qc->cb, 0, 1, N, D, F, 1.0f, a.act, F, w->w_down + l * D * F, F, 1.0f, a.x_next, D, err);
@@ -473,13 +470,11 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
                                   w->w_down + l * D * F, N, F, D, err) ||
              cuda_swiglu_backward(qc->dgate, qc->dup, shadow_at(qc, qc->dgate, qc->dgate, qc->dgate16),
                                   shadow_at(qc, qc->dup, qc->dup, qc->dup16), qc->dact, a.gate, a.up, (long)N * F, err);
-    cuda_blas_reuse_operands(qc->cb, 1);  // ln2 is the input of both; their outputs (dln, gradients) differ
     rc = rc ||
          cuda_linear_backward(qc->cb, qc->dln, 0, g->w_gate + l * F * D, NULL, qc->dgate, a.ln2, w->w_gate + l * F * D,
                               N, D, F, err) ||
          cuda_linear_backward(qc->cb, qc->dln, 1, g->w_up + l * F * D, NULL, qc->dup, a.ln2, w->w_up + l * F * D, N, D,
                               F, err);
-    cuda_blas_reuse_operands(qc->cb, 0);
     // the gradients that feed products next get bf16 copies (shadows) from the kernels that make them
     // (the residual gradient dx passes through: dx_mid = dx + the norm's input gradient, no copy first)
     rc = rc ||
@@ -500,7 +495,6 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
                                    qc->dk, a.k_raw, w->k_norm + l * hd, a.rstd_k, N * Hkv, hd, err);
         dq_raw = qc->datt, dk_raw = qc->dtmp;
     }
-    cuda_blas_reuse_operands(qc->cb, 1);  // ln1 is the input of all three
     rc = rc ||
          cuda_linear_backward(qc->cb, qc->dln, 0, g->wq + l * QD * D, g->bq ? g->bq + l * QD : NULL, dq_raw, a.ln1,
                               w->wq + l * QD * D, N, D, QD, err) ||
@@ -508,7 +502,6 @@ static int layer_backward(QwenCuda *qc, size_t l, Error *err) {
                               w->wk + l * KD * D, N, D, KD, err) ||
          cuda_linear_backward(qc->cb, qc->dln, 1, g->wv + l * KD * D, g->bv ? g->bv + l * KD : NULL, qc->dv, a.ln1,
                               w->wv + l * KD * D, N, D, KD, err);
-    cuda_blas_reuse_operands(qc->cb, 0);
     rc = rc || cuda_rmsnorm_backward(qc->dx, shadow_at(qc, qc->dx, qc->dx, qc->dx16), qc->dx_mid, g->attn_norm + l * D,
                                      qc->dln, a.x, w->attn_norm + l * D, a.rstd1, N, D, err);
     return rc ? error_prefix(err, "layer %zu", l) : 0;

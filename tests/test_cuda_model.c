@@ -17,6 +17,7 @@
 #include "policy/qwen_decode.h"
 #include "policy/qwen_train.h"
 #include "test.h"
+#include "test_gpu.h"
 
 #ifdef PIONRL_CUDA
 #include "policy/qwen_cuda_internal.h"  // the cuBLAS handle, to count bf16 roundings
@@ -456,9 +457,7 @@ static void test_decode_graphs(void) {
         // cuBLAS call is one node: exactly 10 L + 4. On a GPU cuBLAS may run a product as more than one kernel (a
         // split-K reduction): 15 L + 8 at most, still under the twenty per layer of unfused decode
         int nodes = qwen_cuda_kv_graph_nodes(kv[0], 3), L = m.cfg.num_layers;
-        char dev[256] = "";
-        Error pe;
-        int emulated = cuda_device_probe(dev, sizeof dev, NULL, &pe) == 0 && strstr(dev, "emulator") != NULL;
+        int emulated = test_gpu_emulated();
         printf("  bf16 %d: %d nodes in the graphed step (%d layers)\n", bf16, nodes, L);
         CHECK_MSG(emulated ? nodes == 10 * L + 4 : nodes > 0 && nodes <= 15 * L + 8, "bf16 %d: %d nodes for %d layers",
                   bf16, nodes, L);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/bf16.h"
 #include "core/cuda_ops.h"
@@ -18,6 +19,14 @@ static inline int test_gpu_ready(void) {
         return 0;
     }
     return 1;
+}
+
+// 1 when device 0 is the CPU emulator of tests/cuda_emu (where every launch and byte is the program's own), 0 on a
+// GPU or without a device.
+static inline int test_gpu_emulated(void) {
+    char name[256] = "";
+    Error err;
+    return cuda_device_probe(name, sizeof name, NULL, &err) == 0 && strstr(name, "emulator") != NULL;
 }
 
 // n deterministic values in [-scale/2, scale/2) from seed (a linear congruential sequence).

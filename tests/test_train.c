@@ -21,6 +21,7 @@
 #include "policy/qwen_train.h"
 #include "rl/memory_plan.h"
 #include "rl/trainer.h"
+#include "test_gpu.h"
 
 static char root[256];
 static int ready;
@@ -510,10 +511,7 @@ static void device_step_matches_cpu(const char *name, const char *const *sets, i
     // allocated is the run's own)
     const cJSON *used = ja ? cJSON_GetObjectItem(ja, "device_memory_gb") : NULL;
     const cJSON *plan = ja ? cJSON_GetObjectItem(ja, "device_memory_plan_gb") : NULL;
-    char dev[256] = "";
-    size_t dev_mem = 0;
-    Error pe;
-    int emulated = cuda_device_probe(dev, sizeof dev, &dev_mem, &pe) == 0 && strstr(dev, "emulator") != NULL;
+    int emulated = test_gpu_emulated();
     CHECK_MSG(used && plan && plan->valuedouble > 0, "%s: no device memory in the metrics", name);
     if (used && plan) {
         printf("  %s: device memory after step 1 %.2f MB, planned %.2f MB\n", name, used->valuedouble * 1024,
